@@ -1,0 +1,35 @@
+// What every physioreg client needs: a channel, and credentials on each call.
+#ifndef PHYSIOREG_CLIENT_CONNECTION_H_
+#define PHYSIOREG_CLIENT_CONNECTION_H_
+
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "physioreg/v1/registry.grpc.pb.h"
+
+namespace physioreg::client {
+
+struct Connection {
+  std::shared_ptr<grpc::Channel> channel;
+  // Bearer secret; empty for anonymous (public) calls.
+  std::string token;
+
+  std::unique_ptr<physioreg::v1::Registry::Stub> Registry() const;
+  std::unique_ptr<physioreg::v1::RegistryAdmin::Stub> Admin() const;
+  // A context carrying the credentials (when any) and `timeout_seconds` as deadline.
+  std::unique_ptr<grpc::ClientContext> Context(int timeout_seconds = 30) const;
+};
+
+// An insecure channel to `address` (physioregd listens on loopback; put TLS in front of it).
+Connection Connect(const std::string& address, std::string token = "");
+
+// The secret in a token file (first line, whitespace trimmed).
+[[nodiscard]] absl::StatusOr<std::string> ReadTokenFile(const std::string& path);
+
+}  // namespace physioreg::client
+
+#endif  // PHYSIOREG_CLIENT_CONNECTION_H_

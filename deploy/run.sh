@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds physioreg, starts physioregd on an embedded RocksDB in ./var/physioreg, loads the demo
+# register and prints where to point the CLI. Ctrl-C stops the server (it drains, then exits).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+deploy/install-deps.sh
+deploy/build.sh release >/dev/null
+bin=build/release
+data_dir="${PHYSIOREG_DATA_DIR:-var/physioreg}"
+grpc_address="${PHYSIOREG_GRPC_ADDRESS:-127.0.0.1:50051}"
+http_address="${PHYSIOREG_HTTP_ADDRESS:-127.0.0.1:8080}"
+
+"$bin/service/physioregd" --data_dir="$data_dir" --grpc_address="$grpc_address" \
+  --http_address="$http_address" &
+server=$!
+trap 'kill -TERM $server 2>/dev/null; wait $server' INT TERM
+cli=("$bin/client/physioreg" --address "$grpc_address")
+"${cli[@]}" health --wait 30 >/dev/null
+"${cli[@]}" --token-file "$data_dir/regulator.token" upsert --file deploy/demo/register.jsonl \
+  --request-id "demo-$(sha256sum deploy/demo/register.jsonl | cut -c1-16)"
+cat <<MSG
+
+physioreg is running.
+  gRPC (CLI, clinics, insurers):  $grpc_address
+  Regulator token file:           $data_dir/regulator.token (mode 0600; keep it secret)
+  Browser:                        http://$http_address/ once the web page lands (not built yet)
+Try:
+  $bin/client/physioreg --address $grpc_address verify PT-100231 --activity DRY_NEEDLING
+  $bin/client/physioreg --address $grpc_address get PT-100231
+  $bin/client/physioreg --address $grpc_address --token-file $data_dir/regulator.token \\
+      set-authorization-status PT-100231 --activity DRY_NEEDLING --status SUSPENDED --reason audit
+Ctrl-C stops the server.
+MSG
+wait $server

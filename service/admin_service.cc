@@ -1,0 +1,77 @@
+#include "service/admin_service.h"
+
+#include "service/auth.h"
+#include "service/reply.h"
+
+namespace physioreg::service {
+
+namespace v1 = physioreg::v1;
+
+template <typename Response, typename Work>
+grpc::ServerUnaryReactor* AdminService::Write(grpc::CallbackServerContext* context,
+                                              Response* response, Work work) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<core::Caller> caller = RequireRole(*context, *keys_, v1::REGULATOR);
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
+  // The request and response outlive the task: gRPC keeps them until Finish.
+  writer_->Post([reactor, response, work = std::move(work), actor = caller->key_id]() {
+    Finish(reactor, work(actor), response);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::UpsertPractitioners(
+    grpc::CallbackServerContext* context, const v1::UpsertPractitionersRequest* request,
+    v1::UpsertPractitionersResponse* response) {
+  return Write(context, response,
+               [this, request](const std::string& actor) { return registry_->Upsert(*request, actor); });
+}
+
+grpc::ServerUnaryReactor* AdminService::SetAuthorizationStatus(
+    grpc::CallbackServerContext* context, const v1::SetAuthorizationStatusRequest* request,
+    v1::Practitioner* response) {
+  return Write(context, response, [this, request](const std::string& actor) {
+    return registry_->SetAuthorizationStatus(*request, actor);
+  });
+}
+
+grpc::ServerUnaryReactor* AdminService::SetPermitStatus(grpc::CallbackServerContext* context,
+                                                        const v1::SetPermitStatusRequest* request,
+                                                        v1::Practitioner* response) {
+  return Write(context, response, [this, request](const std::string& actor) {
+    return registry_->SetPermitStatus(*request, actor);
+  });
+}
+
+grpc::ServerUnaryReactor* AdminService::CreateApiKey(grpc::CallbackServerContext* context,
+                                                     const v1::CreateApiKeyRequest* request,
+                                                     v1::CreateApiKeyResponse* response) {
+  return Write(context, response,
+               [this, request](const std::string&) { return keys_->Create(*request); });
+}
+
+grpc::ServerUnaryReactor* AdminService::RevokeApiKey(grpc::CallbackServerContext* context,
+                                                     const v1::RevokeApiKeyRequest* request,
+                                                     v1::RevokeApiKeyResponse* response) {
+  return Write(context, response,
+               [this, request](const std::string&) -> absl::StatusOr<v1::RevokeApiKeyResponse> {
+                 absl::Status revoked = keys_->Revoke(*request);
+                 if (!revoked.ok()) return revoked;
+                 return v1::RevokeApiKeyResponse();
+               });
+}
+
+grpc::ServerUnaryReactor* AdminService::ListApiKeys(grpc::CallbackServerContext* context,
+                                                    const v1::ListApiKeysRequest* /*request*/,
+                                                    v1::ListApiKeysResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<core::Caller> caller = RequireRole(*context, *keys_, v1::REGULATOR);
+  if (caller.ok()) *response = keys_->List();
+  reactor->Finish(ToGrpcStatus(caller.status()));
+  return reactor;
+}
+
+}  // namespace physioreg::service

@@ -1,0 +1,54 @@
+// Thin gRPC handlers of RegistryAdmin (REGULATOR credentials only). Writes run on the single
+// writer thread, never on gRPC's callback threads. Not built yet (UNIMPLEMENTED from the
+// generated base class): ImportPractitioners, ExportPractitioners.
+#ifndef PHYSIOREG_SERVICE_ADMIN_SERVICE_H_
+#define PHYSIOREG_SERVICE_ADMIN_SERVICE_H_
+
+#include "physioreg/v1/registry.grpc.pb.h"
+#include "service/core/api_keys.h"
+#include "service/core/registry.h"
+#include "service/serial_executor.h"
+
+namespace physioreg::service {
+
+class AdminService final : public physioreg::v1::RegistryAdmin::CallbackService {
+ public:
+  AdminService(core::Registry* registry, core::ApiKeys* keys, SerialExecutor* writer)
+      : registry_(registry), keys_(keys), writer_(writer) {}
+
+  grpc::ServerUnaryReactor* UpsertPractitioners(
+      grpc::CallbackServerContext* context,
+      const physioreg::v1::UpsertPractitionersRequest* request,
+      physioreg::v1::UpsertPractitionersResponse* response) override;
+  grpc::ServerUnaryReactor* SetAuthorizationStatus(
+      grpc::CallbackServerContext* context,
+      const physioreg::v1::SetAuthorizationStatusRequest* request,
+      physioreg::v1::Practitioner* response) override;
+  grpc::ServerUnaryReactor* SetPermitStatus(grpc::CallbackServerContext* context,
+                                            const physioreg::v1::SetPermitStatusRequest* request,
+                                            physioreg::v1::Practitioner* response) override;
+  grpc::ServerUnaryReactor* CreateApiKey(grpc::CallbackServerContext* context,
+                                         const physioreg::v1::CreateApiKeyRequest* request,
+                                         physioreg::v1::CreateApiKeyResponse* response) override;
+  grpc::ServerUnaryReactor* RevokeApiKey(grpc::CallbackServerContext* context,
+                                         const physioreg::v1::RevokeApiKeyRequest* request,
+                                         physioreg::v1::RevokeApiKeyResponse* response) override;
+  grpc::ServerUnaryReactor* ListApiKeys(grpc::CallbackServerContext* context,
+                                        const physioreg::v1::ListApiKeysRequest* request,
+                                        physioreg::v1::ListApiKeysResponse* response) override;
+
+ private:
+  // Authenticates as REGULATOR, then runs `work(actor)` on the writer thread and finishes the
+  // call with its result.
+  template <typename Response, typename Work>
+  grpc::ServerUnaryReactor* Write(grpc::CallbackServerContext* context, Response* response,
+                                  Work work);
+
+  core::Registry* registry_;
+  core::ApiKeys* keys_;
+  SerialExecutor* writer_;
+};
+
+}  // namespace physioreg::service
+
+#endif  // PHYSIOREG_SERVICE_ADMIN_SERVICE_H_

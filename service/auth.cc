@@ -1,0 +1,41 @@
+#include "service/auth.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace physioreg::service {
+
+absl::StatusOr<std::optional<core::Caller>> IdentifyCaller(
+    const grpc::CallbackServerContext& context, const core::ApiKeys& keys) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) return std::nullopt;
+  absl::string_view value(it->second.data(), it->second.size());
+  constexpr absl::string_view kScheme = "bearer ";
+  if (!absl::StartsWithIgnoreCase(value, kScheme)) {
+    return absl::UnauthenticatedError("authorization metadata must be 'Bearer <secret>'");
+  }
+  std::optional<core::Caller> caller =
+      keys.Authenticate(absl::StripAsciiWhitespace(value.substr(kScheme.size())));
+  if (!caller) return absl::UnauthenticatedError("unknown or revoked credentials");
+  return caller;
+}
+
+absl::StatusOr<core::Caller> RequireRole(const grpc::CallbackServerContext& context,
+                                         const core::ApiKeys& keys, physioreg::v1::Role role) {
+  absl::StatusOr<std::optional<core::Caller>> caller = IdentifyCaller(context, keys);
+  if (!caller.ok()) return caller.status();
+  if (!caller->has_value()) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("this call needs ", physioreg::v1::Role_Name(role),
+                     " credentials: 'authorization: Bearer <secret>' metadata"));
+  }
+  if ((*caller)->role != role && (*caller)->role != physioreg::v1::REGULATOR) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("this call needs the ", physioreg::v1::Role_Name(role), " role"));
+  }
+  return **caller;
+}
+
+}  // namespace physioreg::service

@@ -1,0 +1,93 @@
+#include "service/core/verification.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace physioreg::core {
+
+using physioreg::v1::Authorization;
+using physioreg::v1::Permit;
+using physioreg::v1::Practitioner;
+using physioreg::v1::VerificationReason;
+using physioreg::v1::VerifyAuthorizationResponse;
+
+std::optional<std::string> StatusOn(
+    const google::protobuf::RepeatedPtrField<physioreg::v1::StatusChange>& history,
+    absl::string_view date) {
+  // Histories are short and ordered; scanning from the newest entry finds it soonest.
+  for (int i = history.size() - 1; i >= 0; --i) {
+    if (history[i].effective_on() <= date) return history[i].status();
+  }
+  return std::nullopt;
+}
+
+std::string DisplayName(const Practitioner& p) {
+  const std::string& first = p.preferred_name().empty() ? p.given_name() : p.preferred_name();
+  return absl::StrCat(first, " ", p.family_name());
+}
+
+Practitioner PublicView(Practitioner practitioner) {
+  practitioner.clear_private_contact();
+  return practitioner;
+}
+
+VerifyAuthorizationResponse Verify(const Practitioner* p, absl::string_view registration_id,
+                                   physioreg::v1::RestrictedActivity activity,
+                                   absl::string_view as_of) {
+  VerifyAuthorizationResponse response;
+  response.set_as_of(std::string(as_of));
+  response.set_registration_id(std::string(registration_id));
+  auto answer = [&response](VerificationReason reason) {
+    response.set_reason(reason);
+    response.set_authorized(reason == physioreg::v1::AUTHORIZED);
+    return response;
+  };
+  if (p == nullptr) return answer(physioreg::v1::NOT_REGISTERED);
+
+  response.set_display_name(DisplayName(*p));
+  const Permit& permit = p->permit();
+  const std::optional<std::string> permit_status = StatusOn(permit.status_history(), as_of);
+  Permit::Status permit_status_value = Permit::STATUS_UNSPECIFIED;
+  if (permit_status) Permit::Status_Parse(*permit_status, &permit_status_value);
+  response.set_permit_status(permit_status_value);
+  const bool permit_expired = !permit.expires_on().empty() && permit.expires_on() < as_of;
+  if (permit_status_value != Permit::ACTIVE || permit_expired) {
+    return answer(physioreg::v1::PERMIT_NOT_ACTIVE);
+  }
+  if (permit.register_() == physioreg::v1::PROVISIONAL &&
+      (activity == physioreg::v1::DRY_NEEDLING ||
+       activity == physioreg::v1::SPINAL_MANIPULATION)) {
+    return answer(physioreg::v1::REGISTER_RESTRICTS_ACTIVITY);
+  }
+  const Authorization* authorization = nullptr;
+  for (const Authorization& a : p->authorizations()) {
+    if (a.activity() == activity) authorization = &a;
+  }
+  if (authorization == nullptr) return answer(physioreg::v1::NO_AUTHORIZATION);
+  *response.mutable_authorization() = *authorization;
+
+  const std::optional<std::string> status = StatusOn(authorization->status_history(), as_of);
+  if ((!authorization->granted_on().empty() && as_of < authorization->granted_on()) || !status) {
+    return answer(physioreg::v1::AUTHORIZATION_NOT_YET_EFFECTIVE);
+  }
+  Authorization::Status status_value = Authorization::STATUS_UNSPECIFIED;
+  Authorization::Status_Parse(*status, &status_value);
+  switch (status_value) {
+    case Authorization::PENDING:
+      return answer(physioreg::v1::AUTHORIZATION_PENDING);
+    case Authorization::SUSPENDED:
+      return answer(physioreg::v1::AUTHORIZATION_SUSPENDED);
+    case Authorization::REVOKED:
+      return answer(physioreg::v1::AUTHORIZATION_REVOKED);
+    case Authorization::AUTHORIZED:
+      break;
+    default:
+      // Stored histories are validated, so this is unreachable; answer conservatively.
+      return answer(physioreg::v1::AUTHORIZATION_PENDING);
+  }
+  if (!authorization->expires_on().empty() && authorization->expires_on() < as_of) {
+    return answer(physioreg::v1::AUTHORIZATION_EXPIRED);
+  }
+  return answer(physioreg::v1::AUTHORIZED);
+}
+
+}  // namespace physioreg::core

@@ -1,0 +1,37 @@
+// The verification rule: may registrant X perform activity A on date D? Pure function of the
+// stored record, so it is unit-testable and the same for single and batch verification.
+#ifndef PHYSIOREG_SERVICE_CORE_VERIFICATION_H_
+#define PHYSIOREG_SERVICE_CORE_VERIFICATION_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "google/protobuf/repeated_ptr_field.h"
+#include "physioreg/v1/practitioner.pb.h"
+#include "physioreg/v1/registry.pb.h"
+
+namespace physioreg::core {
+
+// The status in force on `date` (YYYY-MM-DD): the last entry with effective_on <= date;
+// nullopt before the first entry.
+std::optional<std::string> StatusOn(
+    const google::protobuf::RepeatedPtrField<physioreg::v1::StatusChange>& history,
+    absl::string_view date);
+
+// The name patients and clinics see: preferred name (else given name) and family name.
+std::string DisplayName(const physioreg::v1::Practitioner& practitioner);
+
+// The record as any non-regulator may see it (private contact details removed).
+physioreg::v1::Practitioner PublicView(physioreg::v1::Practitioner practitioner);
+
+// Applies the rule to `practitioner` (nullptr when the id is unknown) for `activity` on `as_of`
+// (a valid YYYY-MM-DD). Fills authorized, reason, registration_id, display_name,
+// permit_status, authorization and as_of; the caller adds revision, time and attestation.
+physioreg::v1::VerifyAuthorizationResponse Verify(
+    const physioreg::v1::Practitioner* practitioner, absl::string_view registration_id,
+    physioreg::v1::RestrictedActivity activity, absl::string_view as_of);
+
+}  // namespace physioreg::core
+
+#endif  // PHYSIOREG_SERVICE_CORE_VERIFICATION_H_

@@ -1,0 +1,28 @@
+#include "service/grpc_status.h"
+
+#include <grpcpp/support/error_details.h>
+
+#include "google/rpc/status.pb.h"
+#include "service/core/validation.h"
+
+namespace physioreg::service {
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  const auto code = static_cast<grpc::StatusCode>(status.code());
+  const std::string message(status.message());
+  auto bad_request = status.GetPayload(core::kBadRequestTypeUrl);
+  if (!bad_request) return grpc::Status(code, message);
+  google::rpc::Status details;
+  details.set_code(static_cast<int>(code));
+  details.set_message(message);
+  google::protobuf::Any* any = details.add_details();
+  any->set_type_url(std::string(core::kBadRequestTypeUrl));
+  any->set_value(std::string(*bad_request));
+  grpc::Status converted;
+  // SetErrorDetails only fails for a null target.
+  grpc::SetErrorDetails(details, &converted).ok();
+  return converted;
+}
+
+}  // namespace physioreg::service

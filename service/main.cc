@@ -1,0 +1,58 @@
+// physioregd: the register's server.
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "service/server.h"
+
+ABSL_FLAG(std::string, data_dir, "./var/physioreg", "Directory of the RocksDB register");
+ABSL_FLAG(std::string, grpc_address, "127.0.0.1:50051", "host:port for gRPC (port 0: any)");
+ABSL_FLAG(std::string, http_address, "127.0.0.1:8080",
+          "host:port for the HTTP/JSON gateway and web page (not served yet)");
+ABSL_FLAG(std::string, timezone, "America/Edmonton", "The registry's time zone for 'today'");
+ABSL_FLAG(int, drain_seconds, 10, "On SIGTERM/SIGINT, how long in-flight calls may finish");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("physioreg server: gRPC Registry and RegistryAdmin on RocksDB");
+  absl::ParseCommandLine(argc, argv);
+
+  // Block the stop signals in every thread; this thread waits for them below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  physioreg::service::ServerOptions options;
+  options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  options.grpc_address = absl::GetFlag(FLAGS_grpc_address);
+  options.timezone = absl::GetFlag(FLAGS_timezone);
+  absl::StatusOr<std::unique_ptr<physioreg::service::Server>> server =
+      physioreg::service::Server::Start(options);
+  if (!server.ok()) {
+    std::fprintf(stderr, "physioregd: %s\n", std::string(server.status().message()).c_str());
+    return 1;
+  }
+  const std::string host = options.grpc_address.substr(0, options.grpc_address.rfind(':'));
+  std::printf("physioregd: serving gRPC on %s:%d (data in %s)\n", host.c_str(),
+              (*server)->grpc_port(), options.data_dir.c_str());
+  if ((*server)->wrote_token()) {
+    std::printf("physioregd: first start; regulator token written to %s\n",
+                (*server)->token_path().c_str());
+  }
+  std::printf("physioregd: HTTP gateway on %s is not built yet\n",
+              absl::GetFlag(FLAGS_http_address).c_str());
+  std::fflush(stdout);
+
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  std::printf("physioregd: %s received, draining\n", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  std::fflush(stdout);
+  (*server)->Shutdown(absl::Seconds(absl::GetFlag(FLAGS_drain_seconds)));
+  std::printf("physioregd: stopped\n");
+  return 0;
+}

@@ -1,0 +1,52 @@
+#include "service/registry_service.h"
+
+#include "service/auth.h"
+#include "service/core/verification.h"
+#include "service/reply.h"
+
+namespace physioreg::service {
+
+namespace v1 = physioreg::v1;
+
+grpc::ServerUnaryReactor* RegistryService::GetPractitioner(
+    grpc::CallbackServerContext* context, const v1::GetPractitionerRequest* request,
+    v1::Practitioner* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<v1::Practitioner> found = registry_->GetPractitioner(*request);
+  if (found.ok()) found = core::PublicView(*std::move(found));
+  Finish(reactor, std::move(found), response);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RegistryService::VerifyAuthorization(
+    grpc::CallbackServerContext* context, const v1::VerifyAuthorizationRequest* request,
+    v1::VerifyAuthorizationResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Finish(reactor, registry_->Verify(*request), response);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RegistryService::BatchVerifyAuthorizations(
+    grpc::CallbackServerContext* context, const v1::BatchVerifyAuthorizationsRequest* request,
+    v1::BatchVerifyAuthorizationsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Finish(reactor, registry_->BatchVerify(*request), response);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RegistryService::ListPractitionerHistory(
+    grpc::CallbackServerContext* context, const v1::ListPractitionerHistoryRequest* request,
+    v1::ListPractitionerHistoryResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // Public, but the writers' key ids are shown to the regulator only.
+  absl::StatusOr<std::optional<core::Caller>> caller = IdentifyCaller(*context, *keys_);
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
+  const bool regulator = caller->has_value() && (*caller)->role == v1::REGULATOR;
+  Finish(reactor, registry_->ListHistory(*request, regulator), response);
+  return reactor;
+}
+
+}  // namespace physioreg::service

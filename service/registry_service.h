@@ -1,0 +1,41 @@
+// Thin gRPC handlers of the public Registry service. Reads are short RocksDB point lookups,
+// answered inline with DefaultReactor(). RPCs not built yet are left to the generated base
+// class, which answers UNIMPLEMENTED: SearchPractitioners, WatchChanges, GetVerificationKeys.
+#ifndef PHYSIOREG_SERVICE_REGISTRY_SERVICE_H_
+#define PHYSIOREG_SERVICE_REGISTRY_SERVICE_H_
+
+#include "physioreg/v1/registry.grpc.pb.h"
+#include "service/core/api_keys.h"
+#include "service/core/registry.h"
+
+namespace physioreg::service {
+
+class RegistryService final : public physioreg::v1::Registry::CallbackService {
+ public:
+  RegistryService(const core::Registry* registry, const core::ApiKeys* keys)
+      : registry_(registry), keys_(keys) {}
+
+  grpc::ServerUnaryReactor* GetPractitioner(grpc::CallbackServerContext* context,
+                                            const physioreg::v1::GetPractitionerRequest* request,
+                                            physioreg::v1::Practitioner* response) override;
+  grpc::ServerUnaryReactor* VerifyAuthorization(
+      grpc::CallbackServerContext* context,
+      const physioreg::v1::VerifyAuthorizationRequest* request,
+      physioreg::v1::VerifyAuthorizationResponse* response) override;
+  grpc::ServerUnaryReactor* BatchVerifyAuthorizations(
+      grpc::CallbackServerContext* context,
+      const physioreg::v1::BatchVerifyAuthorizationsRequest* request,
+      physioreg::v1::BatchVerifyAuthorizationsResponse* response) override;
+  grpc::ServerUnaryReactor* ListPractitionerHistory(
+      grpc::CallbackServerContext* context,
+      const physioreg::v1::ListPractitionerHistoryRequest* request,
+      physioreg::v1::ListPractitionerHistoryResponse* response) override;
+
+ private:
+  const core::Registry* registry_;
+  const core::ApiKeys* keys_;
+};
+
+}  // namespace physioreg::service
+
+#endif  // PHYSIOREG_SERVICE_REGISTRY_SERVICE_H_

@@ -1,0 +1,68 @@
+#include "service/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace physioreg::service {
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
+  absl::TimeZone zone;
+  if (!absl::LoadTimeZone(options.timezone, &zone)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown time zone '", options.timezone, "' (is tzdata installed?)"));
+  }
+  std::unique_ptr<Server> server(new Server());
+  absl::StatusOr<std::unique_ptr<storage::Store>> store = storage::Store::Open(options.data_dir);
+  if (!store.ok()) return store.status();
+  server->store_ = *std::move(store);
+  server->registry_ = std::make_unique<core::Registry>(server->store_.get(), zone);
+  absl::StatusOr<std::unique_ptr<core::ApiKeys>> keys = core::ApiKeys::Load(server->store_.get());
+  if (!keys.ok()) return keys.status();
+  server->keys_ = *std::move(keys);
+  server->token_path_ = options.data_dir + "/regulator.token";
+  absl::StatusOr<bool> wrote = server->keys_->EnsureBootstrapToken(server->token_path_);
+  if (!wrote.ok()) return wrote.status();
+  server->wrote_token_ = *wrote;
+
+  server->writer_ = std::make_unique<SerialExecutor>();
+  server->registry_service_ =
+      std::make_unique<RegistryService>(server->registry_.get(), server->keys_.get());
+  server->admin_service_ = std::make_unique<AdminService>(
+      server->registry_.get(), server->keys_.get(), server->writer_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.grpc_address, grpc::InsecureServerCredentials(),
+                           &server->grpc_port_);
+  builder.RegisterService(server->registry_service_.get());
+  builder.RegisterService(server->admin_service_.get());
+  server->grpc_server_ = builder.BuildAndStart();
+  if (server->grpc_server_ == nullptr || server->grpc_port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen for gRPC on ", options.grpc_address));
+  }
+  // SERVING only now that the database is open and every service is registered.
+  server->grpc_server_->GetHealthCheckService()->SetServingStatus(true);
+  return server;
+}
+
+void Server::Shutdown(absl::Duration drain) {
+  if (grpc_server_ == nullptr) return;
+  grpc_server_->GetHealthCheckService()->SetServingStatus(false);
+  grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + drain));
+  grpc_server_->Wait();
+  grpc_server_.reset();
+  writer_.reset();  // Runs any write still queued.
+  keys_.reset();
+  registry_.reset();
+  store_.reset();  // Closes RocksDB.
+}
+
+Server::~Server() { Shutdown(absl::ZeroDuration()); }
+
+}  // namespace physioreg::service

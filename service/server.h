@@ -1,0 +1,59 @@
+// physioregd's parts wired together: RocksDB store, domain, gRPC services, health, reflection.
+#ifndef PHYSIOREG_SERVICE_SERVER_H_
+#define PHYSIOREG_SERVICE_SERVER_H_
+
+#include <grpcpp/server.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "service/admin_service.h"
+#include "service/core/api_keys.h"
+#include "service/core/registry.h"
+#include "service/registry_service.h"
+#include "service/serial_executor.h"
+#include "storage/store.h"
+
+namespace physioreg::service {
+
+struct ServerOptions {
+  std::string data_dir = "./var/physioreg";
+  std::string grpc_address = "127.0.0.1:50051";
+  std::string timezone = "America/Edmonton";
+};
+
+class Server {
+ public:
+  // Opens the data directory, writes the first-start token, and starts serving.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
+  ~Server();
+
+  // The bound gRPC port (useful with port 0).
+  int grpc_port() const { return grpc_port_; }
+  const std::string& token_path() const { return token_path_; }
+  bool wrote_token() const { return wrote_token_; }
+
+  // Reports NOT_SERVING, stops accepting calls, lets in-flight calls finish until `drain`
+  // passes (then cancels them), and closes the database.
+  void Shutdown(absl::Duration drain);
+
+ private:
+  Server() = default;
+
+  std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<core::Registry> registry_;
+  std::unique_ptr<core::ApiKeys> keys_;
+  std::unique_ptr<SerialExecutor> writer_;
+  std::unique_ptr<RegistryService> registry_service_;
+  std::unique_ptr<AdminService> admin_service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  int grpc_port_ = 0;
+  std::string token_path_;
+  bool wrote_token_ = false;
+};
+
+}  // namespace physioreg::service
+
+#endif  // PHYSIOREG_SERVICE_SERVER_H_

@@ -1,0 +1,264 @@
+#include "storage/store.h"
+
+#include <filesystem>
+#include <system_error>
+
+#include "absl/strings/str_cat.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/options.h"
+#include "rocksdb/table.h"
+#include "rocksdb/write_batch.h"
+#include "storage/key_codec.h"
+
+namespace physioreg::storage {
+namespace {
+
+using physioreg::v1::ChangeEvent;
+using physioreg::v1::Practitioner;
+
+// The one place where RocksDB's status becomes an absl::Status.
+absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  std::string message = absl::StrCat(what, ": ", s.ToString());
+  if (s.IsNotFound()) return absl::NotFoundError(message);
+  if (s.IsCorruption()) return absl::DataLossError(message);
+  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(message);
+  if (s.IsIOError()) return absl::UnavailableError(message);
+  if (s.IsBusy() || s.IsTryAgain()) return absl::AbortedError(message);
+  return absl::InternalError(message);
+}
+
+rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  // Point lookups by registration_id dominate reads: a bloom filter skips files without the key.
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10, false));
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  rocksdb::ColumnFamilyOptions options;
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  options.compression = rocksdb::kLZ4Compression;
+  return options;
+}
+
+std::string EncodeRevision(int64_t revision) {
+  std::string value;
+  AppendInt64(&value, revision);
+  return value;
+}
+
+absl::Status ParseInto(const std::string& bytes, google::protobuf::Message* message,
+                       absl::string_view what) {
+  if (!message->ParseFromString(bytes)) {
+    return absl::DataLossError(absl::StrCat("stored ", what, " does not parse"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string RegistrantKey(absl::string_view registration_id) {
+  return std::string(registration_id);
+}
+
+std::string ChangeLogKey(int64_t revision) { return EncodeRevision(revision); }
+
+std::string HistoryIndexKey(absl::string_view registration_id, int64_t revision) {
+  std::string key;
+  AppendString(&key, registration_id);
+  AppendInt64(&key, revision);
+  return key;
+}
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create data directory ", path, ": ", ec.message()));
+  }
+  auto cache = rocksdb::NewLRUCache(128 << 20);
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = 2;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const char* name : kColumnFamilyNames) {
+    families.emplace_back(name, FamilyOptions(cache));
+  }
+  std::unique_ptr<Store> store(new Store());
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s =
+      rocksdb::DB::Open(db_options, path + "/db", families, &store->handles_, &db);
+  if (!s.ok()) {
+    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "data directory ", path, " is in use by another physioregd (", s.ToString(), ")"));
+    }
+    return FromRocks(s, absl::StrCat("cannot open database in ", path));
+  }
+  store->db_.reset(db);
+  std::string value;
+  s = db->Get(rocksdb::ReadOptions(), store->handle(ColumnFamily::kMeta),
+              std::string(kRevisionMetaKey), &value);
+  if (s.ok()) {
+    absl::string_view in = value;
+    std::optional<int64_t> revision = ConsumeInt64(&in);
+    if (!revision) return absl::DataLossError("stored revision is malformed");
+    store->revision_.store(*revision);
+  } else if (!s.IsNotFound()) {
+    return FromRocks(s, "reading the register revision");
+  }
+  return store;
+}
+
+Store::~Store() {
+  if (db_ == nullptr) return;
+  for (rocksdb::ColumnFamilyHandle* h : handles_) {
+    db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+  }
+  db_->Close().PermitUncheckedError();
+}
+
+std::unique_ptr<ReadView> Store::View() const {
+  return std::unique_ptr<ReadView>(new ReadView(this, db_->GetSnapshot()));
+}
+
+absl::StatusOr<std::optional<Practitioner>> Store::GetPractitioner(
+    absl::string_view registration_id) const {
+  return View()->GetPractitioner(registration_id);
+}
+
+absl::StatusOr<std::optional<std::string>> Store::GetMeta(absl::string_view key) const {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handle(ColumnFamily::kMeta),
+                               rocksdb::Slice(key.data(), key.size()), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) return FromRocks(s, "reading meta");
+  return value;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Store::ListMeta(
+    absl::string_view prefix) const {
+  std::vector<std::pair<std::string, std::string>> entries;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), handle(ColumnFamily::kMeta)));
+  rocksdb::Slice start(prefix.data(), prefix.size());
+  for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
+    entries.emplace_back(it->key().ToString(), it->value().ToString());
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "listing meta");
+  return entries;
+}
+
+absl::Status Store::Write(const Commit& commit) {
+  // Serializes batches so the stored revision never goes backwards; revision assignment itself
+  // belongs to the caller, which holds its own lock across read-modify-write.
+  std::lock_guard<std::mutex> lock(write_mu_);
+  rocksdb::WriteBatch batch;
+  int64_t revision = this->revision();
+  for (const RecordChange& change : commit.changes) {
+    if (change.event.revision() != revision + 1) {
+      return absl::InternalError(absl::StrCat("commit revision ", change.event.revision(),
+                                              " does not follow ", revision));
+    }
+    revision = change.event.revision();
+    const std::string& id = change.event.registration_id();
+    batch.Put(handle(ColumnFamily::kRegistrants), RegistrantKey(id),
+              change.record.SerializeAsString());
+    batch.Put(handle(ColumnFamily::kChangeLog), ChangeLogKey(revision),
+              change.event.SerializeAsString());
+    batch.Put(handle(ColumnFamily::kHistoryIndex), HistoryIndexKey(id, revision), "");
+  }
+  for (const auto& [key, value] : commit.meta_puts) {
+    batch.Put(handle(ColumnFamily::kMeta), key, value);
+  }
+  if (!commit.changes.empty()) {
+    batch.Put(handle(ColumnFamily::kMeta), std::string(kRevisionMetaKey),
+              EncodeRevision(revision));
+  }
+  rocksdb::WriteOptions options;
+  options.sync = true;  // Durable once acknowledged.
+  absl::Status status = FromRocks(db_->Write(options, &batch), "committing");
+  if (status.ok()) revision_.store(revision, std::memory_order_release);
+  return status;
+}
+
+ReadView::ReadView(const Store* store, const rocksdb::Snapshot* snapshot)
+    : store_(store), snapshot_(snapshot) {
+  rocksdb::ReadOptions options;
+  options.snapshot = snapshot_;
+  std::string value;
+  rocksdb::Status s = store_->db_->Get(options, store_->handle(ColumnFamily::kMeta),
+                                       std::string(kRevisionMetaKey), &value);
+  absl::string_view in = value;
+  if (s.ok()) revision_ = ConsumeInt64(&in).value_or(0);
+}
+
+ReadView::~ReadView() { store_->db_->ReleaseSnapshot(snapshot_); }
+
+absl::StatusOr<std::optional<Practitioner>> ReadView::GetPractitioner(
+    absl::string_view registration_id) const {
+  rocksdb::ReadOptions options;
+  options.snapshot = snapshot_;
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s =
+      store_->db_->Get(options, store_->handle(ColumnFamily::kRegistrants),
+                       RegistrantKey(registration_id), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) return FromRocks(s, "reading a registrant");
+  Practitioner practitioner;
+  if (!practitioner.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+    return absl::DataLossError("stored registrant does not parse");
+  }
+  return practitioner;
+}
+
+absl::StatusOr<std::vector<ChangeEvent>> ReadView::ListHistory(absl::string_view registration_id,
+                                                               int64_t after_revision,
+                                                               int limit) const {
+  rocksdb::ReadOptions options;
+  options.snapshot = snapshot_;
+  std::string prefix;
+  AppendString(&prefix, registration_id);
+  std::unique_ptr<rocksdb::Iterator> it(
+      store_->db_->NewIterator(options, store_->handle(ColumnFamily::kHistoryIndex)));
+  std::vector<ChangeEvent> events;
+  for (it->Seek(HistoryIndexKey(registration_id, after_revision + 1));
+       it->Valid() && it->key().starts_with(prefix) && static_cast<int>(events.size()) < limit;
+       it->Next()) {
+    absl::string_view rest(it->key().data() + prefix.size(), it->key().size() - prefix.size());
+    std::optional<int64_t> revision = ConsumeInt64(&rest);
+    if (!revision) return absl::DataLossError("malformed history index key");
+    std::string value;
+    rocksdb::Status s = store_->db_->Get(options, store_->handle(ColumnFamily::kChangeLog),
+                                         ChangeLogKey(*revision), &value);
+    if (!s.ok()) return FromRocks(s, "reading the change log");
+    ChangeEvent& event = events.emplace_back();
+    if (absl::Status parsed = ParseInto(value, &event, "change event"); !parsed.ok()) {
+      return parsed;
+    }
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "reading history");
+  return events;
+}
+
+absl::Status ReadView::ForEachPractitioner(
+    const std::function<bool(const Practitioner&)>& fn) const {
+  rocksdb::ReadOptions options;
+  options.snapshot = snapshot_;
+  std::unique_ptr<rocksdb::Iterator> it(
+      store_->db_->NewIterator(options, store_->handle(ColumnFamily::kRegistrants)));
+  Practitioner practitioner;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (!practitioner.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("stored registrant does not parse");
+    }
+    if (!fn(practitioner)) break;
+  }
+  return FromRocks(it->status(), "iterating registrants");
+}
+
+}  // namespace physioreg::storage

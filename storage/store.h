@@ -1,0 +1,123 @@
+// RocksDB-backed storage of the register. Every commit is one synced WriteBatch holding the
+// changed records, their change events, the new revision and any meta entries (idempotency
+// records, key hashes) together, so a crash leaves either all of it or none.
+#ifndef PHYSIOREG_STORAGE_STORE_H_
+#define PHYSIOREG_STORAGE_STORE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "physioreg/v1/practitioner.pb.h"
+#include "storage/column_families.h"
+
+namespace rocksdb {
+class ColumnFamilyHandle;
+class DB;
+class Snapshot;
+}  // namespace rocksdb
+
+namespace physioreg::storage {
+
+// One changed registrant: the full record to store and the event that describes the change.
+// `event.revision()` must be set; `event.practitioner()` is what history readers will see.
+struct RecordChange {
+  physioreg::v1::Practitioner record;
+  physioreg::v1::ChangeEvent event;
+};
+
+// Everything one commit writes.
+struct Commit {
+  // Revisions must continue the register gap-free: current+1, current+2, ...
+  std::vector<RecordChange> changes;
+  // Meta entries written in the same batch (idempotency records, API keys).
+  std::vector<std::pair<std::string, std::string>> meta_puts;
+};
+
+class Store;
+
+// A consistent point-in-time view: every read through it sees the same committed revision.
+class ReadView {
+ public:
+  ~ReadView();
+  ReadView(const ReadView&) = delete;
+  ReadView& operator=(const ReadView&) = delete;
+
+  int64_t revision() const { return revision_; }
+
+  [[nodiscard]] absl::StatusOr<std::optional<physioreg::v1::Practitioner>> GetPractitioner(
+      absl::string_view registration_id) const;
+
+  // Events of one registrant with revision > after_revision, oldest first, at most `limit`.
+  [[nodiscard]] absl::StatusOr<std::vector<physioreg::v1::ChangeEvent>> ListHistory(
+      absl::string_view registration_id, int64_t after_revision, int limit) const;
+
+  // Calls `fn` for every registrant in registration_id order; stops early when it returns false.
+  [[nodiscard]] absl::Status ForEachPractitioner(
+      const std::function<bool(const physioreg::v1::Practitioner&)>& fn) const;
+
+ private:
+  friend class Store;
+  ReadView(const Store* store, const rocksdb::Snapshot* snapshot);
+
+  const Store* store_;
+  const rocksdb::Snapshot* snapshot_;
+  int64_t revision_ = 0;
+};
+
+class Store {
+ public:
+  // Opens (creating if missing) the database in `path`. Fails with a clear message when the
+  // directory is unusable or another process holds it.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // The last committed revision (0 for an empty register).
+  int64_t revision() const { return revision_.load(std::memory_order_acquire); }
+
+  std::unique_ptr<ReadView> View() const;
+
+  // Reads of the latest committed state.
+  [[nodiscard]] absl::StatusOr<std::optional<physioreg::v1::Practitioner>> GetPractitioner(
+      absl::string_view registration_id) const;
+  [[nodiscard]] absl::StatusOr<std::optional<std::string>> GetMeta(absl::string_view key) const;
+  // Meta entries whose key starts with `prefix`, in key order.
+  [[nodiscard]] absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListMeta(
+      absl::string_view prefix) const;
+
+  // Writes `commit` as one synced batch. Callers serialize commits (one writer).
+  [[nodiscard]] absl::Status Write(const Commit& commit);
+
+ private:
+  friend class ReadView;
+  Store() = default;
+  rocksdb::ColumnFamilyHandle* handle(ColumnFamily cf) const {
+    return handles_[static_cast<size_t>(cf)];
+  }
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  std::mutex write_mu_;
+  std::atomic<int64_t> revision_{0};
+};
+
+// Keys, exposed for tests and for tools that inspect a database.
+std::string RegistrantKey(absl::string_view registration_id);
+std::string ChangeLogKey(int64_t revision);
+std::string HistoryIndexKey(absl::string_view registration_id, int64_t revision);
+inline constexpr absl::string_view kRevisionMetaKey = "revision";
+
+}  // namespace physioreg::storage
+
+#endif  // PHYSIOREG_STORAGE_STORE_H_
