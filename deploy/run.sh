@@ -25,10 +25,10 @@ physioreg is running.
   Regulator token file:           $data_dir/regulator.token (mode 0600; keep it secret)
   Browser:                        http://$http_address/ once the web page lands (not built yet)
 Try:
-  $bin/client/physioreg --address $grpc_address verify PT-100231 --activity DRY_NEEDLING
-  $bin/client/physioreg --address $grpc_address get PT-100231
+  $bin/client/physioreg --address $grpc_address verify PT-100331 --activity DRY_NEEDLING
+  $bin/client/physioreg --address $grpc_address get PT-100331
   $bin/client/physioreg --address $grpc_address --token-file $data_dir/regulator.token \\
-      set-authorization-status PT-100231 --activity DRY_NEEDLING --status SUSPENDED --reason audit
+      set-authorization-status PT-100331 --activity DRY_NEEDLING --status SUSPENDED --reason audit
 Ctrl-C stops the server.
 MSG
 wait $server

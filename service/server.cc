@@ -5,6 +5,10 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
+#include <grpc/grpc.h>
+
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 
 namespace physioreg::service {
@@ -41,6 +45,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
                            &server->grpc_port_);
   builder.RegisterService(server->registry_service_.get());
   builder.RegisterService(server->admin_service_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counters;
+  counters.push_back(server->in_flight_.InterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(counters));
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->grpc_port_ == 0) {
     return absl::UnavailableError(
@@ -54,7 +61,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
 void Server::Shutdown(absl::Duration drain) {
   if (grpc_server_ == nullptr) return;
   grpc_server_->GetHealthCheckService()->SetServingStatus(false);
-  grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + drain));
+  const absl::Time deadline = absl::Now() + drain;
+  // Shutdown stops accepting calls at once but would wait out the deadline for idle client
+  // connections; once no call is in flight, cancelling what remains ends it early.
+  std::thread shutdown([this, deadline] { grpc_server_->Shutdown(absl::ToChronoTime(deadline)); });
+  in_flight_.WaitIdle(deadline);
+  grpc_server_cancel_all_calls(grpc_server_->c_server());
+  shutdown.join();
   grpc_server_->Wait();
   grpc_server_.reset();
   writer_.reset();  // Runs any write still queued.

@@ -12,6 +12,7 @@
 #include "service/admin_service.h"
 #include "service/core/api_keys.h"
 #include "service/core/registry.h"
+#include "service/in_flight.h"
 #include "service/registry_service.h"
 #include "service/serial_executor.h"
 #include "storage/store.h"
@@ -42,6 +43,7 @@ class Server {
  private:
   Server() = default;
 
+  InFlightCalls in_flight_;
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<core::Registry> registry_;
   std::unique_ptr<core::ApiKeys> keys_;

@@ -25,8 +25,8 @@ std::string Item(absl::string_view path, int index) { return absl::StrCat(path, 
 
 void RequireText(absl::string_view text, absl::string_view field, size_t max_bytes,
                  Violations* v) {
-  if (text.empty()) {
-    v->Add(std::string(field), "is required");
+  if (absl::StripAsciiWhitespace(text).empty()) {
+    v->Add(std::string(field), text.empty() ? "is required" : "must not be blank");
     return;
   }
   ValidateText(text, field, max_bytes, v);

@@ -44,6 +44,12 @@ VerifyAuthorizationResponse Verify(const Practitioner* p, absl::string_view regi
   if (p == nullptr) return answer(physioreg::v1::NOT_REGISTERED);
 
   response.set_display_name(DisplayName(*p));
+  // Whatever the answer, a clinic sees the authorization it is about when one exists.
+  const Authorization* authorization = nullptr;
+  for (const Authorization& a : p->authorizations()) {
+    if (a.activity() == activity) authorization = &a;
+  }
+  if (authorization != nullptr) *response.mutable_authorization() = *authorization;
   const Permit& permit = p->permit();
   const std::optional<std::string> permit_status = StatusOn(permit.status_history(), as_of);
   Permit::Status permit_status_value = Permit::STATUS_UNSPECIFIED;
@@ -58,12 +64,7 @@ VerifyAuthorizationResponse Verify(const Practitioner* p, absl::string_view regi
        activity == physioreg::v1::SPINAL_MANIPULATION)) {
     return answer(physioreg::v1::REGISTER_RESTRICTS_ACTIVITY);
   }
-  const Authorization* authorization = nullptr;
-  for (const Authorization& a : p->authorizations()) {
-    if (a.activity() == activity) authorization = &a;
-  }
   if (authorization == nullptr) return answer(physioreg::v1::NO_AUTHORIZATION);
-  *response.mutable_authorization() = *authorization;
 
   const std::optional<std::string> status = StatusOn(authorization->status_history(), as_of);
   if ((!authorization->granted_on().empty() && as_of < authorization->granted_on()) || !status) {

@@ -1,0 +1,185 @@
+#include "storage/store.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/support/records.h"
+#include "tests/support/temp_dir.h"
+
+namespace physioreg::storage {
+namespace {
+
+using physioreg::testing::TempDir;
+using physioreg::testing::ValidPractitioner;
+using physioreg::v1::ChangeEvent;
+using physioreg::v1::Practitioner;
+
+RecordChange Change(const Practitioner& record, int64_t revision) {
+  RecordChange change;
+  change.record = record;
+  change.record.set_revision(revision);
+  change.event.set_revision(revision);
+  change.event.set_registration_id(record.registration_id());
+  change.event.set_kind(ChangeEvent::UPDATED);
+  *change.event.mutable_practitioner() = change.record;
+  return change;
+}
+
+std::unique_ptr<Store> OpenOrDie(const std::string& path) {
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(path);
+  EXPECT_TRUE(store.ok()) << store.status();
+  return store.ok() ? *std::move(store) : nullptr;
+}
+
+TEST(StoreTest, EmptyRegisterStartsAtRevisionZero) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  EXPECT_EQ(store->revision(), 0);
+  absl::StatusOr<std::optional<Practitioner>> missing = store->GetPractitioner("PT-1");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+}
+
+TEST(StoreTest, ReopenKeepsRecordsHistoryMetaAndRevision) {
+  TempDir dir;
+  {
+    auto store = OpenOrDie(dir.path());
+    Commit first;
+    first.changes.push_back(Change(ValidPractitioner("PT-1"), 1));
+    first.changes.push_back(Change(ValidPractitioner("PT-10"), 2));
+    first.meta_puts.emplace_back("upsert_request/abc", "answer");
+    ASSERT_TRUE(store->Write(first).ok());
+    Commit second;
+    Practitioner renamed = ValidPractitioner("PT-1");
+    renamed.set_family_name("Lévesque");
+    second.changes.push_back(Change(renamed, 3));
+    ASSERT_TRUE(store->Write(second).ok());
+  }
+  auto store = OpenOrDie(dir.path());
+  EXPECT_EQ(store->revision(), 3);
+  auto view = store->View();
+  EXPECT_EQ(view->revision(), 3);
+  absl::StatusOr<std::optional<Practitioner>> pt1 = view->GetPractitioner("PT-1");
+  ASSERT_TRUE(pt1.ok() && pt1->has_value());
+  EXPECT_EQ((*pt1)->family_name(), "Lévesque");
+  EXPECT_EQ((*pt1)->private_contact().email(), "helene.obrien@example.ca");
+
+  absl::StatusOr<std::vector<ChangeEvent>> history = view->ListHistory("PT-1", 0, 10);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ((*history)[0].revision(), 1);
+  EXPECT_EQ((*history)[1].revision(), 3);
+  // Paging: after revision 1 only revision 3 remains; PT-10's event never leaks into PT-1's.
+  history = view->ListHistory("PT-1", 1, 10);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 1u);
+  EXPECT_EQ((*history)[0].revision(), 3);
+  history = view->ListHistory("PT-10", 0, 10);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 1u);
+  EXPECT_EQ((*history)[0].revision(), 2);
+
+  absl::StatusOr<std::optional<std::string>> meta = store->GetMeta("upsert_request/abc");
+  ASSERT_TRUE(meta.ok() && meta->has_value());
+  EXPECT_EQ(**meta, "answer");
+  int count = 0;
+  ASSERT_TRUE(view->ForEachPractitioner([&](const Practitioner&) { return ++count, true; }).ok());
+  EXPECT_EQ(count, 2);
+}
+
+TEST(StoreTest, RejectedBatchLeavesNoTrace) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  Commit good;
+  good.changes.push_back(Change(ValidPractitioner("PT-1"), 1));
+  ASSERT_TRUE(store->Write(good).ok());
+
+  // Revision 3 would leave a gap after 1: the whole batch, PT-2 and the meta entry included,
+  // must be refused.
+  Commit gap;
+  gap.changes.push_back(Change(ValidPractitioner("PT-2"), 2));
+  gap.changes.push_back(Change(ValidPractitioner("PT-3"), 4));
+  gap.meta_puts.emplace_back("upsert_request/gap", "x");
+  absl::Status refused = store->Write(gap);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInternal);
+
+  auto check = [](Store& s) {
+    EXPECT_EQ(s.revision(), 1);
+    for (const char* id : {"PT-2", "PT-3"}) {
+      absl::StatusOr<std::optional<Practitioner>> found = s.GetPractitioner(id);
+      ASSERT_TRUE(found.ok());
+      EXPECT_FALSE(found->has_value()) << id;
+    }
+    absl::StatusOr<std::optional<std::string>> meta = s.GetMeta("upsert_request/gap");
+    ASSERT_TRUE(meta.ok());
+    EXPECT_FALSE(meta->has_value());
+    absl::StatusOr<std::vector<ChangeEvent>> history = s.View()->ListHistory("PT-2", 0, 10);
+    ASSERT_TRUE(history.ok());
+    EXPECT_TRUE(history->empty());
+  };
+  check(*store);
+  store.reset();
+  auto reopened = OpenOrDie(dir.path());
+  check(*reopened);
+}
+
+TEST(StoreTest, ViewIsAPointInTime) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  Commit first;
+  first.changes.push_back(Change(ValidPractitioner("PT-1"), 1));
+  ASSERT_TRUE(store->Write(first).ok());
+  auto before = store->View();
+  Practitioner changed = ValidPractitioner("PT-1");
+  changed.set_given_name("Chloé");
+  Commit second;
+  second.changes.push_back(Change(changed, 2));
+  ASSERT_TRUE(store->Write(second).ok());
+
+  EXPECT_EQ(before->revision(), 1);
+  absl::StatusOr<std::optional<Practitioner>> old = before->GetPractitioner("PT-1");
+  ASSERT_TRUE(old.ok() && old->has_value());
+  EXPECT_EQ((*old)->given_name(), "Hélène");
+  EXPECT_EQ(store->View()->revision(), 2);
+}
+
+TEST(StoreTest, MetaOnlyCommitKeepsRevision) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  Commit meta;
+  meta.meta_puts.emplace_back("api_key/a", "1");
+  meta.meta_puts.emplace_back("api_key/b", "2");
+  meta.meta_puts.emplace_back("other/c", "3");
+  ASSERT_TRUE(store->Write(meta).ok());
+  EXPECT_EQ(store->revision(), 0);
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> keys =
+      store->ListMeta("api_key/");
+  ASSERT_TRUE(keys.ok());
+  ASSERT_EQ(keys->size(), 2u);
+  EXPECT_EQ((*keys)[0].first, "api_key/a");
+  EXPECT_EQ((*keys)[1].second, "2");
+}
+
+TEST(StoreTest, SecondOpenOfTheSameDirectoryFailsClearly) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  absl::StatusOr<std::unique_ptr<Store>> second = Store::Open(dir.path());
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find("in use"), absl::string_view::npos)
+      << second.status();
+}
+
+TEST(StoreTest, UnusableDirectoryFailsClearly) {
+  TempDir dir;
+  const std::string file = dir.Sub("not-a-directory");
+  FILE* f = std::fopen(file.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fclose(f);
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(file + "/data");
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find("not-a-directory"), absl::string_view::npos)
+      << store.status();
+}
+
+}  // namespace
+}  // namespace physioreg::storage

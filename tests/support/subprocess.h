@@ -1,0 +1,46 @@
+// Real processes for end-to-end tests: run a command to completion, or keep physioregd running.
+#ifndef PHYSIOREG_TESTS_SUPPORT_SUBPROCESS_H_
+#define PHYSIOREG_TESTS_SUPPORT_SUBPROCESS_H_
+
+#include <string>
+#include <vector>
+
+namespace physioreg::testing {
+
+struct CommandResult {
+  int exit_code = -1;  // -1 when killed by a signal.
+  std::string output;  // stdout and stderr together.
+};
+
+// Runs `argv` (argv[0] is a path), with `stdin_text` as its input, and waits for it.
+CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& stdin_text = "");
+
+// physioregd on loopback port 0 over `data_dir`, started by the constructor.
+class ServerProcess {
+ public:
+  explicit ServerProcess(std::string data_dir, std::vector<std::string> extra_flags = {});
+  // Kills the server if it is still running.
+  ~ServerProcess();
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  // False when the server failed to start; output() then says why.
+  bool started() const { return port_ > 0; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  const std::string& output() const { return output_; }
+
+  // Sends `signal`, waits for the exit and returns the exit code (-1 if killed by a signal).
+  int Stop(int signal);
+
+ private:
+  void ReadOutputUntil(const std::string& needle, int timeout_ms);
+
+  int pid_ = -1;
+  int output_fd_ = -1;
+  int port_ = 0;
+  std::string output_;
+};
+
+}  // namespace physioreg::testing
+
+#endif  // PHYSIOREG_TESTS_SUPPORT_SUBPROCESS_H_
