@@ -1,4 +1,7 @@
 // physioreg: the command-line client for clinics, insurers and the regulator.
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/support/error_details.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -7,9 +10,6 @@
 #include <set>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/util/json_util.h>
-#include <grpcpp/support/error_details.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -20,14 +20,15 @@
 #include "absl/time/time.h"
 #include "client/connection.h"
 #include "google/rpc/error_details.pb.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 #include "google/rpc/status.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 
 namespace {
 
 namespace v1 = physioreg::v1;
 
-constexpr char kUsage[] = R"(usage: physioreg [--address HOST:PORT] [--token-file FILE] [--json] COMMAND ...
+constexpr char kUsage[] =
+    R"(usage: physioreg [--address HOST:PORT] [--token-file FILE] [--json] COMMAND ...
 
 Public (no credentials):
   get ID                               a registrant's public entry
@@ -129,11 +130,22 @@ std::string ToJson(const google::protobuf::Message& message, bool multiline) {
 
 // Prints a failed call: code, message and each field violation. Returns the exit code.
 int ReportError(const grpc::Status& status) {
-  static const char* kCodeNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
-                                     "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
-                                     "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-                                     "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-                                     "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+  static const char* kCodeNames[] = {"OK",
+                                     "CANCELLED",
+                                     "UNKNOWN",
+                                     "INVALID_ARGUMENT",
+                                     "DEADLINE_EXCEEDED",
+                                     "NOT_FOUND",
+                                     "ALREADY_EXISTS",
+                                     "PERMISSION_DENIED",
+                                     "RESOURCE_EXHAUSTED",
+                                     "FAILED_PRECONDITION",
+                                     "ABORTED",
+                                     "OUT_OF_RANGE",
+                                     "UNIMPLEMENTED",
+                                     "INTERNAL",
+                                     "UNAVAILABLE",
+                                     "DATA_LOSS",
                                      "UNAUTHENTICATED"};
   const int code = status.error_code();
   std::fprintf(stderr, "error: %s: %s\n", code >= 0 && code <= 16 ? kCodeNames[code] : "UNKNOWN",
@@ -174,21 +186,23 @@ void PrintPractitioner(const v1::Practitioner& p) {
     std::printf("  former names: %s\n", absl::StrJoin(p.former_names(), ", ").c_str());
   }
   const v1::Permit& permit = p.permit();
-  std::printf("  permit: %s register, %s, registered %s%s\n",
-              v1::Register_Name(permit.register_()).c_str(),
-              v1::Permit::Status_Name(permit.status()).c_str(), permit.registered_on().c_str(),
-              permit.expires_on().empty() ? "" : absl::StrCat(", expires ", permit.expires_on()).c_str());
+  std::printf(
+      "  permit: %s register, %s, registered %s%s\n", v1::Register_Name(permit.register_()).c_str(),
+      v1::Permit::Status_Name(permit.status()).c_str(), permit.registered_on().c_str(),
+      permit.expires_on().empty() ? "" : absl::StrCat(", expires ", permit.expires_on()).c_str());
   PrintTimeline(permit.status_history(), "      ");
   for (const auto& condition : p.conditions()) std::printf("  condition: %s\n", condition.c_str());
   if (p.authorizations().empty()) std::printf("  authorizations: none\n");
   for (const auto& a : p.authorizations()) {
     std::vector<std::string> techniques;
-    for (int t : a.techniques()) techniques.push_back(v1::Technique_Name(static_cast<v1::Technique>(t)));
-    std::printf("  %-28s %-10s granted %s%s%s\n", v1::RestrictedActivity_Name(a.activity()).c_str(),
-                v1::Authorization::Status_Name(a.status()).c_str(),
-                a.granted_on().empty() ? "-" : a.granted_on().c_str(),
-                a.expires_on().empty() ? "" : absl::StrCat(", expires ", a.expires_on()).c_str(),
-                techniques.empty() ? "" : absl::StrCat(" [", absl::StrJoin(techniques, ", "), "]").c_str());
+    for (int t : a.techniques())
+      techniques.push_back(v1::Technique_Name(static_cast<v1::Technique>(t)));
+    std::printf(
+        "  %-28s %-10s granted %s%s%s\n", v1::RestrictedActivity_Name(a.activity()).c_str(),
+        v1::Authorization::Status_Name(a.status()).c_str(),
+        a.granted_on().empty() ? "-" : a.granted_on().c_str(),
+        a.expires_on().empty() ? "" : absl::StrCat(", expires ", a.expires_on()).c_str(),
+        techniques.empty() ? "" : absl::StrCat(" [", absl::StrJoin(techniques, ", "), "]").c_str());
     for (const auto& condition : a.conditions()) {
       std::printf("      condition: %s\n", condition.c_str());
     }
@@ -197,7 +211,8 @@ void PrintPractitioner(const v1::Practitioner& p) {
   for (const auto& l : p.locations()) {
     std::printf("  location: %s, %s, %s %s %s%s\n", l.clinic_name().c_str(),
                 l.street_address().c_str(), l.city().c_str(), l.province().c_str(),
-                l.postal_code().c_str(), l.phone().empty() ? "" : absl::StrCat(", ", l.phone()).c_str());
+                l.postal_code().c_str(),
+                l.phone().empty() ? "" : absl::StrCat(", ", l.phone()).c_str());
   }
   if (!p.languages().empty()) {
     std::printf("  languages: %s\n", absl::StrJoin(p.languages(), ", ").c_str());
@@ -233,8 +248,8 @@ struct Cli {
     v1::GetPractitionerRequest request;
     request.set_registration_id(Positional(args, 1, "registration ID"));
     v1::Practitioner response;
-    grpc::Status status = connection.Registry()->GetPractitioner(
-        connection.Context().get(), request, &response);
+    grpc::Status status =
+        connection.Registry()->GetPractitioner(connection.Context().get(), request, &response);
     if (!status.ok()) return ReportError(status);
     json ? Print(response) : PrintPractitioner(response);
     return 0;
@@ -246,8 +261,8 @@ struct Cli {
     request.set_activity(Activity(args));
     request.set_as_of(args.Get("as-of"));
     v1::VerifyAuthorizationResponse response;
-    grpc::Status status = connection.Registry()->VerifyAuthorization(
-        connection.Context().get(), request, &response);
+    grpc::Status status =
+        connection.Registry()->VerifyAuthorization(connection.Context().get(), request, &response);
     if (!status.ok()) return ReportError(status);
     if (json) {
       Print(response);
@@ -356,13 +371,12 @@ struct Cli {
                                           : absl::StrCat(args.Get("request-id"), "#", batch));
       }
       v1::UpsertPractitionersResponse response;
-      grpc::Status status = connection.Admin()->UpsertPractitioners(
-          connection.Context(120).get(), request, &response);
+      grpc::Status status = connection.Admin()->UpsertPractitioners(connection.Context(120).get(),
+                                                                    request, &response);
       if (!status.ok()) {
         if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
           std::fprintf(stderr, "in records %zu-%zu of %s (practitioners[0] is record %zu):\n",
-                       start + 1, std::min(records.size(), start + 1000), path.c_str(),
-                       start + 1);
+                       start + 1, std::min(records.size(), start + 1000), path.c_str(), start + 1);
         }
         return ReportError(status);
       }
@@ -372,13 +386,15 @@ struct Cli {
       revision = response.revision();
     }
     if (json) {
-      std::printf("{\"created\": %lld, \"updated\": %lld, \"unchanged\": %lld, \"revision\": %lld}\n",
-                  static_cast<long long>(created), static_cast<long long>(updated),
-                  static_cast<long long>(unchanged), static_cast<long long>(revision));
+      std::printf(
+          "{\"created\": %lld, \"updated\": %lld, \"unchanged\": %lld, \"revision\": %lld}\n",
+          static_cast<long long>(created), static_cast<long long>(updated),
+          static_cast<long long>(unchanged), static_cast<long long>(revision));
     } else {
-      std::printf("%zu records: %lld created, %lld updated, %lld unchanged; register revision %lld\n",
-                  records.size(), static_cast<long long>(created), static_cast<long long>(updated),
-                  static_cast<long long>(unchanged), static_cast<long long>(revision));
+      std::printf(
+          "%zu records: %lld created, %lld updated, %lld unchanged; register revision %lld\n",
+          records.size(), static_cast<long long>(created), static_cast<long long>(updated),
+          static_cast<long long>(unchanged), static_cast<long long>(revision));
     }
     return 0;
   }
@@ -392,8 +408,8 @@ struct Cli {
     request.set_effective_on(args.Get("effective-on"));
     request.set_reason(args.Get("reason"));
     v1::Practitioner response;
-    grpc::Status status = connection.Admin()->SetAuthorizationStatus(
-        connection.Context().get(), request, &response);
+    grpc::Status status =
+        connection.Admin()->SetAuthorizationStatus(connection.Context().get(), request, &response);
     if (!status.ok()) return ReportError(status);
     json ? Print(response) : PrintPractitioner(response);
     return 0;
@@ -402,8 +418,7 @@ struct Cli {
   int SetPermitStatus(const Args& args) const {
     v1::SetPermitStatusRequest request;
     request.set_registration_id(Positional(args, 1, "registration ID"));
-    request.set_status(ParseEnum<v1::Permit::Status>(args.Get("status"),
-                                                     &v1::Permit::Status_Parse,
+    request.set_status(ParseEnum<v1::Permit::Status>(args.Get("status"), &v1::Permit::Status_Parse,
                                                      "permit status (--status)"));
     request.set_effective_on(args.Get("effective-on"));
     request.set_reason(args.Get("reason"));
@@ -434,9 +449,9 @@ struct Cli {
       }
       if (absl::Now() >= give_up) {
         if (!status.ok()) return ReportError(status);
-        std::printf("%s\n",
-                    grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status())
-                        .c_str());
+        std::printf(
+            "%s\n",
+            grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status()).c_str());
         return 1;
       }
       absl::SleepFor(absl::Milliseconds(100));
@@ -461,14 +476,14 @@ struct Cli {
       }
     } else if (action == "list") {
       v1::ListApiKeysResponse response;
-      status = connection.Admin()->ListApiKeys(connection.Context().get(),
-                                               v1::ListApiKeysRequest(), &response);
+      status = connection.Admin()->ListApiKeys(connection.Context().get(), v1::ListApiKeysRequest(),
+                                               &response);
       if (!status.ok()) return ReportError(status);
       if (json) return Print(response), 0;
       for (const auto& key : response.keys()) {
-        std::printf("%s  %-9s %-8s %s  %s\n", key.key_id().c_str(), v1::Role_Name(key.role()).c_str(),
-                    key.revoked() ? "revoked" : "active", Timestamp(key.create_time()).c_str(),
-                    key.description().c_str());
+        std::printf("%s  %-9s %-8s %s  %s\n", key.key_id().c_str(),
+                    v1::Role_Name(key.role()).c_str(), key.revoked() ? "revoked" : "active",
+                    Timestamp(key.create_time()).c_str(), key.description().c_str());
       }
     } else if (action == "revoke") {
       v1::RevokeApiKeyRequest request;

@@ -30,9 +30,8 @@ Connection Connect(const std::string& address, std::string token) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
-  return Connection{
-      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args),
-      std::move(token)};
+  return Connection{grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args),
+                    std::move(token)};
 }
 
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {

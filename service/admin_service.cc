@@ -26,8 +26,9 @@ grpc::ServerUnaryReactor* AdminService::Write(grpc::CallbackServerContext* conte
 grpc::ServerUnaryReactor* AdminService::UpsertPractitioners(
     grpc::CallbackServerContext* context, const v1::UpsertPractitionersRequest* request,
     v1::UpsertPractitionersResponse* response) {
-  return Write(context, response,
-               [this, request](const std::string& actor) { return registry_->Upsert(*request, actor); });
+  return Write(context, response, [this, request](const std::string& actor) {
+    return registry_->Upsert(*request, actor);
+  });
 }
 
 grpc::ServerUnaryReactor* AdminService::SetAuthorizationStatus(

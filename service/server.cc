@@ -1,11 +1,10 @@
 #include "service/server.h"
 
+#include <grpc/grpc.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
-
-#include <grpc/grpc.h>
 
 #include <thread>
 
@@ -50,8 +49,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   builder.experimental().SetInterceptorCreators(std::move(counters));
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->grpc_port_ == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen for gRPC on ", options.grpc_address));
+    return absl::UnavailableError(absl::StrCat("cannot listen for gRPC on ", options.grpc_address));
   }
   // SERVING only now that the database is open and every service is registered.
   server->grpc_server_->GetHealthCheckService()->SetServingStatus(true);

@@ -90,8 +90,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   }
   std::unique_ptr<Store> store(new Store());
   rocksdb::DB* db = nullptr;
-  rocksdb::Status s =
-      rocksdb::DB::Open(db_options, path + "/db", families, &store->handles_, &db);
+  rocksdb::Status s = rocksdb::DB::Open(db_options, path + "/db", families, &store->handles_, &db);
   if (!s.ok()) {
     if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -161,8 +160,8 @@ absl::Status Store::Write(const Commit& commit) {
   int64_t revision = this->revision();
   for (const RecordChange& change : commit.changes) {
     if (change.event.revision() != revision + 1) {
-      return absl::InternalError(absl::StrCat("commit revision ", change.event.revision(),
-                                              " does not follow ", revision));
+      return absl::InternalError(
+          absl::StrCat("commit revision ", change.event.revision(), " does not follow ", revision));
     }
     revision = change.event.revision();
     const std::string& id = change.event.registration_id();
@@ -176,8 +175,7 @@ absl::Status Store::Write(const Commit& commit) {
     batch.Put(handle(ColumnFamily::kMeta), key, value);
   }
   if (!commit.changes.empty()) {
-    batch.Put(handle(ColumnFamily::kMeta), std::string(kRevisionMetaKey),
-              EncodeRevision(revision));
+    batch.Put(handle(ColumnFamily::kMeta), std::string(kRevisionMetaKey), EncodeRevision(revision));
   }
   rocksdb::WriteOptions options;
   options.sync = true;  // Durable once acknowledged.
@@ -204,9 +202,8 @@ absl::StatusOr<std::optional<Practitioner>> ReadView::GetPractitioner(
   rocksdb::ReadOptions options;
   options.snapshot = snapshot_;
   rocksdb::PinnableSlice value;
-  rocksdb::Status s =
-      store_->db_->Get(options, store_->handle(ColumnFamily::kRegistrants),
-                       RegistrantKey(registration_id), &value);
+  rocksdb::Status s = store_->db_->Get(options, store_->handle(ColumnFamily::kRegistrants),
+                                       RegistrantKey(registration_id), &value);
   if (s.IsNotFound()) return std::nullopt;
   if (!s.ok()) return FromRocks(s, "reading a registrant");
   Practitioner practitioner;

@@ -150,10 +150,7 @@ absl::Status Registry::CheckVerifyRequest(const physioreg::v1::VerifyAuthorizati
                                           std::string* as_of) const {
   Violations v;
   ValidateRegistrationId(request.registration_id(), absl::StrCat(prefix, "registration_id"), &v);
-  if (request.activity() == physioreg::v1::RESTRICTED_ACTIVITY_UNSPECIFIED ||
-      !physioreg::v1::RestrictedActivity_IsValid(request.activity())) {
-    v.Add(absl::StrCat(prefix, "activity"), "must name a restricted activity");
-  }
+  ValidateActivity(request.activity(), absl::StrCat(prefix, "activity"), &v);
   if (!request.as_of().empty() && !IsValidDate(request.as_of())) {
     v.Add(absl::StrCat(prefix, "as_of"), "is not a real date in YYYY-MM-DD form");
   }
@@ -207,8 +204,8 @@ absl::StatusOr<physioreg::v1::BatchVerifyAuthorizationsResponse> Registry::Batch
     if (!found.ok()) return found.status();
     const Practitioner* record = found->has_value() ? &**found : nullptr;
     auto* answer = response.add_responses();
-    *answer = core::Verify(record, checked[i].first, request.requests(i).activity(),
-                           checked[i].second);
+    *answer =
+        core::Verify(record, checked[i].first, request.requests(i).activity(), checked[i].second);
     answer->set_register_revision(view->revision());
     *answer->mutable_checked_at() = now;
   }
@@ -228,8 +225,7 @@ absl::StatusOr<physioreg::v1::ListPractitionerHistoryResponse> Registry::ListHis
 
   std::unique_ptr<storage::ReadView> view = store_->View();
   // One extra event tells whether another page follows.
-  absl::StatusOr<std::vector<ChangeEvent>> events =
-      view->ListHistory(id, *after, *page_size + 1);
+  absl::StatusOr<std::vector<ChangeEvent>> events = view->ListHistory(id, *after, *page_size + 1);
   if (!events.ok()) return events.status();
   if (events->empty() && *after == 0) {
     return absl::NotFoundError(absl::StrCat("no registrant ", id));
@@ -253,9 +249,9 @@ absl::StatusOr<physioreg::v1::UpsertPractitionersResponse> Registry::Upsert(
   Violations v;
   ValidateText(request.request_id(), "request_id", kMaxRequestIdBytes, &v);
   if (request.practitioners_size() > kMaxRecordsPerRequest) {
-    v.Add("practitioners", absl::StrCat("has ", request.practitioners_size(),
-                                        " records; at most ", kMaxRecordsPerRequest,
-                                        " per request (use ImportPractitioners for more)"));
+    v.Add("practitioners",
+          absl::StrCat("has ", request.practitioners_size(), " records; at most ",
+                       kMaxRecordsPerRequest, " per request (use ImportPractitioners for more)"));
     return v.ToStatus();
   }
   std::map<std::string, int> first_index_of_id;
@@ -314,7 +310,8 @@ absl::StatusOr<physioreg::v1::UpsertPractitionersResponse> Registry::Upsert(
     change.record = std::move(record);
   }
   response.set_revision(revision);
-  if (!request_key.empty()) commit.meta_puts.emplace_back(request_key, response.SerializeAsString());
+  if (!request_key.empty())
+    commit.meta_puts.emplace_back(request_key, response.SerializeAsString());
   if (!commit.changes.empty() || !commit.meta_puts.empty()) {
     if (absl::Status s = store_->Write(commit); !s.ok()) return s;
   }
@@ -351,17 +348,15 @@ namespace {
 
 // Appends a status change to a timeline. Returns false (and changes nothing) when the status
 // is already in force; FAILED_PRECONDITION when it would rewrite the past.
-absl::StatusOr<bool> AppendStatus(RepeatedPtrField<StatusChange>* history,
-                                  absl::string_view status, absl::string_view effective_on,
-                                  absl::string_view reason) {
+absl::StatusOr<bool> AppendStatus(RepeatedPtrField<StatusChange>* history, absl::string_view status,
+                                  absl::string_view effective_on, absl::string_view reason) {
   if (!history->empty()) {
     const StatusChange& last = (*history)[history->size() - 1];
     if (last.status() == status) return false;
     if (effective_on < last.effective_on()) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "effective_on ", effective_on, " is before the last recorded change (",
-          last.status(), " on ", last.effective_on(),
-          "); upload a full status_history to rewrite the past"));
+          "effective_on ", effective_on, " is before the last recorded change (", last.status(),
+          " on ", last.effective_on(), "); upload a full status_history to rewrite the past"));
     }
   }
   *history->Add() = MakeChange(status, effective_on, reason);
@@ -370,24 +365,29 @@ absl::StatusOr<bool> AppendStatus(RepeatedPtrField<StatusChange>* history,
 
 }  // namespace
 
+template <typename Request>
+absl::Status Registry::CheckStatusChange(const Request& request, Violations* v, std::string* id,
+                                         std::string* effective_on) const {
+  const std::string today = Today();
+  ValidateRegistrationId(request.registration_id(), "registration_id", v);
+  ValidatePastDate(request.effective_on(), "effective_on", today, v);
+  ValidateText(request.reason(), "reason", kMaxLongTextBytes, v);
+  if (!v->empty()) return v->ToStatus();
+  *id = *NormalizeRegistrationId(request.registration_id());
+  *effective_on = request.effective_on().empty() ? today : request.effective_on();
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Practitioner> Registry::SetAuthorizationStatus(
     const physioreg::v1::SetAuthorizationStatusRequest& request, const std::string& actor) {
-  const std::string today = Today();
   Violations v;
-  ValidateRegistrationId(request.registration_id(), "registration_id", &v);
-  if (request.activity() == physioreg::v1::RESTRICTED_ACTIVITY_UNSPECIFIED ||
-      !physioreg::v1::RestrictedActivity_IsValid(request.activity())) {
-    v.Add("activity", "must name a restricted activity");
-  }
+  ValidateActivity(request.activity(), "activity", &v);
   if (request.status() == Authorization::STATUS_UNSPECIFIED ||
       !Authorization::Status_IsValid(request.status())) {
     v.Add("status", "must be AUTHORIZED, PENDING, SUSPENDED or REVOKED");
   }
-  ValidatePastDate(request.effective_on(), "effective_on", today, &v);
-  ValidateText(request.reason(), "reason", kMaxLongTextBytes, &v);
-  if (!v.empty()) return v.ToStatus();
-  const std::string id = *NormalizeRegistrationId(request.registration_id());
-  const std::string effective_on = request.effective_on().empty() ? today : request.effective_on();
+  std::string id, effective_on;
+  if (absl::Status s = CheckStatusChange(request, &v, &id, &effective_on); !s.ok()) return s;
 
   std::lock_guard<std::mutex> lock(write_mu_);
   absl::StatusOr<Practitioner> record = LoadForUpdate(id);
@@ -416,17 +416,12 @@ absl::StatusOr<Practitioner> Registry::SetAuthorizationStatus(
 
 absl::StatusOr<Practitioner> Registry::SetPermitStatus(
     const physioreg::v1::SetPermitStatusRequest& request, const std::string& actor) {
-  const std::string today = Today();
   Violations v;
-  ValidateRegistrationId(request.registration_id(), "registration_id", &v);
   if (request.status() == Permit::STATUS_UNSPECIFIED || !Permit::Status_IsValid(request.status())) {
     v.Add("status", "must be ACTIVE, INACTIVE, SUSPENDED or CANCELLED");
   }
-  ValidatePastDate(request.effective_on(), "effective_on", today, &v);
-  ValidateText(request.reason(), "reason", kMaxLongTextBytes, &v);
-  if (!v.empty()) return v.ToStatus();
-  const std::string id = *NormalizeRegistrationId(request.registration_id());
-  const std::string effective_on = request.effective_on().empty() ? today : request.effective_on();
+  std::string id, effective_on;
+  if (absl::Status s = CheckStatusChange(request, &v, &id, &effective_on); !s.ok()) return s;
 
   std::lock_guard<std::mutex> lock(write_mu_);
   absl::StatusOr<Practitioner> record = LoadForUpdate(id);

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "physioreg/v1/registry.pb.h"
+#include "service/core/validation.h"
 #include "storage/store.h"
 
 namespace physioreg::core {
@@ -52,6 +53,11 @@ class Registry {
   [[nodiscard]] absl::Status CheckVerifyRequest(
       const physioreg::v1::VerifyAuthorizationRequest& request, absl::string_view field_prefix,
       std::string* id, std::string* as_of) const;
+  // The checks both status changes share (id, effective_on not in the future, reason), added
+  // to `violations`; fills the normalized id and the effective date (today when empty).
+  template <typename Request>
+  [[nodiscard]] absl::Status CheckStatusChange(const Request& request, Violations* violations,
+                                               std::string* id, std::string* effective_on) const;
   // Loads a record for a status change; NOT_FOUND when unknown.
   [[nodiscard]] absl::StatusOr<physioreg::v1::Practitioner> LoadForUpdate(
       const std::string& id) const;

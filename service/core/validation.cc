@@ -11,11 +11,11 @@
 namespace physioreg::core {
 namespace {
 
+using google::protobuf::RepeatedPtrField;
 using physioreg::v1::Authorization;
 using physioreg::v1::Permit;
 using physioreg::v1::Practitioner;
 using physioreg::v1::StatusChange;
-using google::protobuf::RepeatedPtrField;
 
 // Builds child field paths: Field("a[2]", "b") == "a[2].b", Item("a", 2) == "a[2]".
 std::string Field(absl::string_view path, absl::string_view name) {
@@ -23,8 +23,7 @@ std::string Field(absl::string_view path, absl::string_view name) {
 }
 std::string Item(absl::string_view path, int index) { return absl::StrCat(path, "[", index, "]"); }
 
-void RequireText(absl::string_view text, absl::string_view field, size_t max_bytes,
-                 Violations* v) {
+void RequireText(absl::string_view text, absl::string_view field, size_t max_bytes, Violations* v) {
   if (absl::StripAsciiWhitespace(text).empty()) {
     v->Add(std::string(field), text.empty() ? "is required" : "must not be blank");
     return;
@@ -46,8 +45,8 @@ void ValidateDate(absl::string_view date, absl::string_view field, bool required
 void ValidateTextList(const RepeatedPtrField<std::string>& items, absl::string_view field,
                       size_t max_bytes, Violations* v) {
   if (items.size() > kMaxListItems) {
-    v->Add(std::string(field), absl::StrCat("has ", items.size(), " items; at most ",
-                                             kMaxListItems, " are allowed"));
+    v->Add(std::string(field),
+           absl::StrCat("has ", items.size(), " items; at most ", kMaxListItems, " are allowed"));
     return;
   }
   for (int i = 0; i < items.size(); ++i) RequireText(items[i], Item(field, i), max_bytes, v);
@@ -57,8 +56,7 @@ void ValidateTextList(const RepeatedPtrField<std::string>& items, absl::string_v
 // `current`. Empty histories are allowed (the server starts them).
 template <typename StatusEnum>
 void ValidateHistory(const RepeatedPtrField<StatusChange>& history, absl::string_view field,
-                     absl::string_view current, absl::string_view earliest,
-                     absl::string_view today,
+                     absl::string_view current, absl::string_view earliest, absl::string_view today,
                      bool (*parse)(const std::string&, StatusEnum*), Violations* v) {
   if (history.empty()) return;
   if (history.size() > kMaxStatusHistory) {
@@ -120,20 +118,16 @@ void ValidatePermit(const Practitioner& p, absl::string_view path, absl::string_
 }
 
 bool RestrictedForProvisional(physioreg::v1::RestrictedActivity activity) {
-  return activity == physioreg::v1::DRY_NEEDLING ||
-         activity == physioreg::v1::SPINAL_MANIPULATION;
+  return activity == physioreg::v1::DRY_NEEDLING || activity == physioreg::v1::SPINAL_MANIPULATION;
 }
 
 void ValidateAuthorization(const Authorization& a, bool provisional, absl::string_view path,
                            absl::string_view today, Violations* v) {
-  if (a.activity() == physioreg::v1::RESTRICTED_ACTIVITY_UNSPECIFIED ||
-      !physioreg::v1::RestrictedActivity_IsValid(a.activity())) {
-    v->Add(Field(path, "activity"), "must name a restricted activity");
-  } else if (provisional && RestrictedForProvisional(a.activity())) {
+  ValidateActivity(a.activity(), Field(path, "activity"), v);
+  if (provisional && RestrictedForProvisional(a.activity())) {
     v->Add(Field(path, "activity"),
            absl::StrCat("PROVISIONAL registrants may not hold ",
-                        physioreg::v1::RestrictedActivity_Name(a.activity()),
-                        " authorizations"));
+                        physioreg::v1::RestrictedActivity_Name(a.activity()), " authorizations"));
   }
   if (a.status() == Authorization::STATUS_UNSPECIFIED ||
       !Authorization::Status_IsValid(a.status())) {
@@ -228,6 +222,14 @@ void ValidateRegistrationId(absl::string_view id, absl::string_view field, Viola
   }
 }
 
+void ValidateActivity(physioreg::v1::RestrictedActivity activity, absl::string_view field,
+                      Violations* v) {
+  if (activity == physioreg::v1::RESTRICTED_ACTIVITY_UNSPECIFIED ||
+      !physioreg::v1::RestrictedActivity_IsValid(activity)) {
+    v->Add(std::string(field), "must name a restricted activity");
+  }
+}
+
 bool IsValidUtf8(absl::string_view text) {
   size_t i = 0;
   while (i < text.size()) {
@@ -268,8 +270,8 @@ bool IsValidUtf8(absl::string_view text) {
 void ValidateText(absl::string_view text, absl::string_view field, size_t max_bytes,
                   Violations* v) {
   if (text.size() > max_bytes) {
-    v->Add(std::string(field), absl::StrCat("is ", text.size(), " bytes; at most ", max_bytes,
-                                            " are allowed"));
+    v->Add(std::string(field),
+           absl::StrCat("is ", text.size(), " bytes; at most ", max_bytes, " are allowed"));
   } else if (!IsValidUtf8(text)) {
     v->Add(std::string(field), "is not valid UTF-8");
   }

@@ -24,8 +24,7 @@ inline constexpr int kMaxStatusHistory = 1000;
 inline constexpr size_t kMaxRequestIdBytes = 128;
 
 // The type URL under which an absl::Status carries a serialized google.rpc.BadRequest.
-inline constexpr absl::string_view kBadRequestTypeUrl =
-    "type.googleapis.com/google.rpc.BadRequest";
+inline constexpr absl::string_view kBadRequestTypeUrl = "type.googleapis.com/google.rpc.BadRequest";
 
 class Violations {
  public:
@@ -50,8 +49,10 @@ void ValidatePractitioner(const physioreg::v1::Practitioner& practitioner, absl:
                           absl::string_view today, Violations* violations);
 
 // A required registration_id field.
-void ValidateRegistrationId(absl::string_view id, absl::string_view field,
-                            Violations* violations);
+void ValidateRegistrationId(absl::string_view id, absl::string_view field, Violations* violations);
+// A required restricted activity (not UNSPECIFIED, a known value).
+void ValidateActivity(physioreg::v1::RestrictedActivity activity, absl::string_view field,
+                      Violations* violations);
 // An optional free-text field: valid UTF-8, at most `max_bytes`.
 void ValidateText(absl::string_view text, absl::string_view field, size_t max_bytes,
                   Violations* violations);

@@ -60,8 +60,7 @@ VerifyAuthorizationResponse Verify(const Practitioner* p, absl::string_view regi
     return answer(physioreg::v1::PERMIT_NOT_ACTIVE);
   }
   if (permit.register_() == physioreg::v1::PROVISIONAL &&
-      (activity == physioreg::v1::DRY_NEEDLING ||
-       activity == physioreg::v1::SPINAL_MANIPULATION)) {
+      (activity == physioreg::v1::DRY_NEEDLING || activity == physioreg::v1::SPINAL_MANIPULATION)) {
     return answer(physioreg::v1::REGISTER_RESTRICTS_ACTIVITY);
   }
   if (authorization == nullptr) return answer(physioreg::v1::NO_AUTHORIZATION);

@@ -28,9 +28,10 @@ physioreg::v1::Practitioner PublicView(physioreg::v1::Practitioner practitioner)
 // Applies the rule to `practitioner` (nullptr when the id is unknown) for `activity` on `as_of`
 // (a valid YYYY-MM-DD). Fills authorized, reason, registration_id, display_name,
 // permit_status, authorization and as_of; the caller adds revision, time and attestation.
-physioreg::v1::VerifyAuthorizationResponse Verify(
-    const physioreg::v1::Practitioner* practitioner, absl::string_view registration_id,
-    physioreg::v1::RestrictedActivity activity, absl::string_view as_of);
+physioreg::v1::VerifyAuthorizationResponse Verify(const physioreg::v1::Practitioner* practitioner,
+                                                  absl::string_view registration_id,
+                                                  physioreg::v1::RestrictedActivity activity,
+                                                  absl::string_view as_of);
 
 }  // namespace physioreg::core
 

@@ -1,10 +1,9 @@
 #include "service/core/api_keys.h"
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 #include "tests/support/temp_dir.h"
 

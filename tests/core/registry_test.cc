@@ -129,7 +129,8 @@ TEST_F(RegistryTest, StatusChangedByUpsertIsAppendedOnTheUploadDate) {
 TEST_F(RegistryTest, UploadedHistoryIsKept) {
   v1::Practitioner migrated = ValidPractitioner();
   auto* history = migrated.mutable_authorizations(0)->mutable_status_history();
-  for (auto [status, on] : {std::pair{"AUTHORIZED", "2019-04-02"}, {"SUSPENDED", "2024-02-10"},
+  for (auto [status, on] : {std::pair{"AUTHORIZED", "2019-04-02"},
+                            {"SUSPENDED", "2024-02-10"},
                             {"AUTHORIZED", "2024-08-01"}}) {
     auto* change = history->Add();
     change->set_status(status);
@@ -231,8 +232,7 @@ TEST_F(RegistryTest, StatusChangeErrors) {
   v1::SetPermitStatusRequest permit;
   permit.set_registration_id("PT-404");
   permit.set_status(v1::Permit::SUSPENDED);
-  EXPECT_EQ(registry_->SetPermitStatus(permit, "k1").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(registry_->SetPermitStatus(permit, "k1").status().code(), absl::StatusCode::kNotFound);
   permit.set_registration_id("bad id!");
   EXPECT_THAT(ViolationFields(registry_->SetPermitStatus(permit, "k1").status()),
               ElementsAre("registration_id"));

@@ -351,10 +351,10 @@ TEST_P(VerifyTableTest, AnswersWithTheFirstReasonThatApplies) {
   // already decides the answer.
   switch (row.reason) {
     case physioreg::v1::PERMIT_NOT_ACTIVE:
-      EXPECT_EQ(response.has_authorization(),
-                std::any_of(practitioner.authorizations().begin(),
-                            practitioner.authorizations().end(),
-                            [&](const Authorization& a) { return a.activity() == row.activity; }));
+      EXPECT_EQ(
+          response.has_authorization(),
+          std::any_of(practitioner.authorizations().begin(), practitioner.authorizations().end(),
+                      [&](const Authorization& a) { return a.activity() == row.activity; }));
       break;
     case physioreg::v1::REGISTER_RESTRICTS_ACTIVITY:
     case physioreg::v1::NO_AUTHORIZATION:

@@ -1,11 +1,10 @@
 // The physioreg CLI binary against a real physioregd.
-#include <signal.h>
-
-#include <fstream>
-
 #include <gmock/gmock.h>
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
 
 #include "tests/support/records.h"
 #include "tests/support/subprocess.h"
@@ -14,9 +13,9 @@
 namespace physioreg {
 namespace {
 
+using testing::CommandResult;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using testing::CommandResult;
 using testing::RunCommand;
 using testing::ServerProcess;
 using testing::TempDir;
@@ -57,8 +56,8 @@ class CliTest : public ::testing::Test {
 };
 
 TEST_F(CliTest, UpsertGetVerifySuspendHistory) {
-  const std::string file = WriteJsonl({ValidPractitioner("PT-1"), ValidPractitioner("PT-2")},
-                                      "two.jsonl");
+  const std::string file =
+      WriteJsonl({ValidPractitioner("PT-1"), ValidPractitioner("PT-2")}, "two.jsonl");
   CommandResult upsert = Cli({"upsert", "--file", file}, true);
   ASSERT_EQ(upsert.exit_code, 0) << upsert.output;
   EXPECT_THAT(upsert.output, HasSubstr("2 created"));
@@ -75,20 +74,20 @@ TEST_F(CliTest, UpsertGetVerifySuspendHistory) {
   EXPECT_EQ(verify.exit_code, 0) << verify.output;
   EXPECT_THAT(verify.output, HasSubstr("AUTHORIZED"));
 
-  CommandResult suspend = Cli({"set-authorization-status", "PT-1", "--activity", "DRY_NEEDLING",
-                               "--status", "suspended", "--effective-on", "2025-06-01",
-                               "--reason", "audit"},
-                              true);
+  CommandResult suspend =
+      Cli({"set-authorization-status", "PT-1", "--activity", "DRY_NEEDLING", "--status",
+           "suspended", "--effective-on", "2025-06-01", "--reason", "audit"},
+          true);
   ASSERT_EQ(suspend.exit_code, 0) << suspend.output;
   CommandResult now = Cli({"verify", "PT-1", "--activity", "DRY_NEEDLING"});
   EXPECT_EQ(now.exit_code, 3) << now.output;
   EXPECT_THAT(now.output, HasSubstr("AUTHORIZATION_SUSPENDED"));
-  CommandResult then = Cli({"verify", "PT-1", "--activity", "DRY_NEEDLING", "--as-of",
-                            "2025-05-31"});
+  CommandResult then =
+      Cli({"verify", "PT-1", "--activity", "DRY_NEEDLING", "--as-of", "2025-05-31"});
   EXPECT_EQ(then.exit_code, 0) << then.output;
 
-  CommandResult batch = Cli({"batch-verify", "--activity", "DRY_NEEDLING", "PT-1", "PT-2",
-                             "PT-404"});
+  CommandResult batch =
+      Cli({"batch-verify", "--activity", "DRY_NEEDLING", "PT-1", "PT-2", "PT-404"});
   EXPECT_EQ(batch.exit_code, 3) << batch.output;
   EXPECT_THAT(batch.output, HasSubstr("NOT_REGISTERED"));
 

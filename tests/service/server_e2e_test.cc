@@ -1,11 +1,10 @@
 // physioregd as a real process on loopback, driven through the generated gRPC client.
-#include <signal.h>
-
-#include <fstream>
-
 #include <gmock/gmock.h>
 #include <grpcpp/support/error_details.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
 
 #include "client/connection.h"
 #include "google/rpc/error_details.pb.h"

@@ -12,8 +12,8 @@ namespace physioreg::storage {
 namespace {
 
 TEST(KeyCodecTest, IntegersRoundTrip) {
-  for (int64_t value : {std::numeric_limits<int64_t>::min(), int64_t{-1}, int64_t{0},
-                        int64_t{1}, int64_t{1} << 40, std::numeric_limits<int64_t>::max()}) {
+  for (int64_t value : {std::numeric_limits<int64_t>::min(), int64_t{-1}, int64_t{0}, int64_t{1},
+                        int64_t{1} << 40, std::numeric_limits<int64_t>::max()}) {
     std::string encoded;
     AppendInt64(&encoded, value);
     ASSERT_EQ(encoded.size(), 8u);

@@ -165,8 +165,7 @@ TEST(StoreTest, SecondOpenOfTheSameDirectoryFailsClearly) {
   absl::StatusOr<std::unique_ptr<Store>> second = Store::Open(dir.path());
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(second.status().message().find("in use"), absl::string_view::npos)
-      << second.status();
+  EXPECT_NE(second.status().message().find("in use"), absl::string_view::npos) << second.status();
 }
 
 TEST(StoreTest, UnusableDirectoryFailsClearly) {

@@ -33,9 +33,7 @@ int Spawn(const std::vector<std::string>& argv, int stdin_fd, int* output_fd) {
   return pid;
 }
 
-int ExitCode(int wait_status) {
-  return WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1;
-}
+int ExitCode(int wait_status) { return WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1; }
 
 }  // namespace
 
