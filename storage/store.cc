@@ -121,6 +121,11 @@ Store::~Store() {
   db_->Close().PermitUncheckedError();
 }
 
+void Store::AddCommitListener(CommitListener listener) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  listeners_.push_back(std::move(listener));
+}
+
 std::unique_ptr<ReadView> Store::View() const {
   return std::unique_ptr<ReadView>(new ReadView(this, db_->GetSnapshot()));
 }
@@ -180,7 +185,9 @@ absl::Status Store::Write(const Commit& commit) {
   rocksdb::WriteOptions options;
   options.sync = true;  // Durable once acknowledged.
   absl::Status status = FromRocks(db_->Write(options, &batch), "committing");
-  if (status.ok()) revision_.store(revision, std::memory_order_release);
+  if (!status.ok()) return status;
+  revision_.store(revision, std::memory_order_release);
+  for (const CommitListener& listener : listeners_) listener(commit);
   return status;
 }
 

@@ -99,6 +99,11 @@ class Store {
   // Writes `commit` as one synced batch. Callers serialize commits (one writer).
   [[nodiscard]] absl::Status Write(const Commit& commit);
 
+  // Called after every successful Write, in revision order, before Write returns (so an
+  // in-memory index stays consistent with every commit). Register listeners before serving.
+  using CommitListener = std::function<void(const Commit&)>;
+  void AddCommitListener(CommitListener listener);
+
  private:
   friend class ReadView;
   Store() = default;
@@ -110,6 +115,7 @@ class Store {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::mutex write_mu_;
   std::atomic<int64_t> revision_{0};
+  std::vector<CommitListener> listeners_;
 };
 
 // Keys, exposed for tests and for tools that inspect a database.

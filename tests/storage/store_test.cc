@@ -142,6 +142,26 @@ TEST(StoreTest, ViewIsAPointInTime) {
   EXPECT_EQ(store->View()->revision(), 2);
 }
 
+TEST(StoreTest, ListenersSeeEveryCommitInOrderAndNoRejectedOne) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  std::vector<int64_t> seen;
+  store->AddCommitListener([&](const Commit& commit) {
+    for (const RecordChange& change : commit.changes) seen.push_back(change.event.revision());
+  });
+  Commit first;
+  first.changes.push_back(Change(ValidPractitioner("PT-1"), 1));
+  first.changes.push_back(Change(ValidPractitioner("PT-2"), 2));
+  ASSERT_TRUE(store->Write(first).ok());
+  Commit gap;
+  gap.changes.push_back(Change(ValidPractitioner("PT-3"), 9));
+  ASSERT_FALSE(store->Write(gap).ok());
+  Commit next;
+  next.changes.push_back(Change(ValidPractitioner("PT-3"), 3));
+  ASSERT_TRUE(store->Write(next).ok());
+  EXPECT_EQ(seen, (std::vector<int64_t>{1, 2, 3}));
+}
+
 TEST(StoreTest, MetaOnlyCommitKeepsRevision) {
   TempDir dir;
   auto store = OpenOrDie(dir.path());
