@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/connection.h"
+#include "client/transfer.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -42,6 +43,12 @@ Public (no credentials):
 Regulator (needs --token-file):
   upsert --file F.jsonl [--request-id R]
                                        one registrant per line (proto JSON), 1,000 per call
+  import FILE [--import-id ID] [--rejects R.csv] [--chunk-size N]
+                                       stream a whole register: .jsonl/.ndjson or .csv
+                                       (columns: README.md); progress on stderr; rejected
+                                       records to R.csv (default FILE.rejects.csv), exit 1
+  export [--format jsonl|csv] [--include-private] [--output FILE]
+                                       the whole register at one revision (stdout default)
   set-authorization-status ID --activity A --status S [--effective-on D] [--reason TEXT]
   set-permit-status ID --status S [--effective-on D] [--reason TEXT]
   keys create --role REGULATOR|CLINIC [--description TEXT]
@@ -75,7 +82,7 @@ class UsageError : public std::runtime_error {
 };
 
 Args Parse(int argc, char** argv) {
-  static const std::set<std::string> kSwitches = {"json", "help"};
+  static const std::set<std::string> kSwitches = {"json", "help", "include-private"};
   Args args;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -130,37 +137,7 @@ std::string ToJson(const google::protobuf::Message& message, bool multiline) {
 
 // Prints a failed call: code, message and each field violation. Returns the exit code.
 int ReportError(const grpc::Status& status) {
-  static const char* kCodeNames[] = {"OK",
-                                     "CANCELLED",
-                                     "UNKNOWN",
-                                     "INVALID_ARGUMENT",
-                                     "DEADLINE_EXCEEDED",
-                                     "NOT_FOUND",
-                                     "ALREADY_EXISTS",
-                                     "PERMISSION_DENIED",
-                                     "RESOURCE_EXHAUSTED",
-                                     "FAILED_PRECONDITION",
-                                     "ABORTED",
-                                     "OUT_OF_RANGE",
-                                     "UNIMPLEMENTED",
-                                     "INTERNAL",
-                                     "UNAVAILABLE",
-                                     "DATA_LOSS",
-                                     "UNAUTHENTICATED"};
-  const int code = status.error_code();
-  std::fprintf(stderr, "error: %s: %s\n", code >= 0 && code <= 16 ? kCodeNames[code] : "UNKNOWN",
-               status.error_message().c_str());
-  google::rpc::Status details;
-  if (!status.error_details().empty() && details.ParseFromString(status.error_details())) {
-    for (const auto& any : details.details()) {
-      google::rpc::BadRequest bad;
-      if (any.UnpackTo(&bad)) {
-        for (const auto& v : bad.field_violations()) {
-          std::fprintf(stderr, "  %s: %s\n", v.field().c_str(), v.description().c_str());
-        }
-      }
-    }
-  }
+  std::fprintf(stderr, "%s", physioreg::client::FormatError(status).c_str());
   return 1;
 }
 
@@ -528,6 +505,25 @@ int Run(int argc, char** argv) {
   if (command == "set-authorization-status") return cli.SetAuthorizationStatus(args);
   if (command == "set-permit-status") return cli.SetPermitStatus(args);
   if (command == "keys") return cli.Keys(args);
+  if (command == "import") {
+    physioreg::client::ImportOptions options;
+    options.path = Positional(args, 1, "file to import");
+    options.import_id = args.Get("import-id");
+    options.rejects_path = args.Get("rejects");
+    options.json = cli.json;
+    if (args.Has("chunk-size") && (!absl::SimpleAtoi(args.Get("chunk-size"), &options.chunk_size) ||
+                                   options.chunk_size < 1)) {
+      throw UsageError("--chunk-size takes a positive number");
+    }
+    return physioreg::client::RunImport(cli.connection, options);
+  }
+  if (command == "export") {
+    physioreg::client::ExportOptions options;
+    options.format = args.Get("format", "jsonl");
+    options.include_private = args.switches.count("include-private") > 0;
+    options.output = args.Get("output");
+    return physioreg::client::RunExport(cli.connection, options);
+  }
   if (command == "health") return cli.Health(args);
   throw UsageError(absl::StrCat("unknown command '", command, "'"));
 }

@@ -8,6 +8,8 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 
 namespace physioreg::client {
 
@@ -32,6 +34,40 @@ Connection Connect(const std::string& address, std::string token) {
   args.SetMaxSendMessageSize(64 << 20);
   return Connection{grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args),
                     std::move(token)};
+}
+
+std::string FormatError(const grpc::Status& status) {
+  static constexpr const char* kCodeNames[] = {"OK",
+                                               "CANCELLED",
+                                               "UNKNOWN",
+                                               "INVALID_ARGUMENT",
+                                               "DEADLINE_EXCEEDED",
+                                               "NOT_FOUND",
+                                               "ALREADY_EXISTS",
+                                               "PERMISSION_DENIED",
+                                               "RESOURCE_EXHAUSTED",
+                                               "FAILED_PRECONDITION",
+                                               "ABORTED",
+                                               "OUT_OF_RANGE",
+                                               "UNIMPLEMENTED",
+                                               "INTERNAL",
+                                               "UNAVAILABLE",
+                                               "DATA_LOSS",
+                                               "UNAUTHENTICATED"};
+  const int code = status.error_code();
+  std::string text = absl::StrCat("error: ", code >= 0 && code <= 16 ? kCodeNames[code] : "UNKNOWN",
+                                  ": ", status.error_message(), "\n");
+  google::rpc::Status details;
+  if (!status.error_details().empty() && details.ParseFromString(status.error_details())) {
+    for (const auto& any : details.details()) {
+      google::rpc::BadRequest bad;
+      if (!any.UnpackTo(&bad)) continue;
+      for (const auto& v : bad.field_violations()) {
+        absl::StrAppend(&text, "  ", v.field(), ": ", v.description(), "\n");
+      }
+    }
+  }
+  return text;
 }
 
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {

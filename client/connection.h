@@ -27,6 +27,10 @@ struct Connection {
 // An insecure channel to `address` (physioregd listens on loopback; put TLS in front of it).
 Connection Connect(const std::string& address, std::string token = "");
 
+// A failed call for people: "error: CODE: message", then each field violation of a
+// google.rpc.BadRequest detail on its own line.
+std::string FormatError(const grpc::Status& status);
+
 // The secret in a token file (first line, whitespace trimmed).
 [[nodiscard]] absl::StatusOr<std::string> ReadTokenFile(const std::string& path);
 

@@ -1,6 +1,8 @@
 #include "service/admin_service.h"
 
 #include "service/auth.h"
+#include "service/export_reactor.h"
+#include "service/import_reactor.h"
 #include "service/reply.h"
 
 namespace physioreg::service {
@@ -29,6 +31,20 @@ grpc::ServerUnaryReactor* AdminService::UpsertPractitioners(
   return Write(context, response, [this, request](const std::string& actor) {
     return registry_->Upsert(*request, actor);
   });
+}
+
+grpc::ServerReadReactor<v1::ImportPractitionersRequest>* AdminService::ImportPractitioners(
+    grpc::CallbackServerContext* context, v1::ImportPractitionersResponse* response) {
+  absl::StatusOr<core::Caller> caller = RequireRole(*context, *keys_, v1::REGULATOR);
+  if (!caller.ok()) return new RejectedReadReactor(ToGrpcStatus(caller.status()));
+  return new ImportReactor(context, registry_, writer_, caller->key_id, response);
+}
+
+grpc::ServerWriteReactor<v1::Practitioner>* AdminService::ExportPractitioners(
+    grpc::CallbackServerContext* context, const v1::ExportPractitionersRequest* request) {
+  absl::StatusOr<core::Caller> caller = RequireRole(*context, *keys_, v1::REGULATOR);
+  if (!caller.ok()) return new RejectedWriteReactor(ToGrpcStatus(caller.status()));
+  return new ExportReactor(context, registry_->Snapshot(), request->include_private());
 }
 
 grpc::ServerUnaryReactor* AdminService::SetAuthorizationStatus(

@@ -1,6 +1,6 @@
 // Thin gRPC handlers of RegistryAdmin (REGULATOR credentials only). Writes run on the single
-// writer thread, never on gRPC's callback threads. Not built yet (UNIMPLEMENTED from the
-// generated base class): ImportPractitioners, ExportPractitioners.
+// writer thread, never on gRPC's callback threads; the streams have reactors of their own
+// (import_reactor.h, export_reactor.h).
 #ifndef PHYSIOREG_SERVICE_ADMIN_SERVICE_H_
 #define PHYSIOREG_SERVICE_ADMIN_SERVICE_H_
 
@@ -20,6 +20,12 @@ class AdminService final : public physioreg::v1::RegistryAdmin::CallbackService 
       grpc::CallbackServerContext* context,
       const physioreg::v1::UpsertPractitionersRequest* request,
       physioreg::v1::UpsertPractitionersResponse* response) override;
+  grpc::ServerReadReactor<physioreg::v1::ImportPractitionersRequest>* ImportPractitioners(
+      grpc::CallbackServerContext* context,
+      physioreg::v1::ImportPractitionersResponse* response) override;
+  grpc::ServerWriteReactor<physioreg::v1::Practitioner>* ExportPractitioners(
+      grpc::CallbackServerContext* context,
+      const physioreg::v1::ExportPractitionersRequest* request) override;
   grpc::ServerUnaryReactor* SetAuthorizationStatus(
       grpc::CallbackServerContext* context,
       const physioreg::v1::SetAuthorizationStatusRequest* request,

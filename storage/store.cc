@@ -249,20 +249,45 @@ absl::StatusOr<std::vector<ChangeEvent>> ReadView::ListHistory(absl::string_view
   return events;
 }
 
-absl::Status ReadView::ForEachPractitioner(
-    const std::function<bool(const Practitioner&)>& fn) const {
+ReadView::Cursor::Cursor(std::unique_ptr<rocksdb::Iterator> it) : it_(std::move(it)) {
+  it_->SeekToFirst();
+}
+
+ReadView::Cursor::~Cursor() = default;
+
+bool ReadView::Cursor::Valid() const { return it_->Valid(); }
+
+absl::StatusOr<Practitioner> ReadView::Cursor::Read() const {
+  Practitioner practitioner;
+  if (!practitioner.ParseFromArray(it_->value().data(), static_cast<int>(it_->value().size()))) {
+    return absl::DataLossError("stored registrant does not parse");
+  }
+  return practitioner;
+}
+
+void ReadView::Cursor::Next() { it_->Next(); }
+
+absl::Status ReadView::Cursor::status() const {
+  return FromRocks(it_->status(), "iterating registrants");
+}
+
+std::unique_ptr<ReadView::Cursor> ReadView::Practitioners() const {
   rocksdb::ReadOptions options;
   options.snapshot = snapshot_;
-  std::unique_ptr<rocksdb::Iterator> it(
-      store_->db_->NewIterator(options, store_->handle(ColumnFamily::kRegistrants)));
-  Practitioner practitioner;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    if (!practitioner.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-      return absl::DataLossError("stored registrant does not parse");
-    }
-    if (!fn(practitioner)) break;
+  options.fill_cache = false;  // A full scan would evict the hot point-lookup blocks.
+  return std::unique_ptr<Cursor>(new Cursor(std::unique_ptr<rocksdb::Iterator>(
+      store_->db_->NewIterator(options, store_->handle(ColumnFamily::kRegistrants)))));
+}
+
+absl::Status ReadView::ForEachPractitioner(
+    const std::function<bool(const Practitioner&)>& fn) const {
+  std::unique_ptr<Cursor> cursor = Practitioners();
+  for (; cursor->Valid(); cursor->Next()) {
+    absl::StatusOr<Practitioner> practitioner = cursor->Read();
+    if (!practitioner.ok()) return practitioner.status();
+    if (!fn(*practitioner)) return absl::OkStatus();
   }
-  return FromRocks(it->status(), "iterating registrants");
+  return cursor->status();
 }
 
 }  // namespace physioreg::storage

@@ -23,6 +23,7 @@
 namespace rocksdb {
 class ColumnFamilyHandle;
 class DB;
+class Iterator;
 class Snapshot;
 }  // namespace rocksdb
 
@@ -60,6 +61,24 @@ class ReadView {
   // Events of one registrant with revision > after_revision, oldest first, at most `limit`.
   [[nodiscard]] absl::StatusOr<std::vector<physioreg::v1::ChangeEvent>> ListHistory(
       absl::string_view registration_id, int64_t after_revision, int limit) const;
+
+  // Walks the registrants in registration_id order, one at a time (for streaming exports).
+  class Cursor {
+   public:
+    ~Cursor();
+    bool Valid() const;
+    // The registrant under the cursor.
+    [[nodiscard]] absl::StatusOr<physioreg::v1::Practitioner> Read() const;
+    void Next();
+    // Not OK when iteration stopped on an error rather than at the end.
+    [[nodiscard]] absl::Status status() const;
+
+   private:
+    friend class ReadView;
+    explicit Cursor(std::unique_ptr<rocksdb::Iterator> it);
+    std::unique_ptr<rocksdb::Iterator> it_;
+  };
+  std::unique_ptr<Cursor> Practitioners() const;
 
   // Calls `fn` for every registrant in registration_id order; stops early when it returns false.
   [[nodiscard]] absl::Status ForEachPractitioner(

@@ -1,5 +1,6 @@
 #include "service/core/registry.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <utility>
@@ -25,6 +26,9 @@ using physioreg::v1::StatusChange;
 constexpr int kDefaultPageSize = 20;
 constexpr int kMaxPageSize = 100;
 constexpr absl::string_view kUpsertRequestPrefix = "upsert_request/";
+constexpr absl::string_view kImportPrefix = "import/";
+// Rejections listed in an import summary; rejected_count counts them all.
+constexpr int kMaxListedRejections = 100'000;
 
 StatusChange MakeChange(absl::string_view status, absl::string_view effective_on,
                         absl::string_view reason) {
@@ -62,6 +66,10 @@ Practitioner PrepareUpload(const Practitioner& sent, const Practitioner* stored,
   record.set_registration_id(*NormalizeRegistrationId(sent.registration_id()));
   record.clear_revision();
   record.clear_update_time();
+  // One order whatever the source (JSON lists, CSV columns): authorizations by activity.
+  std::sort(
+      record.mutable_authorizations()->begin(), record.mutable_authorizations()->end(),
+      [](const Authorization& a, const Authorization& b) { return a.activity() < b.activity(); });
   Permit* permit = record.mutable_permit();
   MergeHistory(Permit::Status_Name(permit->status()),
                stored ? &stored->permit().status_history() : nullptr, permit->registered_on(),
@@ -282,33 +290,16 @@ absl::StatusOr<physioreg::v1::UpsertPractitionersResponse> Registry::Upsert(
     }
   }
 
-  const absl::Time now = clock_();
-  physioreg::v1::UpsertPractitionersResponse response;
+  ApplyCounts counts;
   storage::Commit commit;
-  int64_t revision = store_->revision();
-  for (const Practitioner& sent : request.practitioners()) {
-    const std::string id = *NormalizeRegistrationId(sent.registration_id());
-    absl::StatusOr<std::optional<Practitioner>> stored = store_->GetPractitioner(id);
-    if (!stored.ok()) return stored.status();
-    const Practitioner* previous = stored->has_value() ? &**stored : nullptr;
-    Practitioner record = PrepareUpload(sent, previous, today);
-    if (previous != nullptr && SameContent(record, *previous)) {
-      response.set_unchanged(response.unchanged() + 1);
-      continue;
-    }
-    previous == nullptr ? response.set_created(response.created() + 1)
-                        : response.set_updated(response.updated() + 1);
-    record.set_revision(++revision);
-    *record.mutable_update_time() = ToTimestamp(now);
-    storage::RecordChange& change = commit.changes.emplace_back();
-    change.event.set_revision(revision);
-    change.event.set_registration_id(id);
-    *change.event.mutable_change_time() = ToTimestamp(now);
-    change.event.set_kind(previous == nullptr ? ChangeEvent::CREATED : ChangeEvent::UPDATED);
-    change.event.set_actor(actor);
-    *change.event.mutable_practitioner() = PublicView(record);
-    change.record = std::move(record);
-  }
+  std::vector<const Practitioner*> records;
+  for (const Practitioner& p : request.practitioners()) records.push_back(&p);
+  if (absl::Status s = PrepareChanges(records, actor, today, &counts, &commit); !s.ok()) return s;
+  physioreg::v1::UpsertPractitionersResponse response;
+  response.set_created(counts.created);
+  response.set_updated(counts.updated);
+  response.set_unchanged(counts.unchanged);
+  const int64_t revision = store_->revision() + static_cast<int64_t>(commit.changes.size());
   response.set_revision(revision);
   if (!request_key.empty())
     commit.meta_puts.emplace_back(request_key, response.SerializeAsString());
@@ -327,21 +318,56 @@ absl::StatusOr<Practitioner> Registry::LoadForUpdate(const std::string& id) cons
 
 absl::StatusOr<Practitioner> Registry::CommitOne(Practitioner record, ChangeEvent::Kind kind,
                                                  const std::string& actor) {
-  const absl::Time now = clock_();
-  const int64_t revision = store_->revision() + 1;
+  storage::Commit commit;
+  AddChange(std::move(record), kind, actor, store_->revision() + 1, clock_(), &commit);
+  if (absl::Status s = store_->Write(commit); !s.ok()) return s;
+  return commit.changes.back().record;
+}
+
+void Registry::AddChange(Practitioner record, ChangeEvent::Kind kind, const std::string& actor,
+                         int64_t revision, absl::Time now, storage::Commit* commit) {
   record.set_revision(revision);
   *record.mutable_update_time() = ToTimestamp(now);
-  storage::Commit commit;
-  storage::RecordChange& change = commit.changes.emplace_back();
+  storage::RecordChange& change = commit->changes.emplace_back();
   change.event.set_revision(revision);
   change.event.set_registration_id(record.registration_id());
   *change.event.mutable_change_time() = ToTimestamp(now);
   change.event.set_kind(kind);
   change.event.set_actor(actor);
   *change.event.mutable_practitioner() = PublicView(record);
-  change.record = record;
-  if (absl::Status s = store_->Write(commit); !s.ok()) return s;
-  return record;
+  change.record = std::move(record);
+}
+
+absl::Status Registry::PrepareChanges(const std::vector<const Practitioner*>& records,
+                                      const std::string& actor, const std::string& today,
+                                      ApplyCounts* counts, storage::Commit* commit) const {
+  const absl::Time now = clock_();
+  // A registrant may appear twice in one import chunk: the later record is compared with the
+  // earlier one's pending change, so the chunk behaves like the records applied in order.
+  std::map<std::string, size_t> pending;  // id -> index in commit->changes
+  for (const Practitioner* sent : records) {
+    const std::string id = *NormalizeRegistrationId(sent->registration_id());
+    std::optional<Practitioner> stored;
+    if (auto it = pending.find(id); it != pending.end()) {
+      stored = commit->changes[it->second].record;
+    } else {
+      absl::StatusOr<std::optional<Practitioner>> found = store_->GetPractitioner(id);
+      if (!found.ok()) return found.status();
+      stored = *std::move(found);
+    }
+    const Practitioner* previous = stored.has_value() ? &*stored : nullptr;
+    Practitioner record = PrepareUpload(*sent, previous, today);
+    if (previous != nullptr && SameContent(record, *previous)) {
+      ++counts->unchanged;
+      continue;
+    }
+    ++(previous == nullptr ? counts->created : counts->updated);
+    const int64_t revision = store_->revision() + static_cast<int64_t>(commit->changes.size()) + 1;
+    pending[id] = commit->changes.size();
+    AddChange(std::move(record), previous == nullptr ? ChangeEvent::CREATED : ChangeEvent::UPDATED,
+              actor, revision, now, commit);
+  }
+  return absl::OkStatus();
 }
 
 namespace {
@@ -438,6 +464,65 @@ absl::StatusOr<Practitioner> Registry::SetPermitStatus(
   if (!*changed) return record;
   permit->set_status(request.status());
   return CommitOne(*std::move(record), ChangeEvent::PERMIT_STATUS_CHANGED, actor);
+}
+
+absl::StatusOr<std::optional<physioreg::v1::ImportPractitionersResponse>> Registry::FindImport(
+    const std::string& import_id) const {
+  Violations v;
+  ValidateText(import_id, "import_id", kMaxRequestIdBytes, &v);
+  if (!v.empty()) return v.ToStatus();
+  if (import_id.empty()) return std::nullopt;
+  absl::StatusOr<std::optional<std::string>> stored =
+      store_->GetMeta(absl::StrCat(kImportPrefix, import_id));
+  if (!stored.ok()) return stored.status();
+  if (!stored->has_value()) return std::nullopt;
+  physioreg::v1::ImportPractitionersResponse summary;
+  if (!summary.ParseFromString(**stored)) return absl::DataLossError("bad import summary");
+  return summary;
+}
+
+absl::Status Registry::ImportChunk(const RepeatedPtrField<Practitioner>& records,
+                                   int64_t first_index, const std::string& actor,
+                                   physioreg::v1::ImportPractitionersResponse* summary) {
+  const std::string today = Today();
+  std::vector<const Practitioner*> valid;
+  for (int i = 0; i < records.size(); ++i) {
+    Violations v;
+    ValidatePractitioner(records[i], "", today, &v);
+    if (v.empty()) {
+      valid.push_back(&records[i]);
+      continue;
+    }
+    summary->set_rejected_count(summary->rejected_count() + 1);
+    if (summary->rejected_size() < kMaxListedRejections) {
+      physioreg::v1::RejectedRecord* rejected = summary->add_rejected();
+      rejected->set_index(first_index + i);
+      rejected->set_registration_id(records[i].registration_id());
+      *rejected->mutable_violations() = v.bad_request().field_violations();
+    }
+  }
+  summary->set_received(summary->received() + records.size());
+  std::lock_guard<std::mutex> lock(write_mu_);
+  ApplyCounts counts;
+  storage::Commit commit;
+  if (absl::Status s = PrepareChanges(valid, actor, today, &counts, &commit); !s.ok()) return s;
+  if (!commit.changes.empty()) {
+    if (absl::Status s = store_->Write(commit); !s.ok()) return s;
+  }
+  summary->set_applied(summary->applied() + counts.created + counts.updated);
+  summary->set_unchanged(summary->unchanged() + counts.unchanged);
+  return absl::OkStatus();
+}
+
+absl::Status Registry::FinishImport(const std::string& import_id,
+                                    physioreg::v1::ImportPractitionersResponse* summary) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  summary->set_revision(store_->revision());
+  if (import_id.empty()) return absl::OkStatus();
+  storage::Commit commit;
+  commit.meta_puts.emplace_back(absl::StrCat(kImportPrefix, import_id),
+                                summary->SerializeAsString());
+  return store_->Write(commit);
 }
 
 }  // namespace physioreg::core

@@ -4,8 +4,11 @@
 #define PHYSIOREG_SERVICE_CORE_REGISTRY_H_
 
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -48,6 +51,23 @@ class Registry {
   [[nodiscard]] absl::StatusOr<physioreg::v1::Practitioner> SetPermitStatus(
       const physioreg::v1::SetPermitStatusRequest& request, const std::string& actor);
 
+  // Streaming import, one chunk at a time. The summary of a finished import, when `import_id`
+  // names one (replays answer with it); INVALID_ARGUMENT for a malformed import_id.
+  [[nodiscard]] absl::StatusOr<std::optional<physioreg::v1::ImportPractitionersResponse>>
+  FindImport(const std::string& import_id) const;
+  // Validates each record (its stream index is `first_index` + its position), commits the
+  // valid ones in one atomic, durable batch, and adds counts and rejections to `summary`.
+  [[nodiscard]] absl::Status ImportChunk(
+      const google::protobuf::RepeatedPtrField<physioreg::v1::Practitioner>& records,
+      int64_t first_index, const std::string& actor,
+      physioreg::v1::ImportPractitionersResponse* summary);
+  // Sets the summary's revision and, for a named import, keeps the summary for replays.
+  [[nodiscard]] absl::Status FinishImport(const std::string& import_id,
+                                          physioreg::v1::ImportPractitionersResponse* summary);
+
+  // A consistent point-in-time view of the register (for exports).
+  std::unique_ptr<storage::ReadView> Snapshot() const { return store_->View(); }
+
  private:
   // Validates a verification request; fills the normalized id and the as_of date.
   [[nodiscard]] absl::Status CheckVerifyRequest(
@@ -61,6 +81,20 @@ class Registry {
   // Loads a record for a status change; NOT_FOUND when unknown.
   [[nodiscard]] absl::StatusOr<physioreg::v1::Practitioner> LoadForUpdate(
       const std::string& id) const;
+  struct ApplyCounts {
+    int64_t created = 0;
+    int64_t updated = 0;
+    int64_t unchanged = 0;
+  };
+  // Under write_mu_: adds to `commit` the changes `records` (valid; ids may repeat, later wins)
+  // make to the stored register, with the next revisions, and counts them.
+  [[nodiscard]] absl::Status PrepareChanges(
+      const std::vector<const physioreg::v1::Practitioner*>& records, const std::string& actor,
+      const std::string& today, ApplyCounts* counts, storage::Commit* commit) const;
+  // Appends `record` as a change with `revision` (and its event) to `commit`.
+  static void AddChange(physioreg::v1::Practitioner record, physioreg::v1::ChangeEvent::Kind kind,
+                        const std::string& actor, int64_t revision, absl::Time now,
+                        storage::Commit* commit);
   // Commits one changed record as the next revision and returns what was stored.
   [[nodiscard]] absl::StatusOr<physioreg::v1::Practitioner> CommitOne(
       physioreg::v1::Practitioner record, physioreg::v1::ChangeEvent::Kind kind,

@@ -1,0 +1,327 @@
+#include "client/transfer.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "client/csv.h"
+#include "client/csv_records.h"
+
+namespace physioreg::client {
+namespace {
+
+namespace v1 = physioreg::v1;
+
+constexpr int kDayInSeconds = 24 * 60 * 60;
+
+class FileSource : public RecordSource {
+ public:
+  explicit FileSource(const std::string& path) : in_(path, std::ios::binary) {
+    in_.seekg(0, std::ios::end);
+    size_ = in_.tellg();
+    in_.seekg(0);
+  }
+  bool ok() const { return static_cast<bool>(in_); }
+  double Fraction() const override {
+    return size_ <= 0 ? 1.0 : static_cast<double>(BytesRead()) / static_cast<double>(size_);
+  }
+
+ protected:
+  virtual int64_t BytesRead() const = 0;
+  std::ifstream in_;
+  int64_t size_ = 0;
+};
+
+class JsonlSource final : public FileSource {
+ public:
+  using FileSource::FileSource;
+  absl::StatusOr<std::optional<Item>> Next() override {
+    std::string line;
+    while (std::getline(in_, line)) {
+      ++line_;
+      bytes_read_ += static_cast<int64_t>(line.size()) + 1;
+      if (absl::StripAsciiWhitespace(line).empty()) continue;
+      Item item{line_, v1::Practitioner()};
+      auto parsed = google::protobuf::util::JsonStringToMessage(line, &*item.record);
+      if (!parsed.ok()) {
+        item.record =
+            absl::InvalidArgumentError(absl::StrCat("json: ", parsed.message().as_string()));
+      }
+      return item;
+    }
+    if (in_.bad()) return absl::DataLossError("the file could not be read to its end");
+    return std::nullopt;
+  }
+
+ private:
+  int64_t BytesRead() const override { return bytes_read_; }
+  int64_t line_ = 0;
+  int64_t bytes_read_ = 0;
+};
+
+class CsvSource final : public FileSource {
+ public:
+  explicit CsvSource(const std::string& path) : FileSource(path), reader_(&in_) {}
+
+  absl::Status ReadHeader() {
+    std::vector<std::string> header;
+    absl::StatusOr<bool> read = reader_.Next(&header);
+    if (!read.ok()) return read.status();
+    if (!*read) return absl::InvalidArgumentError("the file is empty (no header row)");
+    absl::StatusOr<CsvRecordParser> parser = CsvRecordParser::FromHeader(header);
+    if (!parser.ok()) return parser.status();
+    parser_ = *std::move(parser);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::optional<Item>> Next() override {
+    std::vector<std::string> row;
+    while (true) {
+      absl::StatusOr<bool> read = reader_.Next(&row);
+      if (!read.ok()) return read.status();
+      if (!*read) return std::nullopt;
+      if (row.size() == 1 && row[0].empty()) continue;  // A blank line.
+      return Item{reader_.record_line(), parser_->Parse(row)};
+    }
+  }
+
+ private:
+  int64_t BytesRead() const override { return reader_.bytes_read(); }
+  CsvReader reader_;
+  std::optional<CsvRecordParser> parser_;
+};
+
+// Progress on stderr: a redrawn bar on a terminal, a plain line every few seconds otherwise.
+class Progress {
+ public:
+  Progress() : terminal_(::isatty(STDERR_FILENO) == 1), start_(absl::Now()) {}
+
+  void Update(int64_t records, double fraction, bool final = false) {
+    const absl::Time now = absl::Now();
+    const absl::Duration every = terminal_ ? absl::Milliseconds(100) : absl::Seconds(5);
+    if (!final && now - last_ < every) return;
+    last_ = now;
+    const double seconds = absl::ToDoubleSeconds(now - start_);
+    const double rate = seconds > 0 ? records / seconds : 0;
+    const double eta = fraction > 0 && fraction < 1 ? seconds * (1 - fraction) / fraction : 0;
+    if (terminal_) {
+      constexpr int kWidth = 30;
+      const int filled = static_cast<int>(fraction * kWidth);
+      std::fprintf(stderr, "\r%5.1f%% [%s%s] %lld records  %.0f/s  ETA %.0fs   ", fraction * 100,
+                   std::string(filled, '#').c_str(), std::string(kWidth - filled, ' ').c_str(),
+                   static_cast<long long>(records), rate, eta);
+      if (final) std::fprintf(stderr, "\n");
+    } else {
+      std::fprintf(stderr, "import: %.0f%%, %lld records, %.0f records/s, ETA %.0fs\n",
+                   fraction * 100, static_cast<long long>(records), rate, eta);
+    }
+    std::fflush(stderr);
+  }
+
+ private:
+  const bool terminal_;
+  const absl::Time start_;
+  absl::Time last_ = absl::InfinitePast();
+};
+
+struct Reject {
+  int64_t line;
+  std::string registration_id;
+  std::string field;
+  std::string message;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RecordSource>> RecordSource::Open(const std::string& path) {
+  const std::string lower = absl::AsciiStrToLower(path);
+  if (absl::EndsWith(lower, ".csv")) {
+    auto source = std::make_unique<CsvSource>(path);
+    if (!source->ok()) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+    if (absl::Status s = source->ReadHeader(); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
+    }
+    return source;
+  }
+  if (absl::EndsWith(lower, ".jsonl") || absl::EndsWith(lower, ".ndjson")) {
+    auto source = std::make_unique<JsonlSource>(path);
+    if (!source->ok()) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+    return source;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(path, ": the file name must end in .jsonl, .ndjson or .csv"));
+}
+
+int RunImport(const Connection& connection, const ImportOptions& options) {
+  absl::StatusOr<std::unique_ptr<RecordSource>> source = RecordSource::Open(options.path);
+  if (!source.ok()) {
+    std::fprintf(stderr, "physioreg: %s\n", std::string(source.status().message()).c_str());
+    return 2;
+  }
+  std::vector<Reject> rejects;
+  int64_t unreadable = 0;
+  std::vector<int64_t> line_of_index;  // Stream index -> file line, to map server rejections.
+  v1::ImportPractitionersResponse summary;
+  auto context = connection.Context(kDayInSeconds);
+  auto stub = connection.Admin();
+  std::unique_ptr<grpc::ClientWriter<v1::ImportPractitionersRequest>> stream =
+      stub->ImportPractitioners(context.get(), &summary);
+  v1::ImportPractitionersRequest chunk;
+  chunk.set_import_id(options.import_id);  // The first message names the import.
+  Progress progress;
+  bool stream_open = true;
+  absl::Status read_status;
+  while (stream_open) {
+    absl::StatusOr<std::optional<RecordSource::Item>> item = (*source)->Next();
+    if (!item.ok()) {
+      read_status = item.status();
+      break;
+    }
+    const bool at_end = !item->has_value();
+    if (!at_end) {
+      RecordSource::Item& next = **item;
+      if (next.record.ok()) {
+        line_of_index.push_back(next.line);
+        *chunk.add_practitioners() = *std::move(next.record);
+      } else {
+        ++unreadable;
+        rejects.push_back({next.line, "", "", std::string(next.record.status().message())});
+      }
+    }
+    if (chunk.practitioners_size() >= options.chunk_size ||
+        (at_end && (chunk.practitioners_size() > 0 || line_of_index.empty()))) {
+      // Write blocks while the server is busy: flow control keeps memory bounded both sides.
+      stream_open = stream->Write(chunk);
+      chunk.Clear();
+    }
+    progress.Update(static_cast<int64_t>(line_of_index.size()) + unreadable, (*source)->Fraction());
+    if (at_end) break;
+  }
+  progress.Update(static_cast<int64_t>(line_of_index.size()) + unreadable, (*source)->Fraction(),
+                  /*final=*/true);
+  if (!read_status.ok()) {
+    // Stop the stream without finishing it: the server keeps what it applied, records no
+    // summary, and the same import can be run again once the file is fixed.
+    context->TryCancel();
+    stream->Finish().ok();
+    std::fprintf(stderr, "physioreg: %s: %s\n", options.path.c_str(),
+                 std::string(read_status.message()).c_str());
+    return 2;
+  }
+  stream->WritesDone();
+  grpc::Status status = stream->Finish();
+  if (!status.ok()) {
+    std::fprintf(stderr, "%s", FormatError(status).c_str());
+    return 1;
+  }
+  for (const v1::RejectedRecord& rejected : summary.rejected()) {
+    const int64_t line = rejected.index() < static_cast<int64_t>(line_of_index.size())
+                             ? line_of_index[rejected.index()]
+                             : -1;
+    for (const auto& violation : rejected.violations()) {
+      rejects.push_back(
+          {line, rejected.registration_id(), violation.field(), violation.description()});
+    }
+  }
+  // Records the server rejected, and lines that never reached it (they did not parse).
+  const int64_t rejected_records = summary.rejected_count() + unreadable;
+  if (!rejects.empty()) {
+    const std::string path =
+        options.rejects_path.empty() ? options.path + ".rejects.csv" : options.rejects_path;
+    std::ofstream out(path, std::ios::binary);
+    out << CsvRecord({"line", "registration_id", "field", "message"});
+    for (const Reject& r : rejects) {
+      out << CsvRecord({absl::StrCat(r.line), r.registration_id, r.field, r.message});
+    }
+    std::fprintf(stderr, "rejected records are listed in %s\n", path.c_str());
+  }
+  if (options.json) {
+    std::printf(
+        "{\"received\": %lld, \"applied\": %lld, \"unchanged\": %lld, \"rejected\": %lld, "
+        "\"revision\": %lld}\n",
+        static_cast<long long>(summary.received() + unreadable),
+        static_cast<long long>(summary.applied()), static_cast<long long>(summary.unchanged()),
+        static_cast<long long>(rejected_records), static_cast<long long>(summary.revision()));
+  } else {
+    std::printf(
+        "imported %s: %lld received, %lld applied, %lld unchanged, %lld rejected; "
+        "register revision %lld\n",
+        options.path.c_str(), static_cast<long long>(summary.received() + unreadable),
+        static_cast<long long>(summary.applied()), static_cast<long long>(summary.unchanged()),
+        static_cast<long long>(rejected_records), static_cast<long long>(summary.revision()));
+  }
+  return rejected_records == 0 ? 0 : 1;
+}
+
+int RunExport(const Connection& connection, const ExportOptions& options) {
+  if (options.format != "jsonl" && options.format != "csv") {
+    std::fprintf(stderr, "physioreg: --format must be jsonl or csv\n");
+    return 2;
+  }
+  std::ofstream file;
+  if (!options.output.empty()) {
+    file.open(options.output, std::ios::binary);
+    if (!file) {
+      std::fprintf(stderr, "physioreg: cannot write %s\n", options.output.c_str());
+      return 2;
+    }
+  }
+  std::ostream& out = options.output.empty() ? std::cout : file;
+  v1::ExportPractitionersRequest request;
+  request.set_include_private(options.include_private);
+  auto context = connection.Context(kDayInSeconds);
+  auto stub = connection.Admin();
+  std::unique_ptr<grpc::ClientReader<v1::Practitioner>> stream =
+      stub->ExportPractitioners(context.get(), request);
+  if (options.format == "csv") out << CsvRecord(CsvColumns());
+  google::protobuf::util::JsonPrintOptions json_options;
+  json_options.preserve_proto_field_names = false;
+  int64_t count = 0;
+  v1::Practitioner record;
+  absl::Status row_error;
+  while (stream->Read(&record)) {
+    if (options.format == "csv") {
+      absl::StatusOr<std::vector<std::string>> row = CsvRow(record);
+      if (!row.ok()) {
+        row_error = row.status();
+        context->TryCancel();
+        break;
+      }
+      out << CsvRecord(*row);
+    } else {
+      std::string json;
+      (void)google::protobuf::util::MessageToJsonString(record, &json, json_options);
+      out << json << "\n";
+    }
+    ++count;
+  }
+  grpc::Status status = stream->Finish();
+  if (!row_error.ok()) {
+    std::fprintf(stderr, "physioreg: %s\n", std::string(row_error.message()).c_str());
+    return 1;
+  }
+  if (!status.ok()) {
+    std::fprintf(stderr, "%s", FormatError(status).c_str());
+    return 1;
+  }
+  out.flush();
+  const auto& metadata = context->GetServerInitialMetadata();
+  auto revision = metadata.find("physioreg-revision");
+  std::fprintf(stderr, "exported %lld registrants at register revision %s\n",
+               static_cast<long long>(count),
+               revision == metadata.end()
+                   ? "?"
+                   : std::string(revision->second.data(), revision->second.size()).c_str());
+  return 0;
+}
+
+}  // namespace physioreg::client

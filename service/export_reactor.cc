@@ -1,0 +1,42 @@
+#include "service/export_reactor.h"
+
+#include <string>
+
+#include "service/core/verification.h"
+#include "service/grpc_status.h"
+
+namespace physioreg::service {
+
+ExportReactor::ExportReactor(grpc::CallbackServerContext* context,
+                             std::unique_ptr<storage::ReadView> view, bool include_private)
+    : view_(std::move(view)), cursor_(view_->Practitioners()), include_private_(include_private) {
+  context->AddInitialMetadata(kRevisionMetadataKey, std::to_string(view_->revision()));
+  StartSendInitialMetadata();
+  WriteNext();
+}
+
+void ExportReactor::OnWriteDone(bool ok) {
+  if (!ok) {
+    Finish(grpc::Status(grpc::StatusCode::CANCELLED, "export stream broke off"));
+    return;
+  }
+  WriteNext();
+}
+
+void ExportReactor::WriteNext() {
+  // Reads are local RocksDB iterator steps over a snapshot: short enough for a reaction.
+  if (!cursor_->Valid()) {
+    Finish(ToGrpcStatus(cursor_->status()));
+    return;
+  }
+  absl::StatusOr<physioreg::v1::Practitioner> record = cursor_->Read();
+  if (!record.ok()) {
+    Finish(ToGrpcStatus(record.status()));
+    return;
+  }
+  record_ = include_private_ ? *std::move(record) : core::PublicView(*std::move(record));
+  cursor_->Next();
+  StartWrite(&record_);
+}
+
+}  // namespace physioreg::service
