@@ -10,6 +10,7 @@
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "tests/support/records.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
@@ -83,6 +84,25 @@ TEST_F(ServerTest, HealthIsServing) {
   grpc::health::v1::HealthCheckResponse response;
   ASSERT_TRUE(stub->Check(anonymous_.Context().get(), {}, &response).ok());
   EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+TEST_F(ServerTest, ReflectionListsTheServices) {
+  auto stub = grpc::reflection::v1alpha::ServerReflection::NewStub(anonymous_.channel);
+  auto context = anonymous_.Context();
+  auto stream = stub->ServerReflectionInfo(context.get());
+  grpc::reflection::v1alpha::ServerReflectionRequest request;
+  request.set_list_services("");
+  ASSERT_TRUE(stream->Write(request));
+  grpc::reflection::v1alpha::ServerReflectionResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  std::vector<std::string> names;
+  for (const auto& service : response.list_services_response().service()) {
+    names.push_back(service.name());
+  }
+  EXPECT_THAT(names,
+              ::testing::IsSupersetOf({"physioreg.v1.Registry", "physioreg.v1.RegistryAdmin"}));
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
 }
 
 TEST_F(ServerTest, UpsertGetVerifySuspendBackDatedThenHistory) {
