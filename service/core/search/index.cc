@@ -37,13 +37,20 @@ double DistanceKm(double lat1, double lng1, double lat2, double lng2) {
   return 2 * kEarthRadiusKm * std::asin(std::min(1.0, std::sqrt(a)));
 }
 
-int32_t CellOf(int lat_index, int lng_index) { return (lat_index + 90) * 360 + (lng_index + 180); }
+// Grid cells of 1/kCellsPerDegree degrees.
+constexpr int kCellsPerDegree = 10;
+constexpr int kLatCells = 180 * kCellsPerDegree, kLngCells = 360 * kCellsPerDegree;
 
+int32_t CellOf(int lat_index, int lng_index) {
+  return (lat_index + kLatCells / 2) * kLngCells + (lng_index + kLngCells / 2);
+}
 int LatIndex(double latitude) {
-  return std::clamp(static_cast<int>(std::floor(latitude)), -90, 89);
+  return std::clamp(static_cast<int>(std::floor(latitude * kCellsPerDegree)), -kLatCells / 2,
+                    kLatCells / 2 - 1);
 }
 int LngIndex(double longitude) {
-  return std::clamp(static_cast<int>(std::floor(longitude)), -180, 179);
+  return std::clamp(static_cast<int>(std::floor(longitude * kCellsPerDegree)), -kLngCells / 2,
+                    kLngCells / 2 - 1);
 }
 
 std::u32string ToUtf32(absl::string_view utf8) {
@@ -73,15 +80,64 @@ std::vector<uint32_t> Minus(const std::vector<uint32_t>& a, const std::vector<ui
   return out;
 }
 
+// Posting lists are sorted by doc number, so that criteria intersect by merging.
 void RemoveFrom(std::vector<uint32_t>* postings, uint32_t doc) {
-  // Recently added docs are at the back, and order within a list does not matter.
-  for (size_t i = postings->size(); i-- > 0;) {
-    if ((*postings)[i] == doc) {
-      (*postings)[i] = postings->back();
-      postings->pop_back();
-      return;
+  auto it = std::lower_bound(postings->begin(), postings->end(), doc);
+  if (it != postings->end() && *it == doc) postings->erase(it);
+}
+
+void InsertInto(std::vector<uint32_t>* postings, uint32_t doc) {
+  if (postings->empty() || postings->back() < doc) {
+    postings->push_back(doc);  // New registrants get new, higher numbers: the common case.
+    return;
+  }
+  auto it = std::lower_bound(postings->begin(), postings->end(), doc);
+  if (it == postings->end() || *it != doc) postings->insert(it, doc);
+}
+
+// The sorted union of sorted lists: merged pairwise in rounds, O(n log k) for k lists rather
+// than sorting all n again.
+void MergeUnion(const std::vector<const std::vector<uint32_t>*>& parts,
+                std::vector<uint32_t>* out) {
+  std::vector<size_t> bounds = {0};
+  for (const std::vector<uint32_t>* part : parts) {
+    out->insert(out->end(), part->begin(), part->end());
+    bounds.push_back(out->size());
+  }
+  while (bounds.size() > 2) {
+    std::vector<size_t> next = {0};
+    for (size_t i = 0; i + 2 < bounds.size(); i += 2) {
+      std::inplace_merge(out->begin() + static_cast<long>(bounds[i]),
+                         out->begin() + static_cast<long>(bounds[i + 1]),
+                         out->begin() + static_cast<long>(bounds[i + 2]));
+      next.push_back(bounds[i + 2]);
+    }
+    if ((bounds.size() - 1) % 2 == 1) next.push_back(bounds.back());
+    bounds = std::move(next);
+  }
+  out->erase(std::unique(out->begin(), out->end()), out->end());
+}
+
+// Keeps the docs of sorted `*docs` that are also in sorted `other`.
+void IntersectWith(std::vector<uint32_t>* docs, const std::vector<uint32_t>& other) {
+  size_t out = 0;
+  if (other.size() > 16 * docs->size()) {
+    // Much longer: binary searches cost less than reading all of it.
+    auto it = other.begin();
+    for (uint32_t doc : *docs) {
+      it = std::lower_bound(it, other.end(), doc);
+      if (it == other.end()) break;
+      if (*it == doc) (*docs)[out++] = doc;
+    }
+  } else {
+    auto it = other.begin();
+    for (uint32_t doc : *docs) {
+      while (it != other.end() && *it < doc) ++it;
+      if (it == other.end()) break;
+      if (*it == doc) (*docs)[out++] = doc;
     }
   }
+  docs->resize(out);
 }
 
 }  // namespace
@@ -122,11 +178,32 @@ int FuzzyPrefixDistance(const std::u32string& q, const std::u32string& t, int ma
   return *std::min_element(prev.begin(), prev.end());
 }
 
+absl::string_view SearchIndex::IdOf(const Doc& doc) {
+  const size_t end_of_names = doc.sort_key.rfind('\0');
+  return end_of_names == std::string::npos
+             ? absl::string_view()
+             : absl::string_view(doc.sort_key).substr(end_of_names + 1);
+}
+
 absl::Status SearchIndex::Load(const storage::ReadView& view) {
-  return view.ForEachPractitioner([this](const v1::Practitioner& record) {
+  absl::Status status = view.ForEachPractitioner([this](const v1::Practitioner& record) {
     Put(record);
     return true;
   });
+  Compact();
+  return status;
+}
+
+void SearchIndex::Compact() {
+  std::unique_lock lock(mu_);
+  // Lists grown by doubling hold up to twice what they need; after a bulk load they are
+  // final enough to trim.
+  for (Term& term : terms_) term.postings.shrink_to_fit();
+  for (auto* lists : {&city_postings_, &language_postings_}) {
+    for (Postings& p : *lists) p.shrink_to_fit();
+  }
+  for (Postings& p : activity_postings_) p.shrink_to_fit();
+  for (auto& [cell, p] : cells_) p.shrink_to_fit();
 }
 
 absl::Status SearchIndex::Attach(storage::Store* store) {
@@ -168,7 +245,6 @@ SearchIndex::Doc SearchIndex::MakeDoc(const v1::Practitioner& p) {
   Doc doc;
   doc.alive = true;
   doc.register_ = static_cast<uint8_t>(p.permit().register_());
-  doc.registration_id = p.registration_id();
   doc.sort_key = NormalizeKey(p.family_name());
   doc.sort_key.push_back('\0');
   doc.sort_key += NormalizeKey(p.given_name());
@@ -189,9 +265,9 @@ SearchIndex::Doc SearchIndex::MakeDoc(const v1::Practitioner& p) {
   for (const v1::PracticeLocation& l : p.locations()) {
     Location location;
     // (0, 0) is what an unset location looks like in proto3; no clinic is there.
-    location.has_coordinates = l.latitude() != 0 || l.longitude() != 0;
-    location.latitude = static_cast<float>(l.latitude());
-    location.longitude = static_cast<float>(l.longitude());
+    const bool has_coordinates = l.latitude() != 0 || l.longitude() != 0;
+    location.latitude = has_coordinates ? static_cast<float>(l.latitude()) : NAN;
+    location.longitude = has_coordinates ? static_cast<float>(l.longitude()) : NAN;
     location.city = Intern(NormalizeKey(l.city()), &city_ids_, &city_postings_);
     const std::string postal = NormalizePostalCode(l.postal_code());
     auto [it, inserted] = postal_ids_.try_emplace(postal, postal_codes_.size());
@@ -250,13 +326,52 @@ SearchIndex::Doc SearchIndex::MakeDoc(const v1::Practitioner& p) {
   return doc;
 }
 
+bool SearchIndex::AuthorizedOn(const Doc& doc, int activity, int32_t day) {
+  for (const Interval& i : doc.authorized) {
+    if (i.activity == activity && i.from <= day && day < i.to) return true;
+  }
+  return false;
+}
+
+std::shared_ptr<const std::vector<uint64_t>> SearchIndex::AuthorizedBits(int activity,
+                                                                         int32_t day) const {
+  std::lock_guard lock(day_mu_);
+  DayBits& cached = day_bits_[activity];
+  if (cached.bits == nullptr || cached.day != day) {
+    auto bits = std::make_shared<std::vector<uint64_t>>((docs_.size() + 63) / 64);
+    for (uint32_t doc : activity_postings_[activity]) {
+      if (AuthorizedOn(docs_[doc], activity, day)) (*bits)[doc / 64] |= uint64_t{1} << (doc % 64);
+    }
+    cached = DayBits{day, std::move(bits)};
+  }
+  return cached.bits;
+}
+
+void SearchIndex::UpdateAuthorizedBits(uint32_t doc_id) {
+  // Called with mu_ held exclusively, so no search is reading the bits.
+  std::lock_guard lock(day_mu_);
+  for (int activity = 1; activity < static_cast<int>(day_bits_.size()); ++activity) {
+    DayBits& cached = day_bits_[activity];
+    if (cached.bits == nullptr) continue;
+    std::vector<uint64_t>& bits = *cached.bits;
+    if (bits.size() <= doc_id / 64) bits.resize(doc_id / 64 + 1);
+    const uint64_t mask = uint64_t{1} << (doc_id % 64);
+    if (docs_[doc_id].alive && AuthorizedOn(docs_[doc_id], activity, cached.day)) {
+      bits[doc_id / 64] |= mask;
+    } else {
+      bits[doc_id / 64] &= ~mask;
+    }
+  }
+}
+
 SearchIndex::Memberships SearchIndex::MembershipsOf(const Doc& doc) const {
   Memberships m;
   if (!doc.alive) return m;
   m.terms.assign(doc.terms.begin(), doc.terms.end());
   for (const Location& l : doc.locations) {
     m.cities.push_back(l.city);
-    if (l.has_coordinates) m.cells.push_back(CellOf(LatIndex(l.latitude), LngIndex(l.longitude)));
+    if (!std::isnan(l.latitude))
+      m.cells.push_back(CellOf(LatIndex(l.latitude), LngIndex(l.longitude)));
   }
   m.languages.assign(doc.languages.begin(), doc.languages.end());
   for (const Interval& i : doc.authorized) m.activities.push_back(i.activity);
@@ -292,7 +407,7 @@ void SearchIndex::UpdatePostings(uint32_t doc_id, const Memberships& before,
       RemoveFrom(PostingList(kind, id), doc_id);
     }
     for (uint32_t id : Minus(*lists_after[kind], *lists_before[kind])) {
-      PostingList(kind, id)->push_back(doc_id);
+      InsertInto(PostingList(kind, id), doc_id);
     }
   }
 }
@@ -302,25 +417,27 @@ void SearchIndex::Put(const v1::Practitioner& record) {
   Doc doc = MakeDoc(record);
   uint32_t doc_id;
   Memberships before;
-  if (auto it = doc_ids_.find(record.registration_id()); it != doc_ids_.end()) {
-    doc_id = it->second;
+  const Memberships after = MembershipsOf(doc);
+  if (auto it = doc_ids_.find(absl::string_view(record.registration_id())); it != doc_ids_.end()) {
+    doc_id = *it;
     before = MembershipsOf(docs_[doc_id]);
     ordered_.erase({docs_[doc_id].sort_key, doc_id});
-  } else if (!free_docs_.empty()) {
-    doc_id = free_docs_.back();
-    free_docs_.pop_back();
-    doc_ids_[record.registration_id()] = doc_id;
-    ++live_;
+    docs_[doc_id] = std::move(doc);  // Same id, so its place in doc_ids_ holds.
   } else {
-    doc_id = static_cast<uint32_t>(docs_.size());
-    docs_.emplace_back();
-    doc_ids_[record.registration_id()] = doc_id;
+    if (!free_docs_.empty()) {
+      doc_id = free_docs_.back();
+      free_docs_.pop_back();
+    } else {
+      doc_id = static_cast<uint32_t>(docs_.size());
+      docs_.emplace_back();
+    }
+    docs_[doc_id] = std::move(doc);
+    doc_ids_.insert(doc_id);
     ++live_;
   }
-  const Memberships after = MembershipsOf(doc);
-  docs_[doc_id] = std::move(doc);
   ordered_.insert({docs_[doc_id].sort_key, doc_id});
   UpdatePostings(doc_id, before, after);
+  UpdateAuthorizedBits(doc_id);
 }
 
 void SearchIndex::Remove(absl::string_view registration_id) {
@@ -331,11 +448,12 @@ void SearchIndex::Remove(absl::string_view registration_id) {
 void SearchIndex::RemoveLocked(absl::string_view registration_id) {
   auto it = doc_ids_.find(registration_id);
   if (it == doc_ids_.end()) return;
-  const uint32_t doc_id = it->second;
+  const uint32_t doc_id = *it;
   doc_ids_.erase(it);
   UpdatePostings(doc_id, MembershipsOf(docs_[doc_id]), Memberships());
   ordered_.erase({docs_[doc_id].sort_key, doc_id});
   docs_[doc_id] = Doc();
+  UpdateAuthorizedBits(doc_id);
   free_docs_.push_back(doc_id);
   --live_;
 }
@@ -397,7 +515,7 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
                       : ordered_.begin();
     for (; it != ordered_.end() && page.hits.size() < page_size; ++it) {
       page.hits.push_back(
-          Hit{docs_[it->second].registration_id, 0, Position{0, 0, std::string(it->first)}});
+          Hit{std::string(IdOf(docs_[it->second])), 0, Position{0, 0, std::string(it->first)}});
     }
     page.more = it != ordered_.end();
     return page;
@@ -413,12 +531,14 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
     const double cos_lat = std::cos(Radians(max_abs_lat));
     const double dlng = cos_lat < 1e-6 ? 360 : q.radius_km / (kKmPerDegree * cos_lat) + 0.01;
     const int lat_lo = LatIndex(q.latitude - dlat), lat_hi = LatIndex(q.latitude + dlat);
-    int lng_lo = static_cast<int>(std::floor(q.longitude - dlng));
-    int lng_hi = static_cast<int>(std::floor(q.longitude + dlng));
-    if (lng_hi - lng_lo >= 359) lng_lo = -180, lng_hi = 179;
+    int lng_lo = static_cast<int>(std::floor((q.longitude - dlng) * kCellsPerDegree));
+    int lng_hi = static_cast<int>(std::floor((q.longitude + dlng) * kCellsPerDegree));
+    if (lng_hi - lng_lo >= kLngCells - 1) lng_lo = -kLngCells / 2, lng_hi = kLngCells / 2 - 1;
     for (int lat = lat_lo; lat <= lat_hi; ++lat) {
       for (int lng = lng_lo; lng <= lng_hi; ++lng) {
-        const int wrapped = ((lng + 180) % 360 + 360) % 360 - 180;
+        // Across the antimeridian the cells continue on the other side.
+        const int wrapped =
+            ((lng + kLngCells / 2) % kLngCells + kLngCells) % kLngCells - kLngCells / 2;
         auto it = cells_.find(CellOf(lat, wrapped));
         if (it == cells_.end() || it->second.empty()) continue;
         cells.push_back(it->first);
@@ -427,54 +547,61 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
     }
   }
 
-  // Drive by the most selective criterion; every other one is checked per candidate.
-  enum class Driver { kAll, kToken, kCity, kLanguage, kActivity, kCells };
-  Driver driver = Driver::kAll;
-  size_t best_cost = docs_.size();
-  size_t driver_token = 0;
-  auto consider = [&](Driver d, size_t cost) {
-    if (cost < best_cost) driver = d, best_cost = cost;
+  // Candidates: the intersection of the sorted doc lists of the criteria that have one (each
+  // name token's terms merged into one list), smallest first, so that only docs matching all
+  // of them are ever read. Every criterion is still checked on each survivor below.
+  struct List {
+    size_t cost;
+    const Postings* postings;  // Or, when null, the union of `parts`.
+    std::vector<const Postings*> parts;
   };
+  std::vector<List> lists;
   for (size_t i = 0; i < n_tokens; ++i) {
-    if (token_cost[i] < best_cost) driver_token = i;
-    consider(Driver::kToken, token_cost[i]);
+    List list{token_cost[i], nullptr, {}};
+    for (uint32_t term : token_terms[i]) list.parts.push_back(&terms_[term].postings);
+    if (list.parts.size() == 1) list.postings = list.parts[0];
+    lists.push_back(std::move(list));
   }
-  if (city) consider(Driver::kCity, city_postings_[*city].size());
-  if (language) consider(Driver::kLanguage, language_postings_[*language].size());
-  if (activity != 0) consider(Driver::kActivity, activity_postings_[activity].size());
-  if (q.near) consider(Driver::kCells, cells_cost);
+  if (city) lists.push_back(List{city_postings_[*city].size(), &city_postings_[*city], {}});
+  if (language) {
+    lists.push_back(List{language_postings_[*language].size(), &language_postings_[*language], {}});
+  }
+  if (activity != 0) {
+    lists.push_back(List{activity_postings_[activity].size(), &activity_postings_[activity], {}});
+  }
+  if (q.near) {
+    List list{cells_cost, nullptr, {}};
+    for (int32_t cell : cells) list.parts.push_back(&cells_.at(cell));
+    lists.push_back(std::move(list));
+  }
+  std::sort(lists.begin(), lists.end(),
+            [](const List& a, const List& b) { return a.cost < b.cost; });
 
-  std::vector<uint32_t> gathered;
-  const Postings* candidates = nullptr;
-  switch (driver) {
-    case Driver::kAll:
-      break;
-    case Driver::kToken:
-      for (uint32_t term : token_terms[driver_token]) {
-        const Postings& p = terms_[term].postings;
-        gathered.insert(gathered.end(), p.begin(), p.end());
-      }
-      if (token_terms[driver_token].size() > 1) SortUnique(&gathered);
-      candidates = &gathered;
-      break;
-    case Driver::kCity:
-      candidates = &city_postings_[*city];
-      break;
-    case Driver::kLanguage:
-      candidates = &language_postings_[*language];
-      break;
-    case Driver::kActivity:
-      candidates = &activity_postings_[activity];
-      break;
-    case Driver::kCells:
-      for (int32_t cell : cells) {
-        const Postings& p = cells_.at(cell);
-        gathered.insert(gathered.end(), p.begin(), p.end());
-      }
-      SortUnique(&gathered);
-      candidates = &gathered;
-      break;
+  std::vector<uint32_t> candidates;
+  bool scan_all = lists.empty();  // Only register / postal code: read every doc.
+  for (size_t i = 0; i < lists.size(); ++i) {
+    const List& list = lists[i];
+    // A union much larger than the candidates left costs more to build than checking the
+    // criterion per candidate (which happens anyway).
+    if (i > 0 && list.postings == nullptr && list.cost > 8 * candidates.size()) continue;
+    std::vector<uint32_t> merged;
+    const Postings* postings = list.postings;
+    if (postings == nullptr) {
+      MergeUnion(list.parts, &merged);
+      postings = &merged;
+    }
+    if (i == 0) {
+      candidates = merged.empty() && list.postings != nullptr ? *postings : std::move(merged);
+    } else {
+      IntersectWith(&candidates, *postings);
+    }
+    if (candidates.empty()) break;
   }
+
+  // Whether each doc is authorized today for `activity`: one bit per doc, computed once per
+  // day and kept current by every write.
+  std::shared_ptr<const std::vector<uint64_t>> authorized_today;
+  if (activity != 0) authorized_today = AuthorizedBits(activity, today);
 
   struct Candidate {
     uint8_t tier;
@@ -496,11 +623,8 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
     if (!doc.alive) return;
     if (q.register_ != 0 && doc.register_ != q.register_) return;
     if (activity != 0) {
-      bool authorized = false;
-      for (const Interval& i : doc.authorized) {
-        if (i.activity == activity && i.from <= today && today < i.to) authorized = true;
-      }
-      if (!authorized) return;
+      const std::vector<uint64_t>& bits = *authorized_today;
+      if (doc_id / 64 >= bits.size() || !((bits[doc_id / 64] >> (doc_id % 64)) & 1)) return;
     }
     if (language &&
         std::find(doc.languages.begin(), doc.languages.end(), *language) == doc.languages.end()) {
@@ -530,7 +654,7 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
     if (q.near) {
       distance = std::numeric_limits<double>::infinity();
       for (const Location& l : doc.locations) {
-        if (!l.has_coordinates) continue;
+        if (std::isnan(l.latitude)) continue;
         distance = std::min(distance, DistanceKm(q.latitude, q.longitude, l.latitude, l.longitude));
       }
       if (!(distance <= q.radius_km)) return;
@@ -552,10 +676,10 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
     }
   };
 
-  if (candidates != nullptr) {
-    for (uint32_t doc_id : *candidates) consider_doc(doc_id);
-  } else {
+  if (scan_all) {
     for (uint32_t doc_id = 0; doc_id < docs_.size(); ++doc_id) consider_doc(doc_id);
+  } else {
+    for (uint32_t doc_id : candidates) consider_doc(doc_id);
   }
 
   page.more = after_count > static_cast<int64_t>(page_size);
@@ -564,7 +688,7 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
     const Candidate& c = best.top();
     const Doc& doc = docs_[c.doc];
     page.hits[i] =
-        Hit{doc.registration_id, c.distance_km, Position{c.tier, c.distance_km, doc.sort_key}};
+        Hit{std::string(IdOf(doc)), c.distance_km, Position{c.tier, c.distance_km, doc.sort_key}};
     best.pop();
   }
   return page;

@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -21,7 +23,9 @@
 
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
+#include "absl/hash/hash.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "physioreg/v1/practitioner.pb.h"
@@ -91,6 +95,8 @@ class SearchIndex {
   // Adds or replaces one registrant (the stored record, with status timelines).
   void Put(const physioreg::v1::Practitioner& record);
   void Remove(absl::string_view registration_id);
+  // Returns the spare capacity of the posting lists (Load does it after the bulk load).
+  void Compact();
 
   // Matches of `query` on day `today` (DayNumber), the page after `query.after`.
   Page Search(const Query& query, int32_t today) const;
@@ -99,8 +105,7 @@ class SearchIndex {
 
  private:
   struct Location {
-    float latitude = 0, longitude = 0;
-    bool has_coordinates = false;
+    float latitude = 0, longitude = 0;  // NaN when the location has no coordinates.
     uint32_t city = 0;
     uint32_t postal_code = 0;
   };
@@ -113,12 +118,31 @@ class SearchIndex {
   struct Doc {
     bool alive = false;
     uint8_t register_ = 0;
-    std::string registration_id;
-    std::string sort_key;  // family \0 given \0 registration_id, normalized.
+    // family \0 given \0 registration_id, normalized; the id is not kept twice.
+    std::string sort_key;
     absl::InlinedVector<uint32_t, 8> terms;
     absl::InlinedVector<Location, 1> locations;
     absl::InlinedVector<uint32_t, 2> languages;
     absl::InlinedVector<Interval, 1> authorized;
+  };
+  static absl::string_view IdOf(const Doc& doc);
+  // doc_ids_ holds doc numbers only and hashes them by the id inside the doc, so each id is
+  // stored once (a flat_hash_map<std::string, uint32_t> costs ~50 bytes per registrant).
+  struct IdHash {
+    using is_transparent = void;
+    const std::deque<Doc>* docs;
+    size_t operator()(uint32_t doc) const { return (*this)(IdOf((*docs)[doc])); }
+    size_t operator()(absl::string_view id) const { return absl::Hash<absl::string_view>()(id); }
+  };
+  struct IdEq {
+    using is_transparent = void;
+    const std::deque<Doc>* docs;
+    absl::string_view Id(uint32_t doc) const { return IdOf((*docs)[doc]); }
+    absl::string_view Id(absl::string_view id) const { return id; }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return Id(a) == Id(b);
+    }
   };
   using Postings = std::vector<uint32_t>;
   struct Term {
@@ -130,6 +154,9 @@ class SearchIndex {
     std::vector<uint32_t> terms, cities, languages, activities, cells;
   };
 
+  static bool AuthorizedOn(const Doc& doc, int activity, int32_t day);
+  std::shared_ptr<const std::vector<uint64_t>> AuthorizedBits(int activity, int32_t day) const;
+  void UpdateAuthorizedBits(uint32_t doc_id);
   Doc MakeDoc(const physioreg::v1::Practitioner& record);
   uint32_t TermId(const std::string& text);
   static uint32_t Intern(const std::string& text, absl::flat_hash_map<std::string, uint32_t>* ids,
@@ -143,7 +170,7 @@ class SearchIndex {
   // A deque keeps each Doc (and so its sort_key) at a fixed address for `ordered_`.
   std::deque<Doc> docs_;
   std::vector<uint32_t> free_docs_;
-  absl::flat_hash_map<std::string, uint32_t> doc_ids_;
+  absl::flat_hash_set<uint32_t, IdHash, IdEq> doc_ids_{0, IdHash{&docs_}, IdEq{&docs_}};
   absl::btree_set<std::pair<absl::string_view, uint32_t>> ordered_;
   int64_t live_ = 0;
 
@@ -154,7 +181,15 @@ class SearchIndex {
   std::vector<Postings> city_postings_, language_postings_;
   std::vector<std::string> postal_codes_;
   std::array<Postings, 6> activity_postings_;
-  // 1-degree cells of latitude and longitude -> docs with a location in them.
+  // Per activity, one bit per doc: authorized on `day`. Replaced when a search asks for
+  // another day (a shared_ptr, so a search still using the old bits keeps them alive).
+  struct DayBits {
+    int32_t day = 0;
+    std::shared_ptr<std::vector<uint64_t>> bits;
+  };
+  mutable std::mutex day_mu_;
+  mutable std::array<DayBits, 6> day_bits_;
+  // 0.1-degree cells of latitude and longitude (about 11 km) -> docs with a location there.
   absl::flat_hash_map<int32_t, Postings> cells_;
 };
 
