@@ -156,7 +156,11 @@ int FuzzyPrefixDistance(const std::u32string& q, const std::u32string& t, int ma
   // Optimal string alignment distance, rows over the query, columns over the term; the answer
   // is the smallest entry of the last row (the best prefix of the term).
   const size_t n = q.size(), m = t.size();
-  std::vector<int> prev2(m + 1), prev(m + 1), row(m + 1);
+  // Called for every term of the dictionary: the rows are reused rather than allocated.
+  thread_local std::vector<int> prev2, prev, row;
+  prev2.assign(m + 1, 0);
+  prev.assign(m + 1, 0);
+  row.assign(m + 1, 0);
   for (size_t j = 0; j <= m; ++j) prev[j] = static_cast<int>(j);
   if (n == 0) return 0;
   for (size_t i = 1; i <= n; ++i) {
@@ -175,7 +179,7 @@ int FuzzyPrefixDistance(const std::u32string& q, const std::u32string& t, int ma
     std::swap(prev2, prev);
     std::swap(prev, row);
   }
-  return *std::min_element(prev.begin(), prev.end());
+  return *std::min_element(prev.begin(), prev.begin() + static_cast<long>(m + 1));
 }
 
 absl::string_view SearchIndex::IdOf(const Doc& doc) {
@@ -229,7 +233,7 @@ int64_t SearchIndex::size() const {
 
 uint32_t SearchIndex::TermId(const std::string& text) {
   auto [it, inserted] = term_ids_.try_emplace(text, static_cast<uint32_t>(terms_.size()));
-  if (inserted) terms_.push_back(Term{&it->first, {}});
+  if (inserted) terms_.push_back(Term{&it->first, ToUtf32(it->first), {}});
   return it->second;
 }
 
@@ -484,7 +488,7 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
     if (max_edits == 0) continue;
     for (uint32_t id = 0; id < terms_.size(); ++id) {
       if (match[i][id] != 0 || terms_[id].postings.empty()) continue;
-      if (FuzzyPrefixDistance(query32, ToUtf32(*terms_[id].text), max_edits) <= max_edits) {
+      if (FuzzyPrefixDistance(query32, terms_[id].code_points, max_edits) <= max_edits) {
         match[i][id] = 1;
         token_terms[i].push_back(id);
         token_cost[i] += terms_[id].postings.size();

@@ -147,6 +147,7 @@ class SearchIndex {
   using Postings = std::vector<uint32_t>;
   struct Term {
     const std::string* text;
+    std::u32string code_points;  // For fuzzy matching, decoded once.
     Postings postings;
   };
   // Ids of every distinct posting list a doc is in, by kind.

@@ -427,6 +427,54 @@ TEST_F(SearchTest, BadInputNamesTheField) {
   EXPECT_EQ(SearchOk(request).practitioners_size(), 2);
 }
 
+TEST(SearchIndexTest, DeletionsFreeDocNumbersThatLaterRegistrantsReuse) {
+  SearchIndex index;
+  auto ids = [&](const Query& q) {
+    std::vector<std::string> out;
+    for (const Hit& hit : index.Search(q, *DayNumber(kToday)).hits) {
+      out.push_back(hit.registration_id);
+    }
+    return out;
+  };
+  for (const char* id : {"PT-1", "PT-2", "PT-3", "PT-4"}) {
+    v1::Practitioner p = ValidPractitioner(id);
+    p.mutable_permit()->add_status_history()->set_status("ACTIVE");
+    p.mutable_permit()->mutable_status_history(0)->set_effective_on("2015-04-01");
+    p.mutable_authorizations(0)->add_status_history()->set_status("AUTHORIZED");
+    p.mutable_authorizations(0)->mutable_status_history(0)->set_effective_on("2019-04-02");
+    index.Put(p);
+  }
+  Query by_city;
+  by_city.city = "calgary";
+  by_city.activity = v1::DRY_NEEDLING;
+  by_city.page_size = 10;
+  EXPECT_THAT(ids(by_city), ElementsAre("PT-1", "PT-2", "PT-3", "PT-4"));
+
+  storage::Commit deletion;
+  storage::RecordChange& change = deletion.changes.emplace_back();
+  change.record.set_registration_id("PT-2");
+  change.event.set_kind(v1::ChangeEvent::DELETED);
+  index.Apply(deletion);
+  EXPECT_EQ(index.size(), 3);
+  EXPECT_THAT(ids(by_city), ElementsAre("PT-1", "PT-3", "PT-4"));
+
+  // PT-5 takes PT-2's doc number, below PT-3's and PT-4's: it goes into the middle of every
+  // sorted list it joins, and the intersections still find it.
+  v1::Practitioner five = ValidPractitioner("PT-5");
+  five.mutable_permit()->add_status_history()->set_status("ACTIVE");
+  five.mutable_permit()->mutable_status_history(0)->set_effective_on("2015-04-01");
+  five.mutable_authorizations(0)->add_status_history()->set_status("AUTHORIZED");
+  five.mutable_authorizations(0)->mutable_status_history(0)->set_effective_on("2019-04-02");
+  index.Put(five);
+  EXPECT_THAT(ids(by_city), ElementsAre("PT-1", "PT-3", "PT-4", "PT-5"));
+  Query by_name = by_city;
+  by_name.name_tokens = {"hel", "obrien"};
+  EXPECT_THAT(ids(by_name), ElementsAre("PT-1", "PT-3", "PT-4", "PT-5"));
+  Query browse;
+  browse.page_size = 10;
+  EXPECT_THAT(ids(browse), ElementsAre("PT-1", "PT-3", "PT-4", "PT-5"));
+}
+
 TEST(GeneratorTest, DeterministicValidAndRealistic) {
   int authorized = 0, provisional_restricted = 0;
   const int n = 2000;
