@@ -169,6 +169,15 @@ int ReportError(const grpc::Status& status) {
   return 1;
 }
 
+// Pads UTF-8 `text` with spaces to `width` characters (printf's %-40s counts bytes, which
+// misaligns accented names).
+std::string PadRight(std::string text, size_t width) {
+  size_t characters = 0;
+  for (char c : text) characters += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0;
+  if (characters < width) text.append(width - characters, ' ');
+  return text;
+}
+
 std::string Timestamp(const google::protobuf::Timestamp& ts) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(ts.seconds()),
                           absl::UTCTimeZone());
@@ -309,8 +318,8 @@ struct Cli {
           if (i < response.distances_km_size()) {
             where += absl::StrFormat(" (%.1f km)", response.distances_km(i));
           }
-          std::printf("%-12s %-40s %-12s %s\n", p.registration_id().c_str(),
-                      absl::StrCat(p.given_name(), " ", p.family_name()).c_str(),
+          std::printf("%-12s %s %-12s %s\n", p.registration_id().c_str(),
+                      PadRight(absl::StrCat(p.given_name(), " ", p.family_name()), 40).c_str(),
                       v1::Permit::Status_Name(p.permit().status()).c_str(), where.c_str());
         }
       }
