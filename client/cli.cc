@@ -14,6 +14,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -33,6 +34,10 @@ constexpr char kUsage[] =
 
 Public (no credentials):
   get ID                               a registrant's public entry
+  search [--name TEXT] [--city C] [--postal-code-prefix P] [--activity A] [--register R]
+         [--language L] [--near LAT,LNG --radius-km KM] [--fuzzy] [--page-size N]
+         [--page-token T] [--all]      find registrants (every criterion must hold); one
+                                       page, or every page with --all
   verify ID --activity A [--as-of D]   is ID authorized for A on D (default today)?
                                        exit 0 when authorized, 3 when not
   batch-verify --activity A [--as-of D] (ID... | --file FILE)
@@ -82,7 +87,8 @@ class UsageError : public std::runtime_error {
 };
 
 Args Parse(int argc, char** argv) {
-  static const std::set<std::string> kSwitches = {"json", "help", "include-private"};
+  static const std::set<std::string> kSwitches = {"json", "help", "include-private", "fuzzy",
+                                                  "all"};
   Args args;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -139,6 +145,15 @@ std::string ToJson(const google::protobuf::Message& message, bool multiline) {
 int ReportError(const grpc::Status& status) {
   std::fprintf(stderr, "%s", physioreg::client::FormatError(status).c_str());
   return 1;
+}
+
+// Pads UTF-8 `text` with spaces to `width` characters (printf's %-40s counts bytes, which
+// misaligns accented names).
+std::string PadRight(std::string text, size_t width) {
+  size_t characters = 0;
+  for (char c : text) characters += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0;
+  if (characters < width) text.append(width - characters, ' ');
+  return text;
 }
 
 std::string Timestamp(const google::protobuf::Timestamp& ts) {
@@ -229,6 +244,79 @@ struct Cli {
         connection.Registry()->GetPractitioner(connection.Context().get(), request, &response);
     if (!status.ok()) return ReportError(status);
     json ? Print(response) : PrintPractitioner(response);
+    return 0;
+  }
+
+  int Search(const Args& args) const {
+    v1::SearchPractitionersRequest request;
+    request.set_name(args.Get("name"));
+    request.set_city(args.Get("city"));
+    request.set_postal_code_prefix(args.Get("postal-code-prefix"));
+    request.set_language(args.Get("language"));
+    request.set_fuzzy(args.switches.count("fuzzy") > 0);
+    if (args.Has("activity")) request.set_activity(Activity(args));
+    if (args.Has("register")) {
+      request.set_register_(ParseEnum<v1::Register>(args.Get("register"), &v1::Register_Parse,
+                                                    "register (--register)"));
+    }
+    if (args.Has("near") || args.Has("radius-km")) {
+      std::vector<std::string> parts = absl::StrSplit(args.Get("near"), ',');
+      double latitude = 0, longitude = 0, radius = 0;
+      if (parts.size() != 2 || !absl::SimpleAtod(parts[0], &latitude) ||
+          !absl::SimpleAtod(parts[1], &longitude)) {
+        throw UsageError("--near takes LAT,LNG");
+      }
+      if (!absl::SimpleAtod(args.Get("radius-km"), &radius)) {
+        throw UsageError("--near needs --radius-km KM");
+      }
+      request.mutable_near()->set_latitude(latitude);
+      request.mutable_near()->set_longitude(longitude);
+      request.mutable_near()->set_radius_km(radius);
+    }
+    int page_size = 0;
+    if (args.Has("page-size") && !absl::SimpleAtoi(args.Get("page-size"), &page_size)) {
+      throw UsageError("--page-size takes a number");
+    }
+    request.set_page_size(page_size);
+    request.set_page_token(args.Get("page-token"));
+    const bool all = args.switches.count("all") > 0;
+    int64_t shown = 0;
+    while (true) {
+      v1::SearchPractitionersResponse response;
+      grpc::Status status = connection.Registry()->SearchPractitioners(connection.Context().get(),
+                                                                       request, &response);
+      if (!status.ok()) return ReportError(status);
+      if (json) {
+        std::printf("%s\n", ToJson(response, !all).c_str());
+      } else {
+        for (int i = 0; i < response.practitioners_size(); ++i) {
+          const v1::Practitioner& p = response.practitioners(i);
+          std::string where;
+          if (!p.locations().empty()) where = p.locations(0).city();
+          if (i < response.distances_km_size()) {
+            where += absl::StrFormat(" (%.1f km)", response.distances_km(i));
+          }
+          std::printf("%-12s %s %-12s %s\n", p.registration_id().c_str(),
+                      PadRight(absl::StrCat(p.given_name(), " ", p.family_name()), 40).c_str(),
+                      v1::Permit::Status_Name(p.permit().status()).c_str(), where.c_str());
+        }
+      }
+      shown += response.practitioners_size();
+      if (!json) {
+        if (response.next_page_token().empty() || all) {
+          if (response.next_page_token().empty()) {
+            std::printf("%lld of %lld matches\n", static_cast<long long>(shown),
+                        static_cast<long long>(response.total_size()));
+          }
+        } else {
+          std::printf("%lld of %lld matches; next page: --page-token %s\n",
+                      static_cast<long long>(shown), static_cast<long long>(response.total_size()),
+                      response.next_page_token().c_str());
+        }
+      }
+      if (!all || response.next_page_token().empty()) break;
+      request.set_page_token(response.next_page_token());
+    }
     return 0;
   }
 
@@ -498,6 +586,7 @@ int Run(int argc, char** argv) {
   Cli cli{physioreg::client::Connect(address, token), args.switches.count("json") > 0};
   const std::string& command = args.positional[0];
   if (command == "get") return cli.Get(args);
+  if (command == "search") return cli.Search(args);
   if (command == "verify") return cli.Verify(args);
   if (command == "batch-verify") return cli.BatchVerify(args);
   if (command == "history") return cli.History(args);

@@ -18,6 +18,15 @@ grpc::ServerUnaryReactor* RegistryService::GetPractitioner(
   return reactor;
 }
 
+grpc::ServerUnaryReactor* RegistryService::SearchPractitioners(
+    grpc::CallbackServerContext* context, const v1::SearchPractitionersRequest* request,
+    v1::SearchPractitionersResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // The searcher returns public views only (no private_contact).
+  Finish(reactor, searcher_->Search(*request, registry_->Today()), response);
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* RegistryService::VerifyAuthorization(
     grpc::CallbackServerContext* context, const v1::VerifyAuthorizationRequest* request,
     v1::VerifyAuthorizationResponse* response) {

@@ -1,23 +1,30 @@
 // Thin gRPC handlers of the public Registry service. Reads are short RocksDB point lookups,
-// answered inline with DefaultReactor(). RPCs not built yet are left to the generated base
-// class, which answers UNIMPLEMENTED: SearchPractitioners, WatchChanges, GetVerificationKeys.
+// answered inline with DefaultReactor(); so is SearchPractitioners, an in-memory index lookup
+// plus one page of point reads. RPCs not built yet are left to the generated base class,
+// which answers UNIMPLEMENTED: WatchChanges, GetVerificationKeys.
 #ifndef PHYSIOREG_SERVICE_REGISTRY_SERVICE_H_
 #define PHYSIOREG_SERVICE_REGISTRY_SERVICE_H_
 
 #include "physioreg/v1/registry.grpc.pb.h"
 #include "service/core/api_keys.h"
 #include "service/core/registry.h"
+#include "service/core/search/query.h"
 
 namespace physioreg::service {
 
 class RegistryService final : public physioreg::v1::Registry::CallbackService {
  public:
-  RegistryService(const core::Registry* registry, const core::ApiKeys* keys)
-      : registry_(registry), keys_(keys) {}
+  RegistryService(const core::Registry* registry, const core::ApiKeys* keys,
+                  const search::Searcher* searcher)
+      : registry_(registry), keys_(keys), searcher_(searcher) {}
 
   grpc::ServerUnaryReactor* GetPractitioner(grpc::CallbackServerContext* context,
                                             const physioreg::v1::GetPractitionerRequest* request,
                                             physioreg::v1::Practitioner* response) override;
+  grpc::ServerUnaryReactor* SearchPractitioners(
+      grpc::CallbackServerContext* context,
+      const physioreg::v1::SearchPractitionersRequest* request,
+      physioreg::v1::SearchPractitionersResponse* response) override;
   grpc::ServerUnaryReactor* VerifyAuthorization(
       grpc::CallbackServerContext* context,
       const physioreg::v1::VerifyAuthorizationRequest* request,
@@ -34,6 +41,7 @@ class RegistryService final : public physioreg::v1::Registry::CallbackService {
  private:
   const core::Registry* registry_;
   const core::ApiKeys* keys_;
+  const search::Searcher* searcher_;
 };
 
 }  // namespace physioreg::service

@@ -24,6 +24,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (!store.ok()) return store.status();
   server->store_ = *std::move(store);
   server->registry_ = std::make_unique<core::Registry>(server->store_.get(), zone);
+  // Built before anything can write, so the commit listener sees every later commit.
+  server->search_index_ = std::make_unique<search::SearchIndex>();
+  if (absl::Status s = server->search_index_->Attach(server->store_.get()); !s.ok()) return s;
+  server->searcher_ =
+      std::make_unique<search::Searcher>(server->search_index_.get(), server->store_.get());
   absl::StatusOr<std::unique_ptr<core::ApiKeys>> keys = core::ApiKeys::Load(server->store_.get());
   if (!keys.ok()) return keys.status();
   server->keys_ = *std::move(keys);
@@ -33,8 +38,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   server->wrote_token_ = *wrote;
 
   server->writer_ = std::make_unique<SerialExecutor>();
-  server->registry_service_ =
-      std::make_unique<RegistryService>(server->registry_.get(), server->keys_.get());
+  server->registry_service_ = std::make_unique<RegistryService>(
+      server->registry_.get(), server->keys_.get(), server->searcher_.get());
   server->admin_service_ = std::make_unique<AdminService>(
       server->registry_.get(), server->keys_.get(), server->writer_.get());
 
@@ -73,7 +78,9 @@ void Server::Shutdown(absl::Duration drain) {
   writer_.reset();  // Runs any write still queued.
   keys_.reset();
   registry_.reset();
-  store_.reset();  // Closes RocksDB.
+  searcher_.reset();
+  store_.reset();  // Closes RocksDB; the index's commit listener goes with it.
+  search_index_.reset();
 }
 
 Server::~Server() { Shutdown(absl::ZeroDuration()); }

@@ -12,6 +12,8 @@
 #include "service/admin_service.h"
 #include "service/core/api_keys.h"
 #include "service/core/registry.h"
+#include "service/core/search/index.h"
+#include "service/core/search/query.h"
 #include "service/in_flight.h"
 #include "service/registry_service.h"
 #include "service/serial_executor.h"
@@ -47,6 +49,8 @@ class Server {
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<core::Registry> registry_;
   std::unique_ptr<core::ApiKeys> keys_;
+  std::unique_ptr<search::SearchIndex> search_index_;
+  std::unique_ptr<search::Searcher> searcher_;
   std::unique_ptr<SerialExecutor> writer_;
   std::unique_ptr<RegistryService> registry_service_;
   std::unique_ptr<AdminService> admin_service_;

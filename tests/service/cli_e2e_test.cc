@@ -6,6 +6,7 @@
 
 #include <fstream>
 
+#include "physioreg/v1/registry.pb.h"
 #include "tests/support/records.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
@@ -157,6 +158,53 @@ TEST_F(CliTest, HealthReportsServing) {
   CommandResult health = Cli({"health"});
   EXPECT_EQ(health.exit_code, 0) << health.output;
   EXPECT_THAT(health.output, HasSubstr("SERVING"));
+}
+
+TEST_F(CliTest, SearchFindsByNameAndFiltersAndPagesThroughEverything) {
+  v1::Practitioner other = ValidPractitioner("PT-2");
+  other.set_given_name("John");
+  other.set_family_name("Smith");
+  other.clear_preferred_name();
+  other.clear_former_names();
+  v1::Practitioner pending = ValidPractitioner("PT-3");
+  pending.mutable_authorizations(0)->set_status(v1::Authorization::PENDING);
+  const std::string file = WriteJsonl({ValidPractitioner("PT-1"), other, pending}, "three.jsonl");
+  ASSERT_EQ(Cli({"upsert", "--file", file}, true).exit_code, 0);
+
+  CommandResult found = Cli({"search", "--name", "o brien", "--activity", "dry_needling"});
+  ASSERT_EQ(found.exit_code, 0) << found.output;
+  EXPECT_THAT(found.output, HasSubstr("PT-1"));
+  EXPECT_THAT(found.output, Not(HasSubstr("PT-3")));  // Pending: not authorized today.
+  EXPECT_THAT(found.output, HasSubstr("1 of 1 matches"));
+  EXPECT_THAT(found.output, Not(HasSubstr("helene.obrien@example.ca")));
+
+  CommandResult fuzzy = Cli({"search", "--name", "Jonh Smyth", "--fuzzy", "--near", "51.05,-114.07",
+                             "--radius-km", "50"});
+  ASSERT_EQ(fuzzy.exit_code, 0) << fuzzy.output;
+  EXPECT_THAT(fuzzy.output, HasSubstr("PT-2"));
+  EXPECT_THAT(fuzzy.output, HasSubstr(" km)"));
+
+  CommandResult all = Cli({"search", "--page-size", "1", "--all"});
+  ASSERT_EQ(all.exit_code, 0) << all.output;
+  for (const char* id : {"PT-1", "PT-2", "PT-3"}) EXPECT_THAT(all.output, HasSubstr(id));
+  EXPECT_THAT(all.output, HasSubstr("3 of 3 matches"));
+
+  CommandResult page = Cli({"--json", "search", "--city", "CALGARY", "--page-size", "2"});
+  v1::SearchPractitionersResponse parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(page.output, &parsed).ok())
+      << page.output;
+  EXPECT_EQ(parsed.total_size(), 3);
+  EXPECT_EQ(parsed.practitioners_size(), 2);
+  CommandResult next =
+      Cli({"search", "--city", "CALGARY", "--page-token", parsed.next_page_token()});
+  ASSERT_EQ(next.exit_code, 0) << next.output;
+  EXPECT_THAT(next.output, HasSubstr("PT-2"));
+
+  CommandResult bad = Cli({"search", "--near", "95,0", "--radius-km", "600"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.output, HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_THAT(bad.output, HasSubstr("near.latitude"));
+  EXPECT_THAT(bad.output, HasSubstr("near.radius_km"));
 }
 
 }  // namespace

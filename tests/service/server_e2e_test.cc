@@ -232,10 +232,10 @@ TEST_F(ServerTest, PrivateContactNeverLeavesThroughPublicCalls) {
 }
 
 TEST_F(ServerTest, UnbuiltRpcsAnswerUnimplemented) {
-  v1::SearchPractitionersRequest search;
-  v1::SearchPractitionersResponse results;
+  v1::GetVerificationKeysRequest keys;
+  v1::GetVerificationKeysResponse answer;
   EXPECT_EQ(anonymous_.Registry()
-                ->SearchPractitioners(anonymous_.Context().get(), search, &results)
+                ->GetVerificationKeys(anonymous_.Context().get(), keys, &answer)
                 .error_code(),
             grpc::StatusCode::UNIMPLEMENTED);
 }
@@ -252,6 +252,17 @@ TEST_F(ServerTest, SigtermExitsZeroAndEverythingIsThereAfterRestart) {
   EXPECT_EQ(*client::ReadTokenFile(dir_.Sub("data/regulator.token")), token_before);
   EXPECT_EQ(RegisterRevision(), 2);
   EXPECT_EQ(Verify("PT-2").reason(), v1::AUTHORIZED);
+  // The search index is rebuilt from the database at start.
+  v1::SearchPractitionersRequest search;
+  search.set_name("helene obrien");
+  search.set_activity(v1::DRY_NEEDLING);
+  v1::SearchPractitionersResponse results;
+  ASSERT_TRUE(anonymous_.Registry()
+                  ->SearchPractitioners(anonymous_.Context().get(), search, &results)
+                  .ok());
+  EXPECT_EQ(results.total_size(), 2);
+  ASSERT_EQ(results.practitioners_size(), 2);
+  EXPECT_FALSE(results.practitioners(0).has_private_contact());
   v1::UpsertPractitionersResponse replay;
   ASSERT_TRUE(Upsert({}, "r1", &replay).ok());  // The idempotency record survived too.
   EXPECT_EQ(replay.created(), 2);

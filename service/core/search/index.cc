@@ -1,0 +1,701 @@
+#include "service/core/search/index.h"
+
+#include <unicode/utf8.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <mutex>
+#include <queue>
+#include <tuple>
+
+#include "absl/strings/match.h"
+#include "absl/time/civil_time.h"
+#include "service/core/dates.h"
+#include "service/core/search/normalize.h"
+#include "service/core/verification.h"
+
+namespace physioreg::search {
+namespace {
+
+namespace v1 = physioreg::v1;
+
+constexpr int32_t kForever = std::numeric_limits<int32_t>::max();
+constexpr double kEarthRadiusKm = 6371.0088;
+constexpr double kKmPerDegree = kEarthRadiusKm * M_PI / 180.0;
+constexpr int kTermKind = 0, kCityKind = 1, kLanguageKind = 2, kActivityKind = 3, kCellKind = 4;
+// Query tokens this short match every name with one edit, so they match by prefix only.
+constexpr int kMinFuzzyLength = 3;
+
+double Radians(double degrees) { return degrees * M_PI / 180.0; }
+
+double DistanceKm(double lat1, double lng1, double lat2, double lng2) {
+  const double dlat = Radians(lat2 - lat1), dlng = Radians(lng2 - lng1);
+  const double a =
+      std::sin(dlat / 2) * std::sin(dlat / 2) +
+      std::cos(Radians(lat1)) * std::cos(Radians(lat2)) * std::sin(dlng / 2) * std::sin(dlng / 2);
+  return 2 * kEarthRadiusKm * std::asin(std::min(1.0, std::sqrt(a)));
+}
+
+// Grid cells of 1/kCellsPerDegree degrees.
+constexpr int kCellsPerDegree = 10;
+constexpr int kLatCells = 180 * kCellsPerDegree, kLngCells = 360 * kCellsPerDegree;
+
+int32_t CellOf(int lat_index, int lng_index) {
+  return (lat_index + kLatCells / 2) * kLngCells + (lng_index + kLngCells / 2);
+}
+int LatIndex(double latitude) {
+  return std::clamp(static_cast<int>(std::floor(latitude * kCellsPerDegree)), -kLatCells / 2,
+                    kLatCells / 2 - 1);
+}
+int LngIndex(double longitude) {
+  return std::clamp(static_cast<int>(std::floor(longitude * kCellsPerDegree)), -kLngCells / 2,
+                    kLngCells / 2 - 1);
+}
+
+std::u32string ToUtf32(absl::string_view utf8) {
+  std::u32string out;
+  for (int32_t i = 0; i < static_cast<int32_t>(utf8.size());) {
+    UChar32 c;
+    U8_NEXT(utf8.data(), i, static_cast<int32_t>(utf8.size()), c);
+    out.push_back(static_cast<char32_t>(c < 0 ? 0xFFFD : c));
+  }
+  return out;
+}
+
+int MaxEdits(const std::u32string& token) {
+  if (token.size() < kMinFuzzyLength) return 0;
+  return token.size() > 8 ? 2 : 1;
+}
+
+void SortUnique(std::vector<uint32_t>* ids) {
+  std::sort(ids->begin(), ids->end());
+  ids->erase(std::unique(ids->begin(), ids->end()), ids->end());
+}
+
+// The set difference a - b of two sorted, unique lists.
+std::vector<uint32_t> Minus(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b) {
+  std::vector<uint32_t> out;
+  std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
+  return out;
+}
+
+// Posting lists are sorted by doc number, so that criteria intersect by merging.
+void RemoveFrom(std::vector<uint32_t>* postings, uint32_t doc) {
+  auto it = std::lower_bound(postings->begin(), postings->end(), doc);
+  if (it != postings->end() && *it == doc) postings->erase(it);
+}
+
+void InsertInto(std::vector<uint32_t>* postings, uint32_t doc) {
+  if (postings->empty() || postings->back() < doc) {
+    postings->push_back(doc);  // New registrants get new, higher numbers: the common case.
+    return;
+  }
+  auto it = std::lower_bound(postings->begin(), postings->end(), doc);
+  if (it == postings->end() || *it != doc) postings->insert(it, doc);
+}
+
+// The sorted union of sorted lists: merged pairwise in rounds, O(n log k) for k lists rather
+// than sorting all n again.
+void MergeUnion(const std::vector<const std::vector<uint32_t>*>& parts,
+                std::vector<uint32_t>* out) {
+  std::vector<size_t> bounds = {0};
+  for (const std::vector<uint32_t>* part : parts) {
+    out->insert(out->end(), part->begin(), part->end());
+    bounds.push_back(out->size());
+  }
+  while (bounds.size() > 2) {
+    std::vector<size_t> next = {0};
+    for (size_t i = 0; i + 2 < bounds.size(); i += 2) {
+      std::inplace_merge(out->begin() + static_cast<long>(bounds[i]),
+                         out->begin() + static_cast<long>(bounds[i + 1]),
+                         out->begin() + static_cast<long>(bounds[i + 2]));
+      next.push_back(bounds[i + 2]);
+    }
+    if ((bounds.size() - 1) % 2 == 1) next.push_back(bounds.back());
+    bounds = std::move(next);
+  }
+  out->erase(std::unique(out->begin(), out->end()), out->end());
+}
+
+// Keeps the docs of sorted `*docs` that are also in sorted `other`.
+void IntersectWith(std::vector<uint32_t>* docs, const std::vector<uint32_t>& other) {
+  size_t out = 0;
+  if (other.size() > 16 * docs->size()) {
+    // Much longer: binary searches cost less than reading all of it.
+    auto it = other.begin();
+    for (uint32_t doc : *docs) {
+      it = std::lower_bound(it, other.end(), doc);
+      if (it == other.end()) break;
+      if (*it == doc) (*docs)[out++] = doc;
+    }
+  } else {
+    auto it = other.begin();
+    for (uint32_t doc : *docs) {
+      while (it != other.end() && *it < doc) ++it;
+      if (it == other.end()) break;
+      if (*it == doc) (*docs)[out++] = doc;
+    }
+  }
+  docs->resize(out);
+}
+
+}  // namespace
+
+std::optional<int32_t> DayNumber(absl::string_view date) {
+  std::optional<absl::CivilDay> day = core::ParseDate(date);
+  if (!day) return std::nullopt;
+  return static_cast<int32_t>(*day - absl::CivilDay(1970, 1, 1));
+}
+
+bool operator<(const Position& a, const Position& b) {
+  return std::tie(a.tier, a.distance_km, a.key) < std::tie(b.tier, b.distance_km, b.key);
+}
+
+int FuzzyPrefixDistance(const std::u32string& q, const std::u32string& t, int max_edits) {
+  // Optimal string alignment distance, rows over the query, columns over the term; the answer
+  // is the smallest entry of the last row (the best prefix of the term).
+  const size_t n = q.size(), m = t.size();
+  // Called for every term of the dictionary: the rows are reused rather than allocated.
+  thread_local std::vector<int> prev2, prev, row;
+  prev2.assign(m + 1, 0);
+  prev.assign(m + 1, 0);
+  row.assign(m + 1, 0);
+  for (size_t j = 0; j <= m; ++j) prev[j] = static_cast<int>(j);
+  if (n == 0) return 0;
+  for (size_t i = 1; i <= n; ++i) {
+    row[0] = static_cast<int>(i);
+    int row_min = row[0];
+    for (size_t j = 1; j <= m; ++j) {
+      const int cost = q[i - 1] == t[j - 1] ? 0 : 1;
+      int best = std::min({prev[j] + 1, row[j - 1] + 1, prev[j - 1] + cost});
+      if (i > 1 && j > 1 && q[i - 1] == t[j - 2] && q[i - 2] == t[j - 1]) {
+        best = std::min(best, prev2[j - 2] + 1);
+      }
+      row[j] = best;
+      row_min = std::min(row_min, best);
+    }
+    if (row_min > max_edits) return max_edits + 1;
+    std::swap(prev2, prev);
+    std::swap(prev, row);
+  }
+  return *std::min_element(prev.begin(), prev.begin() + static_cast<long>(m + 1));
+}
+
+absl::string_view SearchIndex::IdOf(const Doc& doc) {
+  const size_t end_of_names = doc.sort_key.rfind('\0');
+  return end_of_names == std::string::npos
+             ? absl::string_view()
+             : absl::string_view(doc.sort_key).substr(end_of_names + 1);
+}
+
+absl::Status SearchIndex::Load(const storage::ReadView& view) {
+  absl::Status status = view.ForEachPractitioner([this](const v1::Practitioner& record) {
+    Put(record);
+    return true;
+  });
+  Compact();
+  return status;
+}
+
+void SearchIndex::Compact() {
+  std::unique_lock lock(mu_);
+  // Lists grown by doubling hold up to twice what they need; after a bulk load they are
+  // final enough to trim.
+  for (Term& term : terms_) term.postings.shrink_to_fit();
+  for (auto* lists : {&city_postings_, &language_postings_}) {
+    for (Postings& p : *lists) p.shrink_to_fit();
+  }
+  for (Postings& p : activity_postings_) p.shrink_to_fit();
+  for (auto& [cell, p] : cells_) p.shrink_to_fit();
+}
+
+absl::Status SearchIndex::Attach(storage::Store* store) {
+  if (absl::Status s = Load(*store->View()); !s.ok()) return s;
+  store->AddCommitListener([this](const storage::Commit& commit) { Apply(commit); });
+  return absl::OkStatus();
+}
+
+void SearchIndex::Apply(const storage::Commit& commit) {
+  for (const storage::RecordChange& change : commit.changes) {
+    if (change.event.kind() == v1::ChangeEvent::DELETED) {
+      Remove(change.record.registration_id());
+    } else {
+      Put(change.record);
+    }
+  }
+}
+
+int64_t SearchIndex::size() const {
+  std::shared_lock lock(mu_);
+  return live_;
+}
+
+uint32_t SearchIndex::TermId(const std::string& text) {
+  auto [it, inserted] = term_ids_.try_emplace(text, static_cast<uint32_t>(terms_.size()));
+  if (inserted) terms_.push_back(Term{&it->first, ToUtf32(it->first), {}});
+  return it->second;
+}
+
+uint32_t SearchIndex::Intern(const std::string& text,
+                             absl::flat_hash_map<std::string, uint32_t>* ids,
+                             std::vector<Postings>* postings) {
+  auto [it, inserted] = ids->try_emplace(text, static_cast<uint32_t>(postings->size()));
+  if (inserted) postings->emplace_back();
+  return it->second;
+}
+
+SearchIndex::Doc SearchIndex::MakeDoc(const v1::Practitioner& p) {
+  Doc doc;
+  doc.alive = true;
+  doc.register_ = static_cast<uint8_t>(p.permit().register_());
+  doc.sort_key = NormalizeKey(p.family_name());
+  doc.sort_key.push_back('\0');
+  doc.sort_key += NormalizeKey(p.given_name());
+  doc.sort_key.push_back('\0');
+  doc.sort_key += p.registration_id();
+
+  std::vector<uint32_t> terms;
+  auto add_name = [&](const std::string& name) {
+    for (const std::string& token : IndexTokens(name)) terms.push_back(TermId(token));
+  };
+  add_name(p.given_name());
+  add_name(p.family_name());
+  add_name(p.preferred_name());
+  for (const std::string& former : p.former_names()) add_name(former);
+  SortUnique(&terms);
+  doc.terms.assign(terms.begin(), terms.end());
+
+  for (const v1::PracticeLocation& l : p.locations()) {
+    Location location;
+    // (0, 0) is what an unset location looks like in proto3; no clinic is there.
+    const bool has_coordinates = l.latitude() != 0 || l.longitude() != 0;
+    location.latitude = has_coordinates ? static_cast<float>(l.latitude()) : NAN;
+    location.longitude = has_coordinates ? static_cast<float>(l.longitude()) : NAN;
+    location.city = Intern(NormalizeKey(l.city()), &city_ids_, &city_postings_);
+    const std::string postal = NormalizePostalCode(l.postal_code());
+    auto [it, inserted] = postal_ids_.try_emplace(postal, postal_codes_.size());
+    if (inserted) postal_codes_.push_back(postal);
+    location.postal_code = it->second;
+    doc.locations.push_back(location);
+  }
+  for (const std::string& language : p.languages()) {
+    doc.languages.push_back(Intern(NormalizeKey(language), &language_ids_, &language_postings_));
+  }
+
+  // Authorized-ness changes only on the dates the record names, so the verification rule
+  // itself, evaluated on each of those dates, gives the exact intervals; "today" is then
+  // looked up per query and never frozen into the index.
+  auto add_date = [](const std::string& date, int offset, std::vector<absl::CivilDay>* days) {
+    if (std::optional<absl::CivilDay> day = core::ParseDate(date)) days->push_back(*day + offset);
+  };
+  std::vector<absl::CivilDay> permit_days;
+  add_date(p.permit().registered_on(), 0, &permit_days);
+  add_date(p.permit().expires_on(), 1, &permit_days);
+  for (const v1::StatusChange& c : p.permit().status_history()) {
+    add_date(c.effective_on(), 0, &permit_days);
+  }
+  std::vector<int> activities;
+  for (const v1::Authorization& a : p.authorizations()) activities.push_back(a.activity());
+  std::sort(activities.begin(), activities.end());
+  activities.erase(std::unique(activities.begin(), activities.end()), activities.end());
+  const absl::CivilDay epoch(1970, 1, 1);
+  for (int activity : activities) {
+    if (activity <= 0 || activity >= static_cast<int>(activity_postings_.size())) continue;
+    std::vector<absl::CivilDay> days = permit_days;
+    for (const v1::Authorization& a : p.authorizations()) {
+      if (a.activity() != activity) continue;
+      add_date(a.granted_on(), 0, &days);
+      add_date(a.expires_on(), 1, &days);
+      for (const v1::StatusChange& c : a.status_history()) add_date(c.effective_on(), 0, &days);
+    }
+    std::sort(days.begin(), days.end());
+    days.erase(std::unique(days.begin(), days.end()), days.end());
+    for (size_t i = 0; i < days.size(); ++i) {
+      const bool authorized =
+          core::Verify(&p, p.registration_id(), static_cast<v1::RestrictedActivity>(activity),
+                       core::FormatDate(days[i]))
+              .authorized();
+      if (!authorized) continue;
+      const int32_t from = static_cast<int32_t>(days[i] - epoch);
+      const int32_t to = i + 1 < days.size() ? static_cast<int32_t>(days[i + 1] - epoch) : kForever;
+      if (!doc.authorized.empty() && doc.authorized.back().activity == activity &&
+          doc.authorized.back().to == from) {
+        doc.authorized.back().to = to;
+      } else {
+        doc.authorized.push_back(Interval{from, to, static_cast<uint8_t>(activity)});
+      }
+    }
+  }
+  return doc;
+}
+
+bool SearchIndex::AuthorizedOn(const Doc& doc, int activity, int32_t day) {
+  for (const Interval& i : doc.authorized) {
+    if (i.activity == activity && i.from <= day && day < i.to) return true;
+  }
+  return false;
+}
+
+std::shared_ptr<const std::vector<uint64_t>> SearchIndex::AuthorizedBits(int activity,
+                                                                         int32_t day) const {
+  std::lock_guard lock(day_mu_);
+  DayBits& cached = day_bits_[activity];
+  if (cached.bits == nullptr || cached.day != day) {
+    auto bits = std::make_shared<std::vector<uint64_t>>((docs_.size() + 63) / 64);
+    for (uint32_t doc : activity_postings_[activity]) {
+      if (AuthorizedOn(docs_[doc], activity, day)) (*bits)[doc / 64] |= uint64_t{1} << (doc % 64);
+    }
+    cached = DayBits{day, std::move(bits)};
+  }
+  return cached.bits;
+}
+
+void SearchIndex::UpdateAuthorizedBits(uint32_t doc_id) {
+  // Called with mu_ held exclusively, so no search is reading the bits.
+  std::lock_guard lock(day_mu_);
+  for (int activity = 1; activity < static_cast<int>(day_bits_.size()); ++activity) {
+    DayBits& cached = day_bits_[activity];
+    if (cached.bits == nullptr) continue;
+    std::vector<uint64_t>& bits = *cached.bits;
+    if (bits.size() <= doc_id / 64) bits.resize(doc_id / 64 + 1);
+    const uint64_t mask = uint64_t{1} << (doc_id % 64);
+    if (docs_[doc_id].alive && AuthorizedOn(docs_[doc_id], activity, cached.day)) {
+      bits[doc_id / 64] |= mask;
+    } else {
+      bits[doc_id / 64] &= ~mask;
+    }
+  }
+}
+
+SearchIndex::Memberships SearchIndex::MembershipsOf(const Doc& doc) const {
+  Memberships m;
+  if (!doc.alive) return m;
+  m.terms.assign(doc.terms.begin(), doc.terms.end());
+  for (const Location& l : doc.locations) {
+    m.cities.push_back(l.city);
+    if (!std::isnan(l.latitude))
+      m.cells.push_back(CellOf(LatIndex(l.latitude), LngIndex(l.longitude)));
+  }
+  m.languages.assign(doc.languages.begin(), doc.languages.end());
+  for (const Interval& i : doc.authorized) m.activities.push_back(i.activity);
+  for (auto* ids : {&m.terms, &m.cities, &m.languages, &m.activities, &m.cells}) SortUnique(ids);
+  return m;
+}
+
+SearchIndex::Postings* SearchIndex::PostingList(int kind, uint32_t id) {
+  switch (kind) {
+    case kTermKind:
+      return &terms_[id].postings;
+    case kCityKind:
+      return &city_postings_[id];
+    case kLanguageKind:
+      return &language_postings_[id];
+    case kActivityKind:
+      return &activity_postings_[id];
+    default:
+      return &cells_[static_cast<int32_t>(id)];
+  }
+}
+
+void SearchIndex::UpdatePostings(uint32_t doc_id, const Memberships& before,
+                                 const Memberships& after) {
+  // Only the lists whose membership changed are touched, so re-uploading a registrant with
+  // the same city, languages and names costs no scan of a long list.
+  const std::vector<uint32_t>* lists_before[] = {&before.terms, &before.cities, &before.languages,
+                                                 &before.activities, &before.cells};
+  const std::vector<uint32_t>* lists_after[] = {&after.terms, &after.cities, &after.languages,
+                                                &after.activities, &after.cells};
+  for (int kind = kTermKind; kind <= kCellKind; ++kind) {
+    for (uint32_t id : Minus(*lists_before[kind], *lists_after[kind])) {
+      RemoveFrom(PostingList(kind, id), doc_id);
+    }
+    for (uint32_t id : Minus(*lists_after[kind], *lists_before[kind])) {
+      InsertInto(PostingList(kind, id), doc_id);
+    }
+  }
+}
+
+void SearchIndex::Put(const v1::Practitioner& record) {
+  std::unique_lock lock(mu_);
+  Doc doc = MakeDoc(record);
+  uint32_t doc_id;
+  Memberships before;
+  const Memberships after = MembershipsOf(doc);
+  if (auto it = doc_ids_.find(absl::string_view(record.registration_id())); it != doc_ids_.end()) {
+    doc_id = *it;
+    before = MembershipsOf(docs_[doc_id]);
+    ordered_.erase({docs_[doc_id].sort_key, doc_id});
+    docs_[doc_id] = std::move(doc);  // Same id, so its place in doc_ids_ holds.
+  } else {
+    if (!free_docs_.empty()) {
+      doc_id = free_docs_.back();
+      free_docs_.pop_back();
+    } else {
+      doc_id = static_cast<uint32_t>(docs_.size());
+      docs_.emplace_back();
+    }
+    docs_[doc_id] = std::move(doc);
+    doc_ids_.insert(doc_id);
+    ++live_;
+  }
+  ordered_.insert({docs_[doc_id].sort_key, doc_id});
+  UpdatePostings(doc_id, before, after);
+  UpdateAuthorizedBits(doc_id);
+}
+
+void SearchIndex::Remove(absl::string_view registration_id) {
+  std::unique_lock lock(mu_);
+  RemoveLocked(registration_id);
+}
+
+void SearchIndex::RemoveLocked(absl::string_view registration_id) {
+  auto it = doc_ids_.find(registration_id);
+  if (it == doc_ids_.end()) return;
+  const uint32_t doc_id = *it;
+  doc_ids_.erase(it);
+  UpdatePostings(doc_id, MembershipsOf(docs_[doc_id]), Memberships());
+  ordered_.erase({docs_[doc_id].sort_key, doc_id});
+  docs_[doc_id] = Doc();
+  UpdateAuthorizedBits(doc_id);
+  free_docs_.push_back(doc_id);
+  --live_;
+}
+
+Page SearchIndex::Search(const Query& q, int32_t today) const {
+  std::shared_lock lock(mu_);
+  Page page;
+  const size_t page_size = static_cast<size_t>(std::max(q.page_size, 1));
+
+  // Per query token, how each term matches it: 0 no, 1 within the allowed edits, 2 by prefix.
+  const size_t n_tokens = q.name_tokens.size();
+  std::vector<std::vector<uint8_t>> match(n_tokens);
+  std::vector<std::vector<uint32_t>> token_terms(n_tokens);
+  std::vector<size_t> token_cost(n_tokens, 0);
+  for (size_t i = 0; i < n_tokens; ++i) {
+    const std::string& token = q.name_tokens[i];
+    match[i].assign(terms_.size(), 0);
+    for (auto it = term_ids_.lower_bound(token);
+         it != term_ids_.end() && absl::string_view(it->first).substr(0, token.size()) == token;
+         ++it) {
+      match[i][it->second] = 2;
+      token_terms[i].push_back(it->second);
+      token_cost[i] += terms_[it->second].postings.size();
+    }
+    if (!q.fuzzy) continue;
+    const std::u32string query32 = ToUtf32(token);
+    const int max_edits = MaxEdits(query32);
+    if (max_edits == 0) continue;
+    for (uint32_t id = 0; id < terms_.size(); ++id) {
+      if (match[i][id] != 0 || terms_[id].postings.empty()) continue;
+      if (FuzzyPrefixDistance(query32, terms_[id].code_points, max_edits) <= max_edits) {
+        match[i][id] = 1;
+        token_terms[i].push_back(id);
+        token_cost[i] += terms_[id].postings.size();
+      }
+    }
+  }
+
+  // Exact filters whose value no registrant has match nothing.
+  std::optional<uint32_t> city, language;
+  if (!q.city.empty()) {
+    auto it = city_ids_.find(q.city);
+    if (it == city_ids_.end()) return page;
+    city = it->second;
+  }
+  if (!q.language.empty()) {
+    auto it = language_ids_.find(q.language);
+    if (it == language_ids_.end()) return page;
+    language = it->second;
+  }
+  const int activity = q.activity;
+
+  const bool no_criteria = n_tokens == 0 && !city && !language && activity == 0 &&
+                           q.register_ == 0 && q.postal_code_prefix.empty() && !q.near;
+  if (no_criteria) {
+    // Browsing: the ordered set already is the result order.
+    page.total_size = live_;
+    auto it = q.after ? ordered_.upper_bound({q.after->key, std::numeric_limits<uint32_t>::max()})
+                      : ordered_.begin();
+    for (; it != ordered_.end() && page.hits.size() < page_size; ++it) {
+      page.hits.push_back(
+          Hit{std::string(IdOf(docs_[it->second])), 0, Position{0, 0, std::string(it->first)}});
+    }
+    page.more = it != ordered_.end();
+    return page;
+  }
+
+  // Grid cells a `near` query must look at.
+  std::vector<int32_t> cells;
+  size_t cells_cost = 0;
+  if (q.near) {
+    const double dlat = q.radius_km / kKmPerDegree + 0.01;
+    const double max_abs_lat =
+        std::min(90.0, std::max(std::abs(q.latitude - dlat), std::abs(q.latitude + dlat)));
+    const double cos_lat = std::cos(Radians(max_abs_lat));
+    const double dlng = cos_lat < 1e-6 ? 360 : q.radius_km / (kKmPerDegree * cos_lat) + 0.01;
+    const int lat_lo = LatIndex(q.latitude - dlat), lat_hi = LatIndex(q.latitude + dlat);
+    int lng_lo = static_cast<int>(std::floor((q.longitude - dlng) * kCellsPerDegree));
+    int lng_hi = static_cast<int>(std::floor((q.longitude + dlng) * kCellsPerDegree));
+    if (lng_hi - lng_lo >= kLngCells - 1) lng_lo = -kLngCells / 2, lng_hi = kLngCells / 2 - 1;
+    for (int lat = lat_lo; lat <= lat_hi; ++lat) {
+      for (int lng = lng_lo; lng <= lng_hi; ++lng) {
+        // Across the antimeridian the cells continue on the other side.
+        const int wrapped =
+            ((lng + kLngCells / 2) % kLngCells + kLngCells) % kLngCells - kLngCells / 2;
+        auto it = cells_.find(CellOf(lat, wrapped));
+        if (it == cells_.end() || it->second.empty()) continue;
+        cells.push_back(it->first);
+        cells_cost += it->second.size();
+      }
+    }
+  }
+
+  // Candidates: the intersection of the sorted doc lists of the criteria that have one (each
+  // name token's terms merged into one list), smallest first, so that only docs matching all
+  // of them are ever read. Every criterion is still checked on each survivor below.
+  struct List {
+    size_t cost;
+    const Postings* postings;  // Or, when null, the union of `parts`.
+    std::vector<const Postings*> parts;
+  };
+  std::vector<List> lists;
+  for (size_t i = 0; i < n_tokens; ++i) {
+    List list{token_cost[i], nullptr, {}};
+    for (uint32_t term : token_terms[i]) list.parts.push_back(&terms_[term].postings);
+    if (list.parts.size() == 1) list.postings = list.parts[0];
+    lists.push_back(std::move(list));
+  }
+  if (city) lists.push_back(List{city_postings_[*city].size(), &city_postings_[*city], {}});
+  if (language) {
+    lists.push_back(List{language_postings_[*language].size(), &language_postings_[*language], {}});
+  }
+  if (activity != 0) {
+    lists.push_back(List{activity_postings_[activity].size(), &activity_postings_[activity], {}});
+  }
+  if (q.near) {
+    List list{cells_cost, nullptr, {}};
+    for (int32_t cell : cells) list.parts.push_back(&cells_.at(cell));
+    lists.push_back(std::move(list));
+  }
+  std::sort(lists.begin(), lists.end(),
+            [](const List& a, const List& b) { return a.cost < b.cost; });
+
+  std::vector<uint32_t> candidates;
+  bool scan_all = lists.empty();  // Only register / postal code: read every doc.
+  for (size_t i = 0; i < lists.size(); ++i) {
+    const List& list = lists[i];
+    // A union much larger than the candidates left costs more to build than checking the
+    // criterion per candidate (which happens anyway).
+    if (i > 0 && list.postings == nullptr && list.cost > 8 * candidates.size()) continue;
+    std::vector<uint32_t> merged;
+    const Postings* postings = list.postings;
+    if (postings == nullptr) {
+      MergeUnion(list.parts, &merged);
+      postings = &merged;
+    }
+    if (i == 0) {
+      candidates = merged.empty() && list.postings != nullptr ? *postings : std::move(merged);
+    } else {
+      IntersectWith(&candidates, *postings);
+    }
+    if (candidates.empty()) break;
+  }
+
+  // Whether each doc is authorized today for `activity`: one bit per doc, computed once per
+  // day and kept current by every write.
+  std::shared_ptr<const std::vector<uint64_t>> authorized_today;
+  if (activity != 0) authorized_today = AuthorizedBits(activity, today);
+
+  struct Candidate {
+    uint8_t tier;
+    double distance_km;
+    uint32_t doc;
+  };
+  auto key_of = [this](const Candidate& c) -> const std::string& { return docs_[c.doc].sort_key; };
+  auto before = [&key_of](const Candidate& a, const Candidate& b) {
+    if (a.tier != b.tier) return a.tier < b.tier;
+    if (a.distance_km != b.distance_km) return a.distance_km < b.distance_km;
+    return key_of(a) < key_of(b);
+  };
+  // A max-heap of the best `page_size` matches after the page token's position.
+  std::priority_queue<Candidate, std::vector<Candidate>, decltype(before)> best(before);
+  int64_t after_count = 0;
+
+  auto consider_doc = [&](uint32_t doc_id) {
+    const Doc& doc = docs_[doc_id];
+    if (!doc.alive) return;
+    if (q.register_ != 0 && doc.register_ != q.register_) return;
+    if (activity != 0) {
+      const std::vector<uint64_t>& bits = *authorized_today;
+      if (doc_id / 64 >= bits.size() || !((bits[doc_id / 64] >> (doc_id % 64)) & 1)) return;
+    }
+    if (language &&
+        std::find(doc.languages.begin(), doc.languages.end(), *language) == doc.languages.end()) {
+      return;
+    }
+    if (city || !q.postal_code_prefix.empty()) {
+      bool found = false;
+      for (const Location& l : doc.locations) {
+        if (city && l.city != *city) continue;
+        if (!q.postal_code_prefix.empty() &&
+            !absl::StartsWith(postal_codes_[l.postal_code], q.postal_code_prefix)) {
+          continue;
+        }
+        found = true;
+        break;
+      }
+      if (!found) return;
+    }
+    uint8_t tier = 0;
+    for (size_t i = 0; i < n_tokens; ++i) {
+      uint8_t token_best = 0;
+      for (uint32_t term : doc.terms) token_best = std::max(token_best, match[i][term]);
+      if (token_best == 0) return;
+      if (token_best == 1) tier = 1;
+    }
+    double distance = 0;
+    if (q.near) {
+      distance = std::numeric_limits<double>::infinity();
+      for (const Location& l : doc.locations) {
+        if (std::isnan(l.latitude)) continue;
+        distance = std::min(distance, DistanceKm(q.latitude, q.longitude, l.latitude, l.longitude));
+      }
+      if (!(distance <= q.radius_km)) return;
+    }
+    ++page.total_size;
+    const Candidate c{tier, distance, doc_id};
+    if (q.after) {
+      const Position& a = *q.after;
+      if (std::tie(c.tier, c.distance_km, doc.sort_key) <= std::tie(a.tier, a.distance_km, a.key)) {
+        return;
+      }
+    }
+    ++after_count;
+    if (best.size() < page_size) {
+      best.push(c);
+    } else if (before(c, best.top())) {
+      best.pop();
+      best.push(c);
+    }
+  };
+
+  if (scan_all) {
+    for (uint32_t doc_id = 0; doc_id < docs_.size(); ++doc_id) consider_doc(doc_id);
+  } else {
+    for (uint32_t doc_id : candidates) consider_doc(doc_id);
+  }
+
+  page.more = after_count > static_cast<int64_t>(page_size);
+  page.hits.resize(best.size());
+  for (size_t i = best.size(); i-- > 0;) {
+    const Candidate& c = best.top();
+    const Doc& doc = docs_[c.doc];
+    page.hits[i] =
+        Hit{std::string(IdOf(doc)), c.distance_km, Position{c.tier, c.distance_km, doc.sort_key}};
+    best.pop();
+  }
+  return page;
+}
+
+}  // namespace physioreg::search

@@ -1,0 +1,199 @@
+// The in-memory search index over the whole register. Built once at open from a ReadView and
+// kept in step by a Store commit listener, so every search sees every committed write (the
+// listener runs before Write returns). Per registrant it keeps only compact data (term ids,
+// city / postal / language ids, coordinates, the date intervals in which each activity is
+// authorized); the records of a result page are read from the Store by registration_id.
+//
+// Many readers run at once; the single writer (the commit listener) takes the lock
+// exclusively for the few microseconds one record's update takes.
+#ifndef PHYSIOREG_SERVICE_CORE_SEARCH_INDEX_H_
+#define PHYSIOREG_SERVICE_CORE_SEARCH_INDEX_H_
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/hash/hash.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "physioreg/v1/practitioner.pb.h"
+#include "storage/store.h"
+
+namespace physioreg::search {
+
+// Days since 1970-01-01 of a YYYY-MM-DD date; nullopt when it is not a valid date.
+std::optional<int32_t> DayNumber(absl::string_view date);
+
+// Where a result sits in the result order: exact name matches before fuzzy ones (tier), then
+// distance (0 without `near`), then family name, given name, registration_id (`key`). Keys
+// are unique, so the order is total and a page continues strictly after the last position.
+struct Position {
+  uint8_t tier = 0;
+  double distance_km = 0;
+  std::string key;
+};
+bool operator<(const Position& a, const Position& b);
+
+// A validated, normalized query (see query.h for how a request becomes one).
+struct Query {
+  std::vector<std::string> name_tokens;
+  bool fuzzy = false;
+  std::string city;                // NormalizeKey form; empty: any.
+  std::string postal_code_prefix;  // NormalizePostalCode form; empty: any.
+  physioreg::v1::RestrictedActivity activity = physioreg::v1::RESTRICTED_ACTIVITY_UNSPECIFIED;
+  physioreg::v1::Register register_ = physioreg::v1::REGISTER_UNSPECIFIED;
+  std::string language;  // NormalizeKey form; empty: any.
+  bool near = false;
+  double latitude = 0, longitude = 0, radius_km = 0;
+  int page_size = 20;
+  std::optional<Position> after;  // From the page token.
+};
+
+struct Hit {
+  std::string registration_id;
+  double distance_km = 0;
+  Position position;
+};
+
+struct Page {
+  std::vector<Hit> hits;
+  int64_t total_size = 0;  // Every match, whatever page this is.
+  bool more = false;       // Matches remain after the last hit.
+};
+
+// Edit distance (insertions, deletions, substitutions, adjacent transpositions) between
+// `query` and the closest prefix of `term`, in code points; gives up (returns max_edits + 1)
+// once it must exceed `max_edits`.
+int FuzzyPrefixDistance(const std::u32string& query, const std::u32string& term, int max_edits);
+
+class SearchIndex {
+ public:
+  SearchIndex() = default;
+  SearchIndex(const SearchIndex&) = delete;
+  SearchIndex& operator=(const SearchIndex&) = delete;
+
+  // Indexes every registrant in `view`.
+  [[nodiscard]] absl::Status Load(const storage::ReadView& view);
+  // Loads the latest state of `store` and registers the commit listener. Call before the
+  // store is written to by anyone else (i.e. before serving).
+  [[nodiscard]] absl::Status Attach(storage::Store* store);
+
+  // The commit listener: applies every change of a commit.
+  void Apply(const storage::Commit& commit);
+  // Adds or replaces one registrant (the stored record, with status timelines).
+  void Put(const physioreg::v1::Practitioner& record);
+  void Remove(absl::string_view registration_id);
+  // Returns the spare capacity of the posting lists (Load does it after the bulk load).
+  void Compact();
+
+  // Matches of `query` on day `today` (DayNumber), the page after `query.after`.
+  Page Search(const Query& query, int32_t today) const;
+
+  int64_t size() const;
+
+ private:
+  struct Location {
+    float latitude = 0, longitude = 0;  // NaN when the location has no coordinates.
+    uint32_t city = 0;
+    uint32_t postal_code = 0;
+  };
+  // The days [from, to) in which the registrant is authorized for `activity`, as
+  // VerifyAuthorization would answer on each of them.
+  struct Interval {
+    int32_t from = 0, to = 0;
+    uint8_t activity = 0;
+  };
+  struct Doc {
+    bool alive = false;
+    uint8_t register_ = 0;
+    // family \0 given \0 registration_id, normalized; the id is not kept twice.
+    std::string sort_key;
+    absl::InlinedVector<uint32_t, 8> terms;
+    absl::InlinedVector<Location, 1> locations;
+    absl::InlinedVector<uint32_t, 2> languages;
+    absl::InlinedVector<Interval, 1> authorized;
+  };
+  static absl::string_view IdOf(const Doc& doc);
+  // doc_ids_ holds doc numbers only and hashes them by the id inside the doc, so each id is
+  // stored once (a flat_hash_map<std::string, uint32_t> costs ~50 bytes per registrant).
+  struct IdHash {
+    using is_transparent = void;
+    const std::deque<Doc>* docs;
+    size_t operator()(uint32_t doc) const { return (*this)(IdOf((*docs)[doc])); }
+    size_t operator()(absl::string_view id) const { return absl::Hash<absl::string_view>()(id); }
+  };
+  struct IdEq {
+    using is_transparent = void;
+    const std::deque<Doc>* docs;
+    absl::string_view Id(uint32_t doc) const { return IdOf((*docs)[doc]); }
+    absl::string_view Id(absl::string_view id) const { return id; }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return Id(a) == Id(b);
+    }
+  };
+  using Postings = std::vector<uint32_t>;
+  struct Term {
+    const std::string* text;
+    std::u32string code_points;  // For fuzzy matching, decoded once.
+    Postings postings;
+  };
+  // Ids of every distinct posting list a doc is in, by kind.
+  struct Memberships {
+    std::vector<uint32_t> terms, cities, languages, activities, cells;
+  };
+
+  static bool AuthorizedOn(const Doc& doc, int activity, int32_t day);
+  std::shared_ptr<const std::vector<uint64_t>> AuthorizedBits(int activity, int32_t day) const;
+  void UpdateAuthorizedBits(uint32_t doc_id);
+  Doc MakeDoc(const physioreg::v1::Practitioner& record);
+  uint32_t TermId(const std::string& text);
+  static uint32_t Intern(const std::string& text, absl::flat_hash_map<std::string, uint32_t>* ids,
+                         std::vector<Postings>* postings);
+  Memberships MembershipsOf(const Doc& doc) const;
+  void UpdatePostings(uint32_t doc_id, const Memberships& before, const Memberships& after);
+  Postings* PostingList(int kind, uint32_t id);
+  void RemoveLocked(absl::string_view registration_id);
+
+  mutable std::shared_mutex mu_;
+  // A deque keeps each Doc (and so its sort_key) at a fixed address for `ordered_`.
+  std::deque<Doc> docs_;
+  std::vector<uint32_t> free_docs_;
+  absl::flat_hash_set<uint32_t, IdHash, IdEq> doc_ids_{0, IdHash{&docs_}, IdEq{&docs_}};
+  absl::btree_set<std::pair<absl::string_view, uint32_t>> ordered_;
+  int64_t live_ = 0;
+
+  // Terms sorted, so that a prefix is a range; std::map nodes keep the strings in place.
+  std::map<std::string, uint32_t> term_ids_;
+  std::vector<Term> terms_;
+  absl::flat_hash_map<std::string, uint32_t> city_ids_, language_ids_, postal_ids_;
+  std::vector<Postings> city_postings_, language_postings_;
+  std::vector<std::string> postal_codes_;
+  std::array<Postings, 6> activity_postings_;
+  // Per activity, one bit per doc: authorized on `day`. Replaced when a search asks for
+  // another day (a shared_ptr, so a search still using the old bits keeps them alive).
+  struct DayBits {
+    int32_t day = 0;
+    std::shared_ptr<std::vector<uint64_t>> bits;
+  };
+  mutable std::mutex day_mu_;
+  mutable std::array<DayBits, 6> day_bits_;
+  // 0.1-degree cells of latitude and longitude (about 11 km) -> docs with a location there.
+  absl::flat_hash_map<int32_t, Postings> cells_;
+};
+
+}  // namespace physioreg::search
+
+#endif  // PHYSIOREG_SERVICE_CORE_SEARCH_INDEX_H_

@@ -1,0 +1,165 @@
+#include "service/core/search/query.h"
+
+#include <openssl/sha.h>
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include "absl/base/casts.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "service/core/search/normalize.h"
+#include "service/core/validation.h"
+#include "service/core/verification.h"
+#include "storage/key_codec.h"
+
+namespace physioreg::search {
+namespace {
+
+namespace v1 = physioreg::v1;
+
+constexpr char kTokenVersion = 'S';
+constexpr size_t kChecksumBytes = 8;
+// Not a secret: the checksum tells a token that was edited from one we issued. A client that
+// forges a consistent token gains nothing: any position is a legal place to continue from.
+constexpr absl::string_view kChecksumSalt = "physioreg.search.page_token.v1";
+
+std::string Sha256(absl::string_view a, absl::string_view b) {
+  const std::string input = absl::StrCat(a, b);
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
+  return std::string(reinterpret_cast<const char*>(digest), sizeof(digest));
+}
+
+// The normalized criteria (not page_size: a client may change it between pages).
+std::string QueryHash(const Query& q) {
+  std::string canonical;
+  storage::AppendUint64(&canonical, q.name_tokens.size());
+  for (const std::string& token : q.name_tokens) storage::AppendString(&canonical, token);
+  storage::AppendUint64(&canonical, q.fuzzy ? 1 : 0);
+  storage::AppendString(&canonical, q.city);
+  storage::AppendString(&canonical, q.postal_code_prefix);
+  storage::AppendUint64(&canonical, static_cast<uint64_t>(q.activity));
+  storage::AppendUint64(&canonical, static_cast<uint64_t>(q.register_));
+  storage::AppendString(&canonical, q.language);
+  storage::AppendUint64(&canonical, q.near ? 1 : 0);
+  for (double d : {q.latitude, q.longitude, q.radius_km}) {
+    storage::AppendUint64(&canonical, absl::bit_cast<uint64_t>(d));
+  }
+  return Sha256("query", canonical).substr(0, 8);
+}
+
+std::optional<Position> DecodePageToken(absl::string_view token, const Query& query) {
+  std::string raw;
+  if (!absl::WebSafeBase64Unescape(token, &raw) || raw.size() < 1 + 8 + kChecksumBytes) {
+    return std::nullopt;
+  }
+  const absl::string_view payload = absl::string_view(raw).substr(0, raw.size() - kChecksumBytes);
+  const absl::string_view checksum = absl::string_view(raw).substr(payload.size());
+  if (Sha256(kChecksumSalt, payload).substr(0, kChecksumBytes) != checksum) return std::nullopt;
+  absl::string_view in = payload;
+  if (in[0] != kTokenVersion) return std::nullopt;
+  in.remove_prefix(1);
+  if (in.substr(0, 8) != QueryHash(query)) return std::nullopt;
+  in.remove_prefix(8);
+  std::optional<uint64_t> tier = storage::ConsumeUint64(&in);
+  std::optional<uint64_t> distance = storage::ConsumeUint64(&in);
+  std::optional<std::string> key = storage::ConsumeString(&in);
+  if (!tier || !distance || !key || !in.empty() || *tier > 1) return std::nullopt;
+  return Position{static_cast<uint8_t>(*tier), absl::bit_cast<double>(*distance), *std::move(key)};
+}
+
+}  // namespace
+
+std::string EncodePageToken(const Query& query, const Position& last) {
+  std::string payload(1, kTokenVersion);
+  payload += QueryHash(query);
+  storage::AppendUint64(&payload, last.tier);
+  storage::AppendUint64(&payload, absl::bit_cast<uint64_t>(last.distance_km));
+  storage::AppendString(&payload, last.key);
+  payload += Sha256(kChecksumSalt, payload).substr(0, kChecksumBytes);
+  return absl::WebSafeBase64Escape(payload);
+}
+
+absl::StatusOr<Query> ParseQuery(const v1::SearchPractitionersRequest& request) {
+  core::Violations v;
+  core::ValidateText(request.name(), "name", core::kMaxNameBytes, &v);
+  core::ValidateText(request.city(), "city", core::kMaxTextBytes, &v);
+  core::ValidateText(request.postal_code_prefix(), "postal_code_prefix", 16, &v);
+  core::ValidateText(request.language(), "language", core::kMaxTextBytes, &v);
+  if (!v1::RestrictedActivity_IsValid(request.activity())) {
+    v.Add("activity", "is not a known restricted activity");
+  }
+  if (!v1::Register_IsValid(request.register_())) v.Add("register", "is not a known register");
+  if (request.has_near()) {
+    const v1::GeoFilter& near = request.near();
+    if (!std::isfinite(near.latitude()) || std::abs(near.latitude()) > 90) {
+      v.Add("near.latitude", "must be between -90 and 90");
+    }
+    if (!std::isfinite(near.longitude()) || std::abs(near.longitude()) > 180) {
+      v.Add("near.longitude", "must be between -180 and 180");
+    }
+    if (!std::isfinite(near.radius_km()) || near.radius_km() <= 0 ||
+        near.radius_km() > kMaxRadiusKm) {
+      v.Add("near.radius_km", absl::StrCat("must be more than 0 and at most ", kMaxRadiusKm));
+    }
+  }
+  if (request.page_size() < 0) v.Add("page_size", "must not be negative");
+  if (!v.empty()) return v.ToStatus();
+
+  Query q;
+  q.name_tokens = QueryTokens(request.name());
+  q.fuzzy = request.fuzzy();
+  q.city = NormalizeKey(request.city());
+  q.postal_code_prefix = NormalizePostalCode(request.postal_code_prefix());
+  q.activity = request.activity();
+  q.register_ = request.register_();
+  q.language = NormalizeKey(request.language());
+  if (request.has_near()) {
+    q.near = true;
+    q.latitude = request.near().latitude();
+    q.longitude = request.near().longitude();
+    q.radius_km = request.near().radius_km();
+  }
+  q.page_size =
+      request.page_size() == 0 ? kDefaultPageSize : std::min(request.page_size(), kMaxPageSize);
+  if (!request.page_token().empty()) {
+    q.after = DecodePageToken(request.page_token(), q);
+    if (!q.after) {
+      v.Add("page_token", "is not a page token of this search (the criteria must not change)");
+      return v.ToStatus();
+    }
+  }
+  return q;
+}
+
+absl::StatusOr<v1::SearchPractitionersResponse> Searcher::Search(
+    const v1::SearchPractitionersRequest& request, absl::string_view today) const {
+  absl::StatusOr<Query> query = ParseQuery(request);
+  if (!query.ok()) return query.status();
+  const std::optional<int32_t> day = DayNumber(today);
+  if (!day) return absl::InternalError(absl::StrCat("today '", today, "' is not a date"));
+  const Page page = index_->Search(*query, *day);
+
+  v1::SearchPractitionersResponse response;
+  response.set_total_size(page.total_size);
+  std::unique_ptr<storage::ReadView> view = store_->View();
+  for (const Hit& hit : page.hits) {
+    absl::StatusOr<std::optional<v1::Practitioner>> record =
+        view->GetPractitioner(hit.registration_id);
+    if (!record.ok()) return record.status();
+    // Indexed and stored in the same commit; a record missing here was deleted in between.
+    if (!record->has_value()) continue;
+    *response.add_practitioners() = core::PublicView(**std::move(record));
+    if (query->near) response.add_distances_km(hit.distance_km);
+  }
+  if (page.more && !page.hits.empty()) {
+    response.set_next_page_token(EncodePageToken(*query, page.hits.back().position));
+  }
+  return response;
+}
+
+}  // namespace physioreg::search

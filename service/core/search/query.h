@@ -1,0 +1,46 @@
+// SearchPractitioners, free of gRPC: validation of the request (field paths for
+// INVALID_ARGUMENT), page tokens, the index search, and the public records of the page.
+#ifndef PHYSIOREG_SERVICE_CORE_SEARCH_QUERY_H_
+#define PHYSIOREG_SERVICE_CORE_SEARCH_QUERY_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "physioreg/v1/registry.pb.h"
+#include "service/core/search/index.h"
+#include "storage/store.h"
+
+namespace physioreg::search {
+
+inline constexpr int kDefaultPageSize = 20;
+inline constexpr int kMaxPageSize = 100;
+inline constexpr double kMaxRadiusKm = 500;
+
+// Validates `request` and turns it into a normalized Query, the page token decoded. Violations
+// name the request's fields: name, city, postal_code_prefix, activity, register, language,
+// near.latitude, near.longitude, near.radius_km, page_size, page_token.
+[[nodiscard]] absl::StatusOr<Query> ParseQuery(
+    const physioreg::v1::SearchPractitionersRequest& request);
+
+// A token for the page after `last`, bound to the query: it carries a hash of the normalized
+// criteria, and a checksum over everything so a changed token is refused.
+std::string EncodePageToken(const Query& query, const Position& last);
+
+class Searcher {
+ public:
+  // Neither is owned; both must outlive the searcher.
+  Searcher(const SearchIndex* index, const storage::Store* store) : index_(index), store_(store) {}
+
+  // One page of public records (never private_contact), `today` is YYYY-MM-DD.
+  [[nodiscard]] absl::StatusOr<physioreg::v1::SearchPractitionersResponse> Search(
+      const physioreg::v1::SearchPractitionersRequest& request, absl::string_view today) const;
+
+ private:
+  const SearchIndex* index_;
+  const storage::Store* store_;
+};
+
+}  // namespace physioreg::search
+
+#endif  // PHYSIOREG_SERVICE_CORE_SEARCH_QUERY_H_

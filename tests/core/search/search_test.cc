@@ -1,0 +1,515 @@
+// SearchPractitioners over a real Registry + Store in a temp dir, the index attached as in
+// physioregd: semantics table, paging, paging under concurrent writes, bad input.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "absl/time/civil_time.h"
+#include "service/core/registry.h"
+#include "service/core/search/index.h"
+#include "service/core/search/query.h"
+#include "service/core/validation.h"
+#include "service/core/verification.h"
+#include "tests/support/bad_request.h"
+#include "tests/support/records.h"
+#include "tests/support/temp_dir.h"
+#include "tools/generator/generator.h"
+
+namespace physioreg::search {
+namespace {
+
+using physioreg::testing::TempDir;
+using physioreg::testing::ValidPractitioner;
+using physioreg::testing::ViolationFields;
+using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
+namespace v1 = physioreg::v1;
+
+constexpr char kToday[] = "2026-11-25";
+
+v1::Practitioner Person(const std::string& id, const std::string& given, const std::string& family,
+                        const std::string& city, double lat, double lng) {
+  v1::Practitioner p = ValidPractitioner(id);
+  p.set_given_name(given);
+  p.set_family_name(family);
+  p.clear_preferred_name();
+  p.clear_former_names();
+  p.clear_languages();
+  p.add_languages("English");
+  p.mutable_locations(0)->set_city(city);
+  p.mutable_locations(0)->set_postal_code("X0X 0X0");
+  p.mutable_locations(0)->set_latitude(lat);
+  p.mutable_locations(0)->set_longitude(lng);
+  return p;
+}
+
+class SearchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<storage::Store>> store = storage::Store::Open(dir_.path());
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    absl::TimeZone zone;
+    ASSERT_TRUE(absl::LoadTimeZone("America/Edmonton", &zone));
+    const absl::Time now = absl::FromCivil(absl::CivilSecond(2026, 11, 25, 12, 0, 0), zone);
+    registry_ = std::make_unique<core::Registry>(store_.get(), zone, [now] { return now; });
+    ASSERT_TRUE(index_.Attach(store_.get()).ok());
+    searcher_ = std::make_unique<Searcher>(&index_, store_.get());
+  }
+
+  void Upsert(std::vector<v1::Practitioner> records) {
+    for (size_t start = 0; start < records.size(); start += core::kMaxRecordsPerRequest) {
+      v1::UpsertPractitionersRequest request;
+      for (size_t i = start; i < records.size() && i < start + core::kMaxRecordsPerRequest; ++i) {
+        *request.add_practitioners() = records[i];
+      }
+      absl::StatusOr<v1::UpsertPractitionersResponse> r = registry_->Upsert(request, "k1");
+      ASSERT_TRUE(r.ok()) << r.status();
+    }
+  }
+
+  // A small register covering each rule (all but PT-3 and PT-8 are GENERAL, ACTIVE, DRY_NEEDLING
+  // authorized since 2019 through ValidPractitioner, unless changed below).
+  void UpsertTable() {
+    v1::Practitioner helene = ValidPractitioner("PT-1");  // Hélène O'Brien-Smith, Calgary.
+    v1::Practitioner john = Person("PT-2", "John", "Smith", "Edmonton", 53.5461, -113.4938);
+    v1::Practitioner jon = Person("PT-3", "Jon", "Smyth", "Toronto", 43.6532, -79.3832);
+    jon.mutable_permit()->set_register_(v1::PROVISIONAL);
+    jon.clear_authorizations();
+    v1::Practitioner wang = Person("PT-4", "小明", "王", "Vancouver", 49.2827, -123.1207);
+    wang.add_languages("Mandarin");
+    wang.mutable_authorizations(0)->set_status(v1::Authorization::SUSPENDED);
+    v1::Practitioner gurpreet = Person("PT-5", "ਗੁਰਪ੍ਰੀਤ", "Singh", "calgary", 51.08, -114.10);
+    gurpreet.mutable_permit()->set_register_(v1::COURTESY);
+    gurpreet.mutable_authorizations(0)->set_expires_on("2026-01-01");
+    v1::Practitioner soren = Person("PT-6", "Søren", "Nørgaard", "Montréal", 45.5019, -73.5674);
+    soren.add_languages("Français");
+    soren.mutable_permit()->set_status(v1::Permit::SUSPENDED);
+    v1::Practitioner chloe = Person("PT-7", "Chloé", "Côté", "Montréal", 45.51, -73.56);
+    chloe.add_languages("français");
+    chloe.mutable_authorizations(0)->set_status(v1::Authorization::PENDING);
+    v1::Practitioner johnathan =
+        Person("PT-8", "Johnathan", "Smithson", "Edmonton", 53.55, -113.50);
+    johnathan.clear_authorizations();
+    Upsert({helene, john, jon, wang, gurpreet, soren, chloe, johnathan});
+  }
+
+  v1::SearchPractitionersResponse SearchOk(const v1::SearchPractitionersRequest& request) {
+    absl::StatusOr<v1::SearchPractitionersResponse> r = searcher_->Search(request, kToday);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : v1::SearchPractitionersResponse();
+  }
+
+  // Every page; fails the test on a repeated id or a total_size that moved.
+  std::vector<std::string> AllIds(v1::SearchPractitionersRequest request,
+                                  const std::function<void()>& between_pages = nullptr) {
+    std::vector<std::string> ids;
+    int pages = 0;
+    do {
+      v1::SearchPractitionersResponse r = SearchOk(request);
+      for (const auto& p : r.practitioners()) ids.push_back(p.registration_id());
+      request.set_page_token(r.next_page_token());
+      EXPECT_LT(++pages, 100000);
+      if (between_pages) between_pages();
+    } while (!request.page_token().empty());
+    return ids;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<core::Registry> registry_;
+  SearchIndex index_;
+  std::unique_ptr<Searcher> searcher_;
+};
+
+struct Row {
+  const char* what;
+  std::function<void(v1::SearchPractitionersRequest*)> set;
+  std::vector<std::string> expected;  // In result order.
+};
+
+TEST_F(SearchTest, SemanticsTable) {
+  UpsertTable();
+  auto name = [](const char* n, bool fuzzy = false) {
+    return [n, fuzzy](v1::SearchPractitionersRequest* r) {
+      r->set_name(n);
+      r->set_fuzzy(fuzzy);
+    };
+  };
+  auto near = [](double lat, double lng, double km) {
+    return [=](v1::SearchPractitionersRequest* r) {
+      r->mutable_near()->set_latitude(lat);
+      r->mutable_near()->set_longitude(lng);
+      r->mutable_near()->set_radius_km(km);
+    };
+  };
+  const std::vector<Row> rows = {
+      {"accents", name("helene"), {"PT-1"}},
+      {"upper case with accents", name("HÉLÈNE"), {"PT-1"}},
+      {"apostrophe dropped", name("obrien"), {"PT-1"}},
+      {"apostrophe as space", name("o brien"), {"PT-1"}},
+      {"apostrophe and space", name("o'brien smith"), {"PT-1"}},
+      {"hyphenated part", name("brien-smith"), {"PT-1"}},
+      {"prefixes, any order", name("smi hel"), {"PT-1"}},
+      {"preferred name", name("lena"), {"PT-1"}},
+      {"former name", name("tremblay"), {"PT-1"}},
+      {"prefix of several, sorted by family name", name("smith"), {"PT-1", "PT-2", "PT-8"}},
+      {"every token must match", name("john smyth"), {}},
+      {"Han characters", name("小明"), {"PT-4"}},
+      {"Han family name", name("王"), {"PT-4"}},
+      {"Gurmukhi", name("ਗੁਰਪ੍ਰੀਤ singh"), {"PT-5"}},
+      {"letters without decomposition", name("soren norgaard"), {"PT-6"}},
+      {"no typo without fuzzy", name("jonh smyth"), {}},
+      {"fuzzy: swap and change", name("jonh smyth", true), {"PT-2", "PT-8", "PT-3"}},
+      {"fuzzy: exact matches first", name("jon smyth", true), {"PT-3", "PT-2", "PT-8"}},
+      {"city, normalized and exact", [](auto* r) { r->set_city(" CALGARY "); }, {"PT-1", "PT-5"}},
+      {"city with accent", [](auto* r) { r->set_city("montreal"); }, {"PT-7", "PT-6"}},
+      {"unknown city", [](auto* r) { r->set_city("Calg"); }, {}},
+      {"postal prefix", [](auto* r) { r->set_postal_code_prefix("t2p1"); }, {"PT-1"}},
+      {"postal prefix with space", [](auto* r) { r->set_postal_code_prefix("t2p 1j"); }, {"PT-1"}},
+      {"authorized today (not suspended, expired, pending, permit suspended, none)",
+       [](auto* r) { r->set_activity(v1::DRY_NEEDLING); },
+       {"PT-1", "PT-2"}},
+      {"register", [](auto* r) { r->set_register_(v1::COURTESY); }, {"PT-5"}},
+      {"register provisional", [](auto* r) { r->set_register_(v1::PROVISIONAL); }, {"PT-3"}},
+      {"language", [](auto* r) { r->set_language("mandarin"); }, {"PT-4"}},
+      {"language with accent", [](auto* r) { r->set_language("FRANCAIS"); }, {"PT-7", "PT-6"}},
+      {"near, by distance", near(51.0447, -114.0719, 10), {"PT-1", "PT-5"}},
+      {"near, wider", near(51.0447, -114.0719, 300), {"PT-1", "PT-5", "PT-2", "PT-8"}},
+      {"combined",
+       [](auto* r) {
+         r->set_name("smith");
+         r->set_activity(v1::DRY_NEEDLING);
+         r->set_city("edmonton");
+       },
+       {"PT-2"}},
+      {"combined with near",
+       [&](auto* r) {
+         near(51.0447, -114.0719, 300)(r);
+         r->set_activity(v1::DRY_NEEDLING);
+       },
+       {"PT-1", "PT-2"}},
+      {"no criteria: the whole register in order",
+       [](auto*) {},
+       {"PT-7", "PT-6", "PT-1", "PT-5", "PT-2", "PT-8", "PT-3", "PT-4"}},
+  };
+  for (const Row& row : rows) {
+    v1::SearchPractitionersRequest request;
+    row.set(&request);
+    v1::SearchPractitionersResponse r = SearchOk(request);
+    std::vector<std::string> ids;
+    for (const auto& p : r.practitioners()) {
+      ids.push_back(p.registration_id());
+      EXPECT_FALSE(p.has_private_contact()) << row.what;
+    }
+    EXPECT_THAT(ids, ElementsAreArray(row.expected)) << row.what;
+    EXPECT_EQ(r.total_size(), static_cast<int64_t>(row.expected.size())) << row.what;
+    EXPECT_EQ(r.distances_km_size(), request.has_near() ? r.practitioners_size() : 0) << row.what;
+    for (int i = 1; i < r.distances_km_size(); ++i) {
+      EXPECT_LE(r.distances_km(i - 1), r.distances_km(i)) << row.what;
+    }
+  }
+}
+
+TEST_F(SearchTest, DistancesAreKilometres) {
+  UpsertTable();
+  v1::SearchPractitionersRequest request;
+  request.mutable_near()->set_latitude(51.0447);
+  request.mutable_near()->set_longitude(-114.0719);
+  request.mutable_near()->set_radius_km(300);
+  request.set_name("john smith");  // PT-2 and PT-8 (Johnathan Smithson), both in Edmonton.
+  v1::SearchPractitionersResponse r = SearchOk(request);
+  ASSERT_EQ(r.distances_km_size(), 2);
+  EXPECT_NEAR(r.distances_km(0), 281, 3);  // Calgary to Edmonton.
+  EXPECT_NEAR(r.distances_km(1), 281, 3);
+}
+
+TEST_F(SearchTest, IndexFollowsUpdatesAndStatusChanges) {
+  UpsertTable();
+  v1::SearchPractitionersRequest request;
+  request.set_activity(v1::DRY_NEEDLING);
+  request.set_name("obrien");
+  EXPECT_EQ(SearchOk(request).total_size(), 1);
+  v1::SetAuthorizationStatusRequest suspend;
+  suspend.set_registration_id("PT-1");
+  suspend.set_activity(v1::DRY_NEEDLING);
+  suspend.set_status(v1::Authorization::SUSPENDED);
+  ASSERT_TRUE(registry_->SetAuthorizationStatus(suspend, "k1").ok());
+  EXPECT_EQ(SearchOk(request).total_size(), 0);
+
+  v1::Practitioner renamed = ValidPractitioner("PT-1");
+  renamed.set_given_name("Hannah");
+  Upsert({renamed});
+  EXPECT_EQ(SearchOk(request).total_size(), 1);  // Upload re-authorizes.
+  request.set_name("hannah");
+  EXPECT_EQ(SearchOk(request).total_size(), 1);
+  request.set_name("helene");
+  EXPECT_EQ(SearchOk(request).total_size(), 0);  // The old name's terms are gone.
+}
+
+TEST_F(SearchTest, PageSizes) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 0; i < 150; ++i) records.push_back(tools::GenerateRegistrant(7, i));
+  Upsert(records);
+  v1::SearchPractitionersRequest request;
+  EXPECT_EQ(SearchOk(request).practitioners_size(), 20);
+  request.set_page_size(1000);
+  v1::SearchPractitionersResponse r = SearchOk(request);
+  EXPECT_EQ(r.practitioners_size(), 100);
+  EXPECT_EQ(r.total_size(), 150);
+  EXPECT_FALSE(r.next_page_token().empty());
+}
+
+TEST_F(SearchTest, PagingReachesEveryMatchExactlyOnce) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 0; i < 2000; ++i) records.push_back(tools::GenerateRegistrant(11, i));
+  Upsert(records);
+
+  const std::vector<std::function<void(v1::SearchPractitionersRequest*)>> cases = {
+      [](auto*) {},
+      [](auto* r) { r->set_activity(v1::DRY_NEEDLING); },
+      [](auto* r) { r->set_name("ma"); },
+      [](auto* r) {
+        r->set_name("smyth");
+        r->set_fuzzy(true);
+      },
+      [](auto* r) {
+        r->mutable_near()->set_latitude(45.5);
+        r->mutable_near()->set_longitude(-73.6);
+        r->mutable_near()->set_radius_km(200);
+      },
+      [](auto* r) { r->set_language("french"); },
+  };
+  for (size_t c = 0; c < cases.size(); ++c) {
+    v1::SearchPractitionersRequest request;
+    cases[c](&request);
+    const int64_t total = SearchOk(request).total_size();
+    EXPECT_GT(total, 20) << "case " << c;
+    request.set_page_size(7);
+    std::vector<std::string> ids = AllIds(request);
+    std::set<std::string> unique(ids.begin(), ids.end());
+    EXPECT_EQ(unique.size(), ids.size()) << "case " << c;
+    EXPECT_EQ(static_cast<int64_t>(ids.size()), total) << "case " << c;
+  }
+}
+
+TEST_F(SearchTest, ActivityFilterAgreesWithVerifyOnEveryDate) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 0; i < 1500; ++i) records.push_back(tools::GenerateRegistrant(3, i));
+  Upsert(records);
+  std::vector<v1::Practitioner> stored;
+  ASSERT_TRUE(store_->View()
+                  ->ForEachPractitioner([&](const v1::Practitioner& p) {
+                    stored.push_back(p);
+                    return true;
+                  })
+                  .ok());
+  for (const char* date : {"2010-06-01", "2019-04-02", "2026-01-01", "2026-01-02", kToday,
+                           "2027-03-31", "2027-04-01", "2030-01-01"}) {
+    for (auto activity : {v1::DRY_NEEDLING, v1::SPINAL_MANIPULATION, v1::ACUPUNCTURE}) {
+      std::set<std::string> expected;
+      for (const v1::Practitioner& p : stored) {
+        if (core::Verify(&p, p.registration_id(), activity, date).authorized()) {
+          expected.insert(p.registration_id());
+        }
+      }
+      Query query;
+      query.activity = activity;
+      query.page_size = 100000;
+      Page page = index_.Search(query, *DayNumber(date));
+      std::set<std::string> found;
+      for (const Hit& hit : page.hits) found.insert(hit.registration_id);
+      EXPECT_EQ(found, expected) << date << " " << v1::RestrictedActivity_Name(activity);
+      EXPECT_EQ(page.total_size, static_cast<int64_t>(expected.size()));
+    }
+  }
+}
+
+TEST_F(SearchTest, PagingWhileWritesHappenSeesEachStableRegistrantOnce) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 0; i < 600; ++i) records.push_back(tools::GenerateRegistrant(5, i));
+  Upsert(records);
+  std::set<std::string> initial;
+  for (const auto& r : records) initial.insert(r.registration_id());
+
+  // The writer adds new registrants (anywhere in the order) and re-uploads existing ones with
+  // other languages (their position stays). The reader waits for a commit between pages, so
+  // pages and writes interleave on every run.
+  std::mutex mu;
+  std::condition_variable cv;
+  int64_t commits = 0;
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    for (int batch = 0; !done.load(); ++batch) {
+      v1::UpsertPractitionersRequest request;
+      for (int i = 0; i < 5; ++i) {
+        *request.add_practitioners() = tools::GenerateRegistrant(99, 100000 + batch * 5 + i);
+        v1::Practitioner changed = records[(batch * 5 + i) % records.size()];
+        changed.add_languages(absl::StrCat("Language ", batch));
+        *request.add_practitioners() = changed;
+      }
+      ASSERT_TRUE(registry_->Upsert(request, "k1").ok());
+      std::lock_guard lock(mu);
+      ++commits;
+      cv.notify_all();
+    }
+  });
+  int64_t seen_commits = 0;
+  v1::SearchPractitionersRequest request;
+  request.set_page_size(25);
+  std::vector<std::string> ids = AllIds(request, [&] {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return commits > seen_commits; });
+    seen_commits = commits;
+  });
+  done = true;
+  writer.join();
+
+  std::map<std::string, int> count;
+  for (const std::string& id : ids) ++count[id];
+  for (const auto& [id, n] : count) EXPECT_EQ(n, 1) << id;
+  for (const std::string& id : initial) EXPECT_EQ(count[id], 1) << id;
+  EXPECT_GT(seen_commits, 10);
+}
+
+TEST_F(SearchTest, BadInputNamesTheField) {
+  UpsertTable();
+  auto fields = [&](const std::function<void(v1::SearchPractitionersRequest*)>& set) {
+    v1::SearchPractitionersRequest request;
+    set(&request);
+    absl::StatusOr<v1::SearchPractitionersResponse> r = searcher_->Search(request, kToday);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    return ViolationFields(r.status());
+  };
+  EXPECT_THAT(fields([](auto* r) { r->set_name(std::string(201, 'a')); }), ElementsAre("name"));
+  EXPECT_THAT(fields([](auto* r) { r->set_name("h\xff\xfe"); }), ElementsAre("name"));
+  EXPECT_THAT(fields([](auto* r) { r->set_page_size(-1); }), ElementsAre("page_size"));
+  EXPECT_THAT(fields([](auto* r) { r->mutable_near()->set_radius_km(501); }),
+              ElementsAre("near.radius_km"));
+  EXPECT_THAT(fields([](auto* r) { r->mutable_near(); }), ElementsAre("near.radius_km"));
+  EXPECT_THAT(fields([](auto* r) {
+                r->mutable_near()->set_latitude(91);
+                r->mutable_near()->set_longitude(-181);
+                r->mutable_near()->set_radius_km(5);
+              }),
+              ElementsAre("near.latitude", "near.longitude"));
+  EXPECT_THAT(fields([](auto* r) { r->set_page_token("not a token"); }), ElementsAre("page_token"));
+
+  // A token is bound to its query and refused when edited.
+  v1::SearchPractitionersRequest request;
+  request.set_name("smith");
+  request.set_page_size(1);
+  const std::string token = SearchOk(request).next_page_token();
+  ASSERT_FALSE(token.empty());
+  EXPECT_THAT(fields([&](auto* r) {
+                r->set_name("smit");
+                r->set_page_token(token);
+              }),
+              ElementsAre("page_token"));
+  for (size_t i = 0; i < token.size(); i += 3) {
+    std::string tampered = token;
+    tampered[i] = tampered[i] == 'A' ? 'B' : 'A';
+    EXPECT_THAT(fields([&](auto* r) {
+                  r->set_name("smith");
+                  r->set_page_token(tampered);
+                }),
+                ElementsAre("page_token"))
+        << i;
+  }
+  request.set_page_token(token);
+  request.set_page_size(5);  // The page size may change between pages.
+  EXPECT_EQ(SearchOk(request).practitioners_size(), 2);
+}
+
+TEST(SearchIndexTest, DeletionsFreeDocNumbersThatLaterRegistrantsReuse) {
+  SearchIndex index;
+  auto ids = [&](const Query& q) {
+    std::vector<std::string> out;
+    for (const Hit& hit : index.Search(q, *DayNumber(kToday)).hits) {
+      out.push_back(hit.registration_id);
+    }
+    return out;
+  };
+  for (const char* id : {"PT-1", "PT-2", "PT-3", "PT-4"}) {
+    v1::Practitioner p = ValidPractitioner(id);
+    p.mutable_permit()->add_status_history()->set_status("ACTIVE");
+    p.mutable_permit()->mutable_status_history(0)->set_effective_on("2015-04-01");
+    p.mutable_authorizations(0)->add_status_history()->set_status("AUTHORIZED");
+    p.mutable_authorizations(0)->mutable_status_history(0)->set_effective_on("2019-04-02");
+    index.Put(p);
+  }
+  Query by_city;
+  by_city.city = "calgary";
+  by_city.activity = v1::DRY_NEEDLING;
+  by_city.page_size = 10;
+  EXPECT_THAT(ids(by_city), ElementsAre("PT-1", "PT-2", "PT-3", "PT-4"));
+
+  storage::Commit deletion;
+  storage::RecordChange& change = deletion.changes.emplace_back();
+  change.record.set_registration_id("PT-2");
+  change.event.set_kind(v1::ChangeEvent::DELETED);
+  index.Apply(deletion);
+  EXPECT_EQ(index.size(), 3);
+  EXPECT_THAT(ids(by_city), ElementsAre("PT-1", "PT-3", "PT-4"));
+
+  // PT-5 takes PT-2's doc number, below PT-3's and PT-4's: it goes into the middle of every
+  // sorted list it joins, and the intersections still find it.
+  v1::Practitioner five = ValidPractitioner("PT-5");
+  five.mutable_permit()->add_status_history()->set_status("ACTIVE");
+  five.mutable_permit()->mutable_status_history(0)->set_effective_on("2015-04-01");
+  five.mutable_authorizations(0)->add_status_history()->set_status("AUTHORIZED");
+  five.mutable_authorizations(0)->mutable_status_history(0)->set_effective_on("2019-04-02");
+  index.Put(five);
+  EXPECT_THAT(ids(by_city), ElementsAre("PT-1", "PT-3", "PT-4", "PT-5"));
+  Query by_name = by_city;
+  by_name.name_tokens = {"hel", "obrien"};
+  EXPECT_THAT(ids(by_name), ElementsAre("PT-1", "PT-3", "PT-4", "PT-5"));
+  Query browse;
+  browse.page_size = 10;
+  EXPECT_THAT(ids(browse), ElementsAre("PT-1", "PT-3", "PT-4", "PT-5"));
+}
+
+TEST(GeneratorTest, DeterministicValidAndRealistic) {
+  int authorized = 0, provisional_restricted = 0;
+  const int n = 2000;
+  for (int i = 0; i < n; ++i) {
+    const v1::Practitioner p = tools::GenerateRegistrant(42, i);
+    EXPECT_EQ(p.SerializeAsString(), tools::GenerateRegistrant(42, i).SerializeAsString());
+    core::Violations v;
+    core::ValidatePractitioner(p, "", kToday, &v);
+    ASSERT_TRUE(v.empty()) << v.bad_request().DebugString() << p.DebugString();
+    // As stored: timelines start on registered_on / granted_on.
+    v1::Practitioner stored = p;
+    auto* h = stored.mutable_permit()->add_status_history();
+    h->set_status(v1::Permit::Status_Name(p.permit().status()));
+    h->set_effective_on(p.permit().registered_on());
+    for (auto& a : *stored.mutable_authorizations()) {
+      auto* ah = a.add_status_history();
+      ah->set_status(v1::Authorization::Status_Name(a.status()));
+      ah->set_effective_on(a.granted_on());
+    }
+    if (core::Verify(&stored, p.registration_id(), v1::DRY_NEEDLING, kToday).authorized()) {
+      ++authorized;
+    }
+    for (const auto& a : p.authorizations()) {
+      if (p.permit().register_() == v1::PROVISIONAL && a.activity() == v1::DRY_NEEDLING) {
+        ++provisional_restricted;
+      }
+    }
+  }
+  EXPECT_EQ(tools::GenerateRegistrant(42, 0).registration_id(), "PT-0000001");
+  EXPECT_NE(tools::GenerateRegistrant(42, 0).SerializeAsString(),
+            tools::GenerateRegistrant(43, 0).SerializeAsString());
+  EXPECT_GT(authorized, n / 4);
+  EXPECT_LT(authorized, n * 2 / 5);
+  EXPECT_EQ(provisional_restricted, 0);
+}
+
+}  // namespace
+}  // namespace physioreg::search
