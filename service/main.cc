@@ -7,6 +7,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "service/server.h"
 
 ABSL_FLAG(std::string, data_dir, "./var/physioreg", "Directory of the RocksDB register");
@@ -31,6 +32,18 @@ int main(int argc, char** argv) {
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.grpc_address = absl::GetFlag(FLAGS_grpc_address);
   options.timezone = absl::GetFlag(FLAGS_timezone);
+  const absl::Time started = absl::Now();
+  options.on_search_ready = [started](const absl::Status& status, int64_t registrants) {
+    if (status.ok()) {
+      std::printf("physioregd: search index ready (%lld registrants, %.1f s)\n",
+                  static_cast<long long>(registrants),
+                  absl::ToDoubleSeconds(absl::Now() - started));
+    } else {
+      std::printf("physioregd: search index failed to load: %s\n",
+                  std::string(status.message()).c_str());
+    }
+    std::fflush(stdout);
+  };
   absl::StatusOr<std::unique_ptr<physioreg::service::Server>> server =
       physioreg::service::Server::Start(options);
   if (!server.ok()) {

@@ -24,9 +24,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (!store.ok()) return store.status();
   server->store_ = *std::move(store);
   server->registry_ = std::make_unique<core::Registry>(server->store_.get(), zone);
-  // Built before anything can write, so the commit listener sees every later commit.
+  // Indexed in the background, so gets, verifications and writes serve at once; searches
+  // answer UNAVAILABLE until the index is ready. The listener is registered before anything
+  // can write, so the index sees every later commit.
   server->search_index_ = std::make_unique<search::SearchIndex>();
-  if (absl::Status s = server->search_index_->Attach(server->store_.get()); !s.ok()) return s;
+  server->search_index_->AttachInBackground(server->store_.get(), options.on_search_ready);
   server->searcher_ =
       std::make_unique<search::Searcher>(server->search_index_.get(), server->store_.get());
   absl::StatusOr<std::unique_ptr<core::ApiKeys>> keys = core::ApiKeys::Load(server->store_.get());
@@ -79,8 +81,8 @@ void Server::Shutdown(absl::Duration drain) {
   keys_.reset();
   registry_.reset();
   searcher_.reset();
-  store_.reset();  // Closes RocksDB; the index's commit listener goes with it.
-  search_index_.reset();
+  search_index_.reset();  // Ends a background load still reading the store.
+  store_.reset();         // Closes RocksDB; nothing writes any more, so no listener runs.
 }
 
 Server::~Server() { Shutdown(absl::ZeroDuration()); }

@@ -71,6 +71,12 @@ ServerProcess::ServerProcess(std::string data_dir, std::vector<std::string> extr
   std::smatch match;
   static const std::regex kServing("serving gRPC on [0-9.]+:([0-9]+)");
   if (std::regex_search(output_, match, kServing)) port_ = std::stoi(match[1]);
+  if (port_ > 0) WaitForOutput("search index ready");
+}
+
+bool ServerProcess::WaitForOutput(const std::string& needle, int timeout_ms) {
+  ReadOutputUntil(needle, timeout_ms);
+  return output_.find(needle) != std::string::npos;
 }
 
 void ServerProcess::ReadOutputUntil(const std::string& needle, int timeout_ms) {

@@ -15,7 +15,8 @@ struct CommandResult {
 // Runs `argv` (argv[0] is a path), with `stdin_text` as its input, and waits for it.
 CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& stdin_text = "");
 
-// physioregd on loopback port 0 over `data_dir`, started by the constructor.
+// physioregd on loopback port 0 over `data_dir`, started by the constructor, which returns once
+// the server serves and its search index has loaded (or the server failed to start).
 class ServerProcess {
  public:
   explicit ServerProcess(std::string data_dir, std::vector<std::string> extra_flags = {});
@@ -26,6 +27,8 @@ class ServerProcess {
 
   // False when the server failed to start; output() then says why.
   bool started() const { return port_ > 0; }
+  // Reads the server's output until `needle` appears; false on timeout or exit.
+  bool WaitForOutput(const std::string& needle, int timeout_ms = 60000);
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   const std::string& output() const { return output_; }
 

@@ -192,7 +192,8 @@ absl::string_view SearchIndex::IdOf(const Doc& doc) {
 absl::Status SearchIndex::Load(const storage::ReadView& view) {
   absl::Status status = view.ForEachPractitioner([this](const v1::Practitioner& record) {
     Put(record);
-    return true;
+    loaded_.fetch_add(1, std::memory_order_relaxed);
+    return !stopping_.load(std::memory_order_relaxed);
   });
   Compact();
   return status;
@@ -214,6 +215,43 @@ absl::Status SearchIndex::Attach(storage::Store* store) {
   if (absl::Status s = Load(*store->View()); !s.ok()) return s;
   store->AddCommitListener([this](const storage::Commit& commit) { Apply(commit); });
   return absl::OkStatus();
+}
+
+void SearchIndex::AttachInBackground(storage::Store* store,
+                                     std::function<void(const absl::Status&, int64_t)> on_ready) {
+  ready_.store(false, std::memory_order_release);
+  store->AddCommitListener([this](const storage::Commit& commit) {
+    std::lock_guard<std::mutex> lock(attach_mu_);
+    if (ready()) {
+      Apply(commit);
+    } else {
+      pending_.push_back(commit);
+    }
+  });
+  // The view is taken after the listener is in place, so every commit it misses is queued.
+  // Some queued commits may already be in the view; applying them again, in order, ends in
+  // the same state, because Put and Remove replace whole registrants.
+  loader_ = std::thread([this, store, on_ready = std::move(on_ready)] {
+    absl::Status status = Load(*store->View());
+    {
+      std::lock_guard<std::mutex> lock(attach_mu_);
+      for (const storage::Commit& commit : pending_) Apply(commit);
+      pending_.clear();
+      load_status_ = status;
+      ready_.store(true, std::memory_order_release);
+    }
+    if (on_ready) on_ready(status, size());
+  });
+}
+
+absl::Status SearchIndex::load_status() const {
+  std::lock_guard<std::mutex> lock(attach_mu_);
+  return load_status_;
+}
+
+SearchIndex::~SearchIndex() {
+  stopping_.store(true, std::memory_order_relaxed);
+  if (loader_.joinable()) loader_.join();
 }
 
 void SearchIndex::Apply(const storage::Commit& commit) {

@@ -10,14 +10,17 @@
 #define PHYSIOREG_SERVICE_CORE_SEARCH_INDEX_H_
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -81,6 +84,8 @@ int FuzzyPrefixDistance(const std::u32string& query, const std::u32string& term,
 class SearchIndex {
  public:
   SearchIndex() = default;
+  // Stops a background load still running (it must end before the store closes).
+  ~SearchIndex();
   SearchIndex(const SearchIndex&) = delete;
   SearchIndex& operator=(const SearchIndex&) = delete;
 
@@ -89,6 +94,19 @@ class SearchIndex {
   // Loads the latest state of `store` and registers the commit listener. Call before the
   // store is written to by anyone else (i.e. before serving).
   [[nodiscard]] absl::Status Attach(storage::Store* store);
+
+  // Registers the commit listener, then loads the latest state of `store` on a background
+  // thread, so the server can serve everything else at once (a 1,000,000-registrant register
+  // takes seconds to index). Commits made during the load are queued and applied after it,
+  // in order; then ready() turns true and `on_ready` runs with the load's outcome.
+  void AttachInBackground(storage::Store* store,
+                          std::function<void(const absl::Status&, int64_t)> on_ready);
+  // False while a background load runs; searches must not use the index until then.
+  bool ready() const { return ready_.load(std::memory_order_acquire); }
+  // Registrants indexed so far (progress of a background load).
+  int64_t loaded() const { return loaded_.load(std::memory_order_relaxed); }
+  // The outcome of the background load once ready() (OK before any).
+  absl::Status load_status() const;
 
   // The commit listener: applies every change of a commit.
   void Apply(const storage::Commit& commit);
@@ -168,6 +186,14 @@ class SearchIndex {
   void RemoveLocked(absl::string_view registration_id);
 
   mutable std::shared_mutex mu_;
+  // Background load: commits arriving before it ends wait in pending_ (under attach_mu_).
+  mutable std::mutex attach_mu_;
+  std::vector<storage::Commit> pending_;
+  absl::Status load_status_;
+  std::atomic<bool> ready_{true};
+  std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> loaded_{0};
+  std::thread loader_;
   // A deque keeps each Doc (and so its sort_key) at a fixed address for `ordered_`.
   std::deque<Doc> docs_;
   std::vector<uint32_t> free_docs_;

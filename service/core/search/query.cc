@@ -140,6 +140,12 @@ absl::StatusOr<v1::SearchPractitionersResponse> Searcher::Search(
     const v1::SearchPractitionersRequest& request, absl::string_view today) const {
   absl::StatusOr<Query> query = ParseQuery(request);
   if (!query.ok()) return query.status();
+  if (!index_->ready()) {
+    return absl::UnavailableError(absl::StrCat("the search index is still loading (",
+                                               index_->loaded(),
+                                               " registrants so far); try again in a few seconds"));
+  }
+  if (absl::Status loaded = index_->load_status(); !loaded.ok()) return loaded;
   const std::optional<int32_t> day = DayNumber(today);
   if (!day) return absl::InternalError(absl::StrCat("today '", today, "' is not a date"));
   const Page page = index_->Search(*query, *day);

@@ -378,6 +378,62 @@ TEST_F(SearchTest, PagingWhileWritesHappenSeesEachStableRegistrantOnce) {
   EXPECT_GT(seen_commits, 10);
 }
 
+// physioregd indexes in the background: writes made while the load runs must all reach the
+// index, and searches before it is ready answer UNAVAILABLE rather than partial results.
+TEST_F(SearchTest, BackgroundLoadSeesCommitsMadeDuringIt) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 0; i < 3000; ++i) records.push_back(tools::GenerateRegistrant(7, i));
+  Upsert(records);
+
+  SearchIndex background;
+  std::mutex mu;
+  std::condition_variable loaded;
+  bool done = false;
+  background.AttachInBackground(store_.get(), [&](const absl::Status& status, int64_t) {
+    EXPECT_TRUE(status.ok()) << status;
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+    loaded.notify_all();
+  });
+  Searcher background_searcher(&background, store_.get());
+  // Rename registrants and add new ones until the load is over, and a few times after.
+  int round = 0;
+  for (int after = 0; after < 3; ++round) {
+    v1::Practitioner renamed = records[(round * 37) % records.size()];
+    renamed.set_family_name("Zwanziger" + std::to_string(round));
+    Upsert({renamed, tools::GenerateRegistrant(7, 100000 + round)});
+    absl::StatusOr<v1::SearchPractitionersResponse> early =
+        background_searcher.Search(v1::SearchPractitionersRequest(), kToday);
+    EXPECT_TRUE(early.ok() || absl::IsUnavailable(early.status())) << early.status();
+    if (background.ready()) ++after;
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    loaded.wait(lock, [&] { return done; });
+  }
+  // Every registrant, in order, exactly as the index that saw each commit as it happened.
+  auto browse = [&](const Searcher& searcher) {
+    std::vector<std::string> ids;
+    v1::SearchPractitionersRequest request;
+    request.set_page_size(100);
+    do {
+      absl::StatusOr<v1::SearchPractitionersResponse> page = searcher.Search(request, kToday);
+      EXPECT_TRUE(page.ok()) << page.status();
+      if (!page.ok()) break;
+      for (const auto& p : page->practitioners()) ids.push_back(p.registration_id());
+      request.set_page_token(page->next_page_token());
+    } while (!request.page_token().empty());
+    return ids;
+  };
+  const std::vector<std::string> expected = browse(*searcher_);
+  EXPECT_EQ(expected.size(), 3000u + round);
+  EXPECT_EQ(browse(background_searcher), expected);
+  v1::SearchPractitionersRequest renamed;
+  renamed.set_name("zwanziger");
+  EXPECT_EQ(background_searcher.Search(renamed, kToday)->total_size(),
+            searcher_->Search(renamed, kToday)->total_size());
+}
+
 TEST_F(SearchTest, BadInputNamesTheField) {
   UpsertTable();
   auto fields = [&](const std::function<void(v1::SearchPractitionersRequest*)>& set) {
