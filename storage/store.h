@@ -67,10 +67,10 @@ class ReadView {
 
  private:
   friend class Store;
-  ReadView(const Store* store, const rocksdb::Snapshot* snapshot);
+  explicit ReadView(const Store* store);
 
   const Store* store_;
-  const rocksdb::Snapshot* snapshot_;
+  const rocksdb::Snapshot* snapshot_ = nullptr;
   int64_t revision_ = 0;
 };
 
@@ -113,8 +113,16 @@ class Store {
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  // Reads the latest registrant, with or without a snapshot.
+  [[nodiscard]] absl::StatusOr<std::optional<physioreg::v1::Practitioner>> ReadPractitioner(
+      const rocksdb::Snapshot* snapshot, absl::string_view registration_id) const;
+
   std::mutex write_mu_;
   std::atomic<int64_t> revision_{0};
+  // Odd while a batch is being applied (a sequence lock around Write): a view taken while it
+  // stays even and unchanged sees exactly the commits up to revision_, so it can take the
+  // revision from memory instead of reading the meta key through its snapshot.
+  std::atomic<uint64_t> write_generation_{0};
   std::vector<CommitListener> listeners_;
 };
 

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "tests/support/records.h"
 #include "tests/support/temp_dir.h"
 
@@ -140,6 +144,42 @@ TEST(StoreTest, ViewIsAPointInTime) {
   ASSERT_TRUE(old.ok() && old->has_value());
   EXPECT_EQ((*old)->given_name(), "Hélène");
   EXPECT_EQ(store->View()->revision(), 2);
+}
+
+// A view's revision comes from memory unless a commit races it; either way it must be the
+// revision of exactly the data its snapshot holds, never one ahead or behind.
+TEST(StoreTest, ViewRevisionMatchesItsSnapshotWhileCommitsRace) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  auto commit_revision = [&store](int64_t revision) {
+    Commit commit;
+    commit.changes.push_back(Change(ValidPractitioner("PT-1"), revision));
+    return store->Write(commit);
+  };
+  ASSERT_TRUE(commit_revision(1).ok());
+  std::atomic<bool> done{false};
+  std::atomic<int> mismatches{0};
+  std::atomic<int> views{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&] {
+      while (!done.load()) {
+        auto view = store->View();
+        absl::StatusOr<std::optional<Practitioner>> record = view->GetPractitioner("PT-1");
+        if (!record.ok() || !record->has_value() || (*record)->revision() != view->revision()) {
+          mismatches.fetch_add(1);
+        }
+        views.fetch_add(1);
+      }
+    });
+  }
+  for (int64_t revision = 2; revision <= 150; ++revision) {
+    ASSERT_TRUE(commit_revision(revision).ok());
+  }
+  done.store(true);
+  for (std::thread& reader : readers) reader.join();
+  EXPECT_EQ(mismatches.load(), 0) << "of " << views.load() << " views";
+  EXPECT_EQ(store->View()->revision(), 150);
 }
 
 TEST(StoreTest, ListenersSeeEveryCommitInOrderAndNoRejectedOne) {

@@ -36,6 +36,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "client/connection.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "physioreg/v1/registry.grpc.pb.h"
@@ -560,5 +561,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "load generator for physioregd: closed/open loop, latency percentiles, ratio to health");
   absl::ParseCommandLine(argc, argv);
+  // Debian's Abseil checks lock order on every absl::Mutex (gRPC's too) unless told not to;
+  // that bookkeeping would be client CPU taken from the server on the same machine.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   return physioreg::loadgen::Main();
 }
