@@ -242,6 +242,35 @@ absl::StatusOr<std::optional<Practitioner>> ReadView::GetPractitioner(
   return store_->ReadPractitioner(snapshot_, registration_id);
 }
 
+absl::Status ReadView::VisitPractitioners(
+    const std::vector<std::string>& registration_ids,
+    const std::function<void(size_t, const Practitioner*)>& fn) const {
+  const size_t n = registration_ids.size();
+  std::vector<std::string> keys;
+  keys.reserve(n);
+  for (const std::string& id : registration_ids) keys.push_back(RegistrantKey(id));
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(n);
+  std::vector<rocksdb::Status> statuses(n);
+  rocksdb::ReadOptions options;
+  options.snapshot = snapshot_;
+  store_->db_->MultiGet(options, store_->handle(ColumnFamily::kRegistrants), n, slices.data(),
+                        values.data(), statuses.data());
+  Practitioner practitioner;
+  for (size_t i = 0; i < n; ++i) {
+    if (statuses[i].IsNotFound()) {
+      fn(i, nullptr);
+      continue;
+    }
+    if (!statuses[i].ok()) return FromRocks(statuses[i], "reading a registrant");
+    if (!practitioner.ParseFromArray(values[i].data(), static_cast<int>(values[i].size()))) {
+      return absl::DataLossError("stored registrant does not parse");
+    }
+    fn(i, &practitioner);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<ChangeEvent>> ReadView::ListHistory(absl::string_view registration_id,
                                                                int64_t after_revision,
                                                                int limit) const {

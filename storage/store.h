@@ -57,6 +57,13 @@ class ReadView {
   [[nodiscard]] absl::StatusOr<std::optional<physioreg::v1::Practitioner>> GetPractitioner(
       absl::string_view registration_id) const;
 
+  // Looks every id up in one batched read (RocksDB MultiGet) and calls `fn(i, record)` for
+  // ids[i] in order; `record` is nullptr for an unknown id and is only valid during the call
+  // (one message is reused, so a batch does not allocate a record per id).
+  [[nodiscard]] absl::Status VisitPractitioners(
+      const std::vector<std::string>& registration_ids,
+      const std::function<void(size_t, const physioreg::v1::Practitioner*)>& fn) const;
+
   // Events of one registrant with revision > after_revision, oldest first, at most `limit`.
   [[nodiscard]] absl::StatusOr<std::vector<physioreg::v1::ChangeEvent>> ListHistory(
       absl::string_view registration_id, int64_t after_revision, int limit) const;

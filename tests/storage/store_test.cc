@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "tests/support/records.h"
 #include "tests/support/temp_dir.h"
 
@@ -180,6 +181,25 @@ TEST(StoreTest, ViewRevisionMatchesItsSnapshotWhileCommitsRace) {
   for (std::thread& reader : readers) reader.join();
   EXPECT_EQ(mismatches.load(), 0) << "of " << views.load() << " views";
   EXPECT_EQ(store->View()->revision(), 150);
+}
+
+TEST(StoreTest, VisitPractitionersAnswersEveryIdInOrder) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  Commit commit;
+  Practitioner second = ValidPractitioner("PT-2");
+  second.set_family_name("Second");
+  commit.changes.push_back(Change(ValidPractitioner("PT-1"), 1));
+  commit.changes.push_back(Change(second, 2));
+  ASSERT_TRUE(store->Write(commit).ok());
+  auto view = store->View();
+  std::vector<std::string> seen;
+  absl::Status status = view->VisitPractitioners(
+      {"PT-2", "PT-404", "PT-1", "PT-2"}, [&](size_t i, const Practitioner* record) {
+        seen.push_back(absl::StrCat(i, ":", record == nullptr ? "-" : record->family_name()));
+      });
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(seen, (std::vector<std::string>{"0:Second", "1:-", "2:O'Brien-Smith", "3:Second"}));
 }
 
 TEST(StoreTest, ListenersSeeEveryCommitInOrderAndNoRejectedOne) {

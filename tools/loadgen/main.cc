@@ -119,7 +119,8 @@ absl::Status LoadIds(const std::string& path, Workload* workload) {
       continue;
     }
     v1::Practitioner practitioner;
-    if (!google::protobuf::util::JsonStringToMessage(std::string(text), &practitioner, options).ok()) {
+    if (!google::protobuf::util::JsonStringToMessage(std::string(text), &practitioner, options)
+             .ok()) {
       return absl::InvalidArgumentError(absl::StrCat(path, ":", number, ": not a Practitioner"));
     }
     workload->ids.push_back(practitioner.registration_id());
