@@ -55,6 +55,9 @@ ABSL_FLAG(int, batch_size, 1000, "Verifications per BatchVerifyAuthorizations ca
 ABSL_FLAG(std::string, activity, "DRY_NEEDLING", "Activity verified and searched for");
 ABSL_FLAG(bool, baseline, false,
           "First run health Check alone, then each RPC of the mix alone, and report ratios");
+ABSL_FLAG(int, rounds, 1,
+          "Repeat the phases this many times, interleaved, and report each phase summed over "
+          "rounds: on a shared machine the health baseline then sees the same neighbours");
 ABSL_FLAG(bool, fail_on_error, false, "Exit 1 on any RPC error or a phase without a success");
 ABSL_FLAG(int, connections, 0,
           "TCP connections, streams spread round-robin (0: one per 4 streams, 1..8)");
@@ -181,6 +184,24 @@ struct PhaseResult {
   std::array<Histogram, kKinds> latency_ns;
   std::array<std::map<int, uint64_t>, kKinds> errors;
 };
+
+// Adds a later round of the same phase.
+void Accumulate(const PhaseResult& round, PhaseResult* total) {
+  if (total->name.empty()) {
+    *total = round;
+    return;
+  }
+  total->seconds += round.seconds;
+  total->client_cpu_s += round.client_cpu_s;
+  total->server_cpu_s = total->server_cpu_s < 0 || round.server_cpu_s < 0
+                            ? -1
+                            : total->server_cpu_s + round.server_cpu_s;
+  total->skipped += round.skipped;
+  for (int k = 0; k < kKinds; ++k) {
+    total->latency_ns[k].Merge(round.latency_ns[k]);
+    for (const auto& [code, n] : round.errors[k]) total->errors[k][code] += n;
+  }
+}
 
 // user+system CPU seconds of `pid` (0: this process), -1 when unreadable.
 double CpuSeconds(int pid) {
@@ -430,16 +451,24 @@ void Report(const PhaseResult& r, double health_rps, int connections) {
   std::printf("\n== %s: %s, %d connections, %.1f s measured; client CPU %.2f cores", r.name.c_str(),
               load.c_str(), connections, r.seconds, r.client_cpu_s / r.seconds);
   if (r.server_cpu_s >= 0) std::printf(", server CPU %.2f cores", r.server_cpu_s / r.seconds);
+  // CPU per call is what neighbours on a shared machine disturb least: it says what the
+  // throughput ratio would be if the calls had the cores to themselves.
+  uint64_t calls = 0;
+  for (const Histogram& h : r.latency_ns) calls += h.count();
+  const double per_call = calls == 0 ? 0 : 1e6 / static_cast<double>(calls);
+  std::printf("; CPU per call: client %.1f us", r.client_cpu_s * per_call);
+  if (r.server_cpu_s >= 0) std::printf(", server %.1f us", r.server_cpu_s * per_call);
   if (r.skipped > 0)
     std::printf(", %llu starts skipped", static_cast<unsigned long long>(r.skipped));
   std::printf("\n%-13s %9s %10s %9s %9s %9s %9s %9s %9s  %s\n", "rpc", "calls", "req/s",
               "vs health", "p50 us", "p90 us", "p99 us", "p99.9 us", "max us", "errors");
   std::string json = absl::StrFormat(
       R"({"phase":"%s","mode":"%s","streams":%d,"rate":%.1f,"connections":%d,"seconds":%.2f,)"
-      R"("client_cores":%.3f,"server_cores":%.3f,"skipped":%d,"rpcs":[)",
+      R"("client_cores":%.3f,"server_cores":%.3f,"client_us_per_call":%.2f,)"
+      R"("server_us_per_call":%.2f,"skipped":%d,"rpcs":[)",
       r.name, r.closed ? "closed" : "open", r.streams, r.rate, connections, r.seconds,
       r.client_cpu_s / r.seconds, r.server_cpu_s < 0 ? -1.0 : r.server_cpu_s / r.seconds,
-      r.skipped);
+      r.client_cpu_s * per_call, r.server_cpu_s < 0 ? -1.0 : r.server_cpu_s * per_call, r.skipped);
   bool first = true;
   for (int k = 0; k < kKinds; ++k) {
     if (r.weights[k] <= 0) continue;
@@ -531,19 +560,26 @@ int Main() {
   if (!absl::GetFlag(FLAGS_baseline) || kinds_in_mix > 1) phases.emplace_back("mix", *mix);
 
   Runner runner(&*connections, &workload, absl::GetFlag(FLAGS_deadline_ms));
+  const int rounds = std::max(1, absl::GetFlag(FLAGS_rounds));
+  std::vector<PhaseResult> totals(phases.size());
+  for (int round = 0; round < rounds; ++round) {
+    for (size_t p = 0; p < phases.size(); ++p) {
+      Accumulate(runner.Run(phases[p].first, phases[p].second, streams, rate,
+                            absl::GetFlag(FLAGS_warmup_s), absl::GetFlag(FLAGS_duration_s),
+                            absl::GetFlag(FLAGS_max_outstanding), absl::GetFlag(FLAGS_server_pid)),
+                 &totals[p]);
+    }
+  }
   double health_rps = -1;
   bool failed = false;
-  for (const auto& [name, weights] : phases) {
-    PhaseResult result =
-        runner.Run(name, weights, streams, rate, absl::GetFlag(FLAGS_warmup_s),
-                   absl::GetFlag(FLAGS_duration_s), absl::GetFlag(FLAGS_max_outstanding),
-                   absl::GetFlag(FLAGS_server_pid));
-    if (name == "health") {
+  for (const PhaseResult& result : totals) {
+    if (result.name == "health") {
       health_rps = static_cast<double>(result.latency_ns[kHealth].count()) / result.seconds;
     }
     Report(result, health_rps, connection_count);
     for (int k = 0; k < kKinds; ++k) {
-      if (weights[k] > 0 && (!result.errors[k].empty() || result.latency_ns[k].count() == 0)) {
+      if (result.weights[k] > 0 &&
+          (!result.errors[k].empty() || result.latency_ns[k].count() == 0)) {
         failed = true;
       }
     }
