@@ -242,6 +242,27 @@ absl::StatusOr<std::optional<Practitioner>> ReadView::GetPractitioner(
   return store_->ReadPractitioner(snapshot_, registration_id);
 }
 
+absl::Status ReadView::VisitPractitioner(absl::string_view registration_id,
+                                         const std::function<void(const Practitioner*)>& fn) const {
+  rocksdb::ReadOptions options;
+  options.snapshot = snapshot_;
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = store_->db_->Get(options, store_->handle(ColumnFamily::kRegistrants),
+                                       RegistrantKey(registration_id), &value);
+  if (s.IsNotFound()) {
+    fn(nullptr);
+    return absl::OkStatus();
+  }
+  if (!s.ok()) return FromRocks(s, "reading a registrant");
+  // Parsing clears the message but keeps its strings and sub-messages for reuse.
+  thread_local Practitioner scratch;
+  if (!scratch.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+    return absl::DataLossError("stored registrant does not parse");
+  }
+  fn(&scratch);
+  return absl::OkStatus();
+}
+
 absl::Status ReadView::VisitPractitioners(
     const std::vector<std::string>& registration_ids,
     const std::function<void(size_t, const Practitioner*)>& fn) const {

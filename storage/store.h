@@ -57,6 +57,13 @@ class ReadView {
   [[nodiscard]] absl::StatusOr<std::optional<physioreg::v1::Practitioner>> GetPractitioner(
       absl::string_view registration_id) const;
 
+  // Calls `fn` with the registrant (nullptr when unknown), parsed into a message this thread
+  // reuses from call to call, so a read does not allocate every string and sub-message of the
+  // record anew. `record` is only valid during the call; `fn` must not read through a view.
+  [[nodiscard]] absl::Status VisitPractitioner(
+      absl::string_view registration_id,
+      const std::function<void(const physioreg::v1::Practitioner*)>& fn) const;
+
   // Looks every id up in one batched read (RocksDB MultiGet) and calls `fn(i, record)` for
   // ids[i] in order; `record` is nullptr for an unknown id and is only valid during the call
   // (one message is reused, so a batch does not allocate a record per id).

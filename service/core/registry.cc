@@ -166,11 +166,11 @@ absl::StatusOr<physioreg::v1::VerifyAuthorizationResponse> Registry::Verify(
   if (absl::Status s = CheckVerifyRequest(request, "", &id, &as_of); !s.ok()) return s;
   // One snapshot, so the revision reported is the one the answer was computed from.
   std::unique_ptr<storage::ReadView> view = store_->View();
-  absl::StatusOr<std::optional<Practitioner>> found = view->GetPractitioner(id);
-  if (!found.ok()) return found.status();
-  const Practitioner* record = found->has_value() ? &**found : nullptr;
-  physioreg::v1::VerifyAuthorizationResponse response =
-      core::Verify(record, id, request.activity(), as_of);
+  physioreg::v1::VerifyAuthorizationResponse response;
+  absl::Status read = view->VisitPractitioner(id, [&](const Practitioner* record) {
+    response = core::Verify(record, id, request.activity(), as_of);
+  });
+  if (!read.ok()) return read;
   response.set_register_revision(view->revision());
   *response.mutable_checked_at() = ToTimestamp(clock_());
   return response;

@@ -202,6 +202,36 @@ TEST(StoreTest, VisitPractitionersAnswersEveryIdInOrder) {
   EXPECT_EQ(seen, (std::vector<std::string>{"0:Second", "1:-", "2:O'Brien-Smith", "3:Second"}));
 }
 
+// The visited record is a reused message: nothing of one registrant may show in the next.
+TEST(StoreTest, VisitPractitionerReusesNothingOfThePreviousRecord) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  Practitioner plain = ValidPractitioner("PT-2");
+  plain.clear_preferred_name();
+  plain.clear_former_names();
+  plain.clear_authorizations();
+  Commit commit;
+  commit.changes.push_back(Change(ValidPractitioner("PT-1"), 1));
+  commit.changes.push_back(Change(plain, 2));
+  ASSERT_TRUE(store->Write(commit).ok());
+  auto view = store->View();
+  std::vector<std::string> seen;
+  for (const char* id : {"PT-1", "PT-2", "PT-404", "PT-1"}) {
+    ASSERT_TRUE(view->VisitPractitioner(id,
+                                        [&](const Practitioner* record) {
+                                          seen.push_back(
+                                              record == nullptr
+                                                  ? "-"
+                                                  : absl::StrCat(record->registration_id(), ":",
+                                                                 record->preferred_name(), ":",
+                                                                 record->former_names_size(), ":",
+                                                                 record->authorizations_size()));
+                                        })
+                    .ok());
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"PT-1:Léna:1:1", "PT-2::0:0", "-", "PT-1:Léna:1:1"}));
+}
+
 TEST(StoreTest, ListenersSeeEveryCommitInOrderAndNoRejectedOne) {
   TempDir dir;
   auto store = OpenOrDie(dir.path());
