@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "service/import_reactor.h"
+#include "absl/synchronization/mutex.h"
 
 namespace physioreg::service {
 
@@ -45,6 +46,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   server->admin_service_ = std::make_unique<AdminService>(
       server->registry_.get(), server->keys_.get(), server->writer_.get());
 
+  // Debian's Abseil is built without NDEBUG, so every absl::Mutex lock (gRPC takes several per
+  // call) also updated a global deadlock-detection graph: ~4 % of the server's CPU under load
+  // in perf. The project has no absl::Mutex lock-order cycles to find in production.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

@@ -132,12 +132,29 @@ void Store::AddCommitListener(CommitListener listener) {
 }
 
 std::unique_ptr<ReadView> Store::View() const {
-  return std::unique_ptr<ReadView>(new ReadView(this, db_->GetSnapshot()));
+  return std::unique_ptr<ReadView>(new ReadView(this));
 }
 
 absl::StatusOr<std::optional<Practitioner>> Store::GetPractitioner(
     absl::string_view registration_id) const {
-  return View()->GetPractitioner(registration_id);
+  // One Get is atomic on its own: no snapshot (and none of the DB mutex it takes) needed.
+  return ReadPractitioner(nullptr, registration_id);
+}
+
+absl::StatusOr<std::optional<Practitioner>> Store::ReadPractitioner(
+    const rocksdb::Snapshot* snapshot, absl::string_view registration_id) const {
+  rocksdb::ReadOptions options;
+  options.snapshot = snapshot;
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s =
+      db_->Get(options, handle(ColumnFamily::kRegistrants), RegistrantKey(registration_id), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) return FromRocks(s, "reading a registrant");
+  Practitioner practitioner;
+  if (!practitioner.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+    return absl::DataLossError("stored registrant does not parse");
+  }
+  return practitioner;
 }
 
 absl::StatusOr<std::optional<std::string>> Store::GetMeta(absl::string_view key) const {
@@ -189,15 +206,31 @@ absl::Status Store::Write(const Commit& commit) {
   }
   rocksdb::WriteOptions options;
   options.sync = true;  // Durable once acknowledged.
+  // Odd before the batch can become visible, even again only once revision_ matches it.
+  write_generation_.fetch_add(1, std::memory_order_seq_cst);
   absl::Status status = FromRocks(db_->Write(options, &batch), "committing");
+  if (status.ok()) revision_.store(revision, std::memory_order_release);
+  write_generation_.fetch_add(1, std::memory_order_seq_cst);
   if (!status.ok()) return status;
-  revision_.store(revision, std::memory_order_release);
   for (const CommitListener& listener : listeners_) listener(commit);
   return status;
 }
 
-ReadView::ReadView(const Store* store, const rocksdb::Snapshot* snapshot)
-    : store_(store), snapshot_(snapshot) {
+ReadView::ReadView(const Store* store) : store_(store) {
+  // Sequence-lock read: if no commit was being applied from before reading revision_ until
+  // after the snapshot was taken, the snapshot holds exactly the commits up to that revision.
+  // A commit that became visible to the snapshot made the generation odd first, and the
+  // snapshot's acquire of RocksDB's last sequence orders that before the second load.
+  const uint64_t generation = store_->write_generation_.load(std::memory_order_seq_cst);
+  const int64_t revision = store_->revision();
+  snapshot_ = store_->db_->GetSnapshot();
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (generation % 2 == 0 &&
+      store_->write_generation_.load(std::memory_order_seq_cst) == generation) {
+    revision_ = revision;
+    return;
+  }
+  // A commit raced the snapshot: the revision stored in the same batches is authoritative.
   rocksdb::ReadOptions options;
   options.snapshot = snapshot_;
   std::string value;
@@ -211,18 +244,57 @@ ReadView::~ReadView() { store_->db_->ReleaseSnapshot(snapshot_); }
 
 absl::StatusOr<std::optional<Practitioner>> ReadView::GetPractitioner(
     absl::string_view registration_id) const {
+  return store_->ReadPractitioner(snapshot_, registration_id);
+}
+
+absl::Status ReadView::VisitPractitioner(absl::string_view registration_id,
+                                         const std::function<void(const Practitioner*)>& fn) const {
   rocksdb::ReadOptions options;
   options.snapshot = snapshot_;
   rocksdb::PinnableSlice value;
   rocksdb::Status s = store_->db_->Get(options, store_->handle(ColumnFamily::kRegistrants),
                                        RegistrantKey(registration_id), &value);
-  if (s.IsNotFound()) return std::nullopt;
+  if (s.IsNotFound()) {
+    fn(nullptr);
+    return absl::OkStatus();
+  }
   if (!s.ok()) return FromRocks(s, "reading a registrant");
-  Practitioner practitioner;
-  if (!practitioner.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+  // Parsing clears the message but keeps its strings and sub-messages for reuse.
+  thread_local Practitioner scratch;
+  if (!scratch.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
     return absl::DataLossError("stored registrant does not parse");
   }
-  return practitioner;
+  fn(&scratch);
+  return absl::OkStatus();
+}
+
+absl::Status ReadView::VisitPractitioners(
+    const std::vector<std::string>& registration_ids,
+    const std::function<void(size_t, const Practitioner*)>& fn) const {
+  const size_t n = registration_ids.size();
+  std::vector<std::string> keys;
+  keys.reserve(n);
+  for (const std::string& id : registration_ids) keys.push_back(RegistrantKey(id));
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(n);
+  std::vector<rocksdb::Status> statuses(n);
+  rocksdb::ReadOptions options;
+  options.snapshot = snapshot_;
+  store_->db_->MultiGet(options, store_->handle(ColumnFamily::kRegistrants), n, slices.data(),
+                        values.data(), statuses.data());
+  Practitioner practitioner;
+  for (size_t i = 0; i < n; ++i) {
+    if (statuses[i].IsNotFound()) {
+      fn(i, nullptr);
+      continue;
+    }
+    if (!statuses[i].ok()) return FromRocks(statuses[i], "reading a registrant");
+    if (!practitioner.ParseFromArray(values[i].data(), static_cast<int>(values[i].size()))) {
+      return absl::DataLossError("stored registrant does not parse");
+    }
+    fn(i, &practitioner);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<ChangeEvent>> ReadView::ListHistory(absl::string_view registration_id,

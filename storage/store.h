@@ -58,6 +58,20 @@ class ReadView {
   [[nodiscard]] absl::StatusOr<std::optional<physioreg::v1::Practitioner>> GetPractitioner(
       absl::string_view registration_id) const;
 
+  // Calls `fn` with the registrant (nullptr when unknown), parsed into a message this thread
+  // reuses from call to call, so a read does not allocate every string and sub-message of the
+  // record anew. `record` is only valid during the call; `fn` must not read through a view.
+  [[nodiscard]] absl::Status VisitPractitioner(
+      absl::string_view registration_id,
+      const std::function<void(const physioreg::v1::Practitioner*)>& fn) const;
+
+  // Looks every id up in one batched read (RocksDB MultiGet) and calls `fn(i, record)` for
+  // ids[i] in order; `record` is nullptr for an unknown id and is only valid during the call
+  // (one message is reused, so a batch does not allocate a record per id).
+  [[nodiscard]] absl::Status VisitPractitioners(
+      const std::vector<std::string>& registration_ids,
+      const std::function<void(size_t, const physioreg::v1::Practitioner*)>& fn) const;
+
   // Events of one registrant with revision > after_revision, oldest first, at most `limit`.
   [[nodiscard]] absl::StatusOr<std::vector<physioreg::v1::ChangeEvent>> ListHistory(
       absl::string_view registration_id, int64_t after_revision, int limit) const;
@@ -86,10 +100,10 @@ class ReadView {
 
  private:
   friend class Store;
-  ReadView(const Store* store, const rocksdb::Snapshot* snapshot);
+  explicit ReadView(const Store* store);
 
   const Store* store_;
-  const rocksdb::Snapshot* snapshot_;
+  const rocksdb::Snapshot* snapshot_ = nullptr;
   int64_t revision_ = 0;
 };
 
@@ -132,8 +146,16 @@ class Store {
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  // Reads the latest registrant, with or without a snapshot.
+  [[nodiscard]] absl::StatusOr<std::optional<physioreg::v1::Practitioner>> ReadPractitioner(
+      const rocksdb::Snapshot* snapshot, absl::string_view registration_id) const;
+
   std::mutex write_mu_;
   std::atomic<int64_t> revision_{0};
+  // Odd while a batch is being applied (a sequence lock around Write): a view taken while it
+  // stays even and unchanged sees exactly the commits up to revision_, so it can take the
+  // revision from memory instead of reading the meta key through its snapshot.
+  std::atomic<uint64_t> write_generation_{0};
   std::vector<CommitListener> listeners_;
 };
 

@@ -174,11 +174,11 @@ absl::StatusOr<physioreg::v1::VerifyAuthorizationResponse> Registry::Verify(
   if (absl::Status s = CheckVerifyRequest(request, "", &id, &as_of); !s.ok()) return s;
   // One snapshot, so the revision reported is the one the answer was computed from.
   std::unique_ptr<storage::ReadView> view = store_->View();
-  absl::StatusOr<std::optional<Practitioner>> found = view->GetPractitioner(id);
-  if (!found.ok()) return found.status();
-  const Practitioner* record = found->has_value() ? &**found : nullptr;
-  physioreg::v1::VerifyAuthorizationResponse response =
-      core::Verify(record, id, request.activity(), as_of);
+  physioreg::v1::VerifyAuthorizationResponse response;
+  absl::Status read = view->VisitPractitioner(id, [&](const Practitioner* record) {
+    response = core::Verify(record, id, request.activity(), as_of);
+  });
+  if (!read.ok()) return read;
   response.set_register_revision(view->revision());
   *response.mutable_checked_at() = ToTimestamp(clock_());
   return response;
@@ -207,16 +207,19 @@ absl::StatusOr<physioreg::v1::BatchVerifyAuthorizationsResponse> Registry::Batch
   std::unique_ptr<storage::ReadView> view = store_->View();
   const google::protobuf::Timestamp now = ToTimestamp(clock_());
   physioreg::v1::BatchVerifyAuthorizationsResponse response;
-  for (int i = 0; i < request.requests_size(); ++i) {
-    absl::StatusOr<std::optional<Practitioner>> found = view->GetPractitioner(checked[i].first);
-    if (!found.ok()) return found.status();
-    const Practitioner* record = found->has_value() ? &**found : nullptr;
+  response.mutable_responses()->Reserve(request.requests_size());
+  // One batched read for the whole request instead of a Get per id.
+  std::vector<std::string> ids;
+  ids.reserve(checked.size());
+  for (const auto& [id, as_of] : checked) ids.push_back(id);
+  absl::Status read = view->VisitPractitioners(ids, [&](size_t i, const Practitioner* record) {
     auto* answer = response.add_responses();
     *answer =
         core::Verify(record, checked[i].first, request.requests(i).activity(), checked[i].second);
     answer->set_register_revision(view->revision());
     *answer->mutable_checked_at() = now;
-  }
+  });
+  if (!read.ok()) return read;
   return response;
 }
 

@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
 #include "tests/support/records.h"
 #include "tests/support/temp_dir.h"
 
@@ -140,6 +145,91 @@ TEST(StoreTest, ViewIsAPointInTime) {
   ASSERT_TRUE(old.ok() && old->has_value());
   EXPECT_EQ((*old)->given_name(), "Hélène");
   EXPECT_EQ(store->View()->revision(), 2);
+}
+
+// A view's revision comes from memory unless a commit races it; either way it must be the
+// revision of exactly the data its snapshot holds, never one ahead or behind.
+TEST(StoreTest, ViewRevisionMatchesItsSnapshotWhileCommitsRace) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  auto commit_revision = [&store](int64_t revision) {
+    Commit commit;
+    commit.changes.push_back(Change(ValidPractitioner("PT-1"), revision));
+    return store->Write(commit);
+  };
+  ASSERT_TRUE(commit_revision(1).ok());
+  std::atomic<bool> done{false};
+  std::atomic<int> mismatches{0};
+  std::atomic<int> views{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&] {
+      while (!done.load()) {
+        auto view = store->View();
+        absl::StatusOr<std::optional<Practitioner>> record = view->GetPractitioner("PT-1");
+        if (!record.ok() || !record->has_value() || (*record)->revision() != view->revision()) {
+          mismatches.fetch_add(1);
+        }
+        views.fetch_add(1);
+      }
+    });
+  }
+  for (int64_t revision = 2; revision <= 150; ++revision) {
+    ASSERT_TRUE(commit_revision(revision).ok());
+  }
+  done.store(true);
+  for (std::thread& reader : readers) reader.join();
+  EXPECT_EQ(mismatches.load(), 0) << "of " << views.load() << " views";
+  EXPECT_EQ(store->View()->revision(), 150);
+}
+
+TEST(StoreTest, VisitPractitionersAnswersEveryIdInOrder) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  Commit commit;
+  Practitioner second = ValidPractitioner("PT-2");
+  second.set_family_name("Second");
+  commit.changes.push_back(Change(ValidPractitioner("PT-1"), 1));
+  commit.changes.push_back(Change(second, 2));
+  ASSERT_TRUE(store->Write(commit).ok());
+  auto view = store->View();
+  std::vector<std::string> seen;
+  absl::Status status = view->VisitPractitioners(
+      {"PT-2", "PT-404", "PT-1", "PT-2"}, [&](size_t i, const Practitioner* record) {
+        seen.push_back(absl::StrCat(i, ":", record == nullptr ? "-" : record->family_name()));
+      });
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(seen, (std::vector<std::string>{"0:Second", "1:-", "2:O'Brien-Smith", "3:Second"}));
+}
+
+// The visited record is a reused message: nothing of one registrant may show in the next.
+TEST(StoreTest, VisitPractitionerReusesNothingOfThePreviousRecord) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  Practitioner plain = ValidPractitioner("PT-2");
+  plain.clear_preferred_name();
+  plain.clear_former_names();
+  plain.clear_authorizations();
+  Commit commit;
+  commit.changes.push_back(Change(ValidPractitioner("PT-1"), 1));
+  commit.changes.push_back(Change(plain, 2));
+  ASSERT_TRUE(store->Write(commit).ok());
+  auto view = store->View();
+  std::vector<std::string> seen;
+  for (const char* id : {"PT-1", "PT-2", "PT-404", "PT-1"}) {
+    ASSERT_TRUE(view->VisitPractitioner(id,
+                                        [&](const Practitioner* record) {
+                                          seen.push_back(
+                                              record == nullptr
+                                                  ? "-"
+                                                  : absl::StrCat(record->registration_id(), ":",
+                                                                 record->preferred_name(), ":",
+                                                                 record->former_names_size(), ":",
+                                                                 record->authorizations_size()));
+                                        })
+                    .ok());
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"PT-1:Léna:1:1", "PT-2::0:0", "-", "PT-1:Léna:1:1"}));
 }
 
 TEST(StoreTest, ListenersSeeEveryCommitInOrderAndNoRejectedOne) {
