@@ -399,7 +399,7 @@ class Runner {
         break;
       }
       case kSearch: {
-        // Hook for the search issue: "given family" + activity, first page of 20.
+        // The brief's search target: "given family" (2 tokens) + activity, first page of 20.
         auto* call = NewCall<v1::SearchPractitionersRequest, v1::SearchPractitionersResponse>();
         {
           std::lock_guard<std::mutex> lock(lane->mu);

@@ -3,6 +3,7 @@
 #include <unicode/utf8.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <mutex>
@@ -95,42 +96,18 @@ void InsertInto(std::vector<uint32_t>* postings, uint32_t doc) {
   if (it == postings->end() || *it != doc) postings->insert(it, doc);
 }
 
-// The sorted union of sorted lists: merged pairwise in rounds, O(n log k) for k lists rather
-// than sorting all n again.
-void MergeUnion(const std::vector<const std::vector<uint32_t>*>& parts,
-                std::vector<uint32_t>* out) {
-  std::vector<size_t> bounds = {0};
-  for (const std::vector<uint32_t>* part : parts) {
-    out->insert(out->end(), part->begin(), part->end());
-    bounds.push_back(out->size());
-  }
-  while (bounds.size() > 2) {
-    std::vector<size_t> next = {0};
-    for (size_t i = 0; i + 2 < bounds.size(); i += 2) {
-      std::inplace_merge(out->begin() + static_cast<long>(bounds[i]),
-                         out->begin() + static_cast<long>(bounds[i + 1]),
-                         out->begin() + static_cast<long>(bounds[i + 2]));
-      next.push_back(bounds[i + 2]);
-    }
-    if ((bounds.size() - 1) % 2 == 1) next.push_back(bounds.back());
-    bounds = std::move(next);
-  }
-  out->erase(std::unique(out->begin(), out->end()), out->end());
-}
-
 // Keeps the docs of sorted `*docs` that are also in sorted `other`.
 void IntersectWith(std::vector<uint32_t>* docs, const std::vector<uint32_t>& other) {
   size_t out = 0;
+  auto it = other.begin();
   if (other.size() > 16 * docs->size()) {
     // Much longer: binary searches cost less than reading all of it.
-    auto it = other.begin();
     for (uint32_t doc : *docs) {
       it = std::lower_bound(it, other.end(), doc);
       if (it == other.end()) break;
       if (*it == doc) (*docs)[out++] = doc;
     }
   } else {
-    auto it = other.begin();
     for (uint32_t doc : *docs) {
       while (it != other.end() && *it < doc) ++it;
       if (it == other.end()) break;
@@ -138,6 +115,32 @@ void IntersectWith(std::vector<uint32_t>* docs, const std::vector<uint32_t>& oth
     }
   }
   docs->resize(out);
+}
+
+// The sorted union of sorted lists of doc numbers below `doc_count`. A large union goes
+// through a bitmap of every doc, read back in order: linear, and no merge buffers (pairwise
+// std::inplace_merge rounds were a third of the server's search CPU).
+std::vector<uint32_t> Union(const std::vector<const std::vector<uint32_t>*>& parts,
+                            size_t doc_count) {
+  size_t total = 0;
+  for (const std::vector<uint32_t>* part : parts) total += part->size();
+  std::vector<uint32_t> out;
+  out.reserve(total);
+  if (total < doc_count / 256) {
+    for (const std::vector<uint32_t>* part : parts) out.insert(out.end(), part->begin(), part->end());
+    SortUnique(&out);
+    return out;
+  }
+  std::vector<uint64_t> bits((doc_count + 63) / 64, 0);
+  for (const std::vector<uint32_t>* part : parts) {
+    for (uint32_t doc : *part) bits[doc / 64] |= uint64_t{1} << (doc % 64);
+  }
+  for (size_t word = 0; word < bits.size(); ++word) {
+    for (uint64_t rest = bits[word]; rest != 0; rest &= rest - 1) {
+      out.push_back(static_cast<uint32_t>(word * 64 + static_cast<size_t>(std::countr_zero(rest))));
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -626,16 +629,12 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
     // A union much larger than the candidates left costs more to build than checking the
     // criterion per candidate (which happens anyway).
     if (i > 0 && list.postings == nullptr && list.cost > 8 * candidates.size()) continue;
-    std::vector<uint32_t> merged;
-    const Postings* postings = list.postings;
-    if (postings == nullptr) {
-      MergeUnion(list.parts, &merged);
-      postings = &merged;
-    }
     if (i == 0) {
-      candidates = merged.empty() && list.postings != nullptr ? *postings : std::move(merged);
+      candidates = list.postings != nullptr ? *list.postings : Union(list.parts, docs_.size());
+    } else if (list.postings != nullptr) {
+      IntersectWith(&candidates, *list.postings);
     } else {
-      IntersectWith(&candidates, *postings);
+      IntersectWith(&candidates, Union(list.parts, docs_.size()));
     }
     if (candidates.empty()) break;
   }
