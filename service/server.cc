@@ -21,7 +21,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
         absl::StrCat("unknown time zone '", options.timezone, "' (is tzdata installed?)"));
   }
   std::unique_ptr<Server> server(new Server());
-  absl::StatusOr<std::unique_ptr<storage::Store>> store = storage::Store::Open(options.data_dir);
+  absl::StatusOr<std::unique_ptr<storage::Store>> store = storage::Store::Open(options.data_dir, options.storage);
   if (!store.ok()) return store.status();
   server->store_ = *std::move(store);
   server->registry_ = std::make_unique<core::Registry>(server->store_.get(), zone);

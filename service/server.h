@@ -26,6 +26,7 @@ struct ServerOptions {
   std::string data_dir = "./var/physioreg";
   std::string grpc_address = "127.0.0.1:50051";
   std::string timezone = "America/Edmonton";
+  storage::StoreOptions storage;
   // Called once the search index has loaded (on the loader thread): outcome, registrants.
   std::function<void(const absl::Status&, int64_t)> on_search_ready;
 };

@@ -72,18 +72,23 @@ std::string HistoryIndexKey(absl::string_view registration_id, int64_t revision)
   return key;
 }
 
-absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path,
+                                                    const StoreOptions& options) {
   std::error_code ec;
   std::filesystem::create_directories(path, ec);
   if (ec) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create data directory ", path, ": ", ec.message()));
   }
-  auto cache = rocksdb::NewLRUCache(128 << 20);
+  auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = 2;
+  // The meta family takes a few bytes per commit and would otherwise keep every WAL file alive
+  // until its memtable fills: 700 MB of WAL after importing 1,000,000 registrants, all replayed
+  // on a restart after a crash. Past this total RocksDB flushes the families holding old logs.
+  db_options.max_total_wal_size = 128 << 20;
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   for (const char* name : kColumnFamilyNames) {
     families.emplace_back(name, FamilyOptions(cache));

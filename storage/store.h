@@ -107,11 +107,18 @@ class ReadView {
   int64_t revision_ = 0;
 };
 
+struct StoreOptions {
+  // RocksDB's block cache, shared by every column family. Point reads of a register too big
+  // for it go to the file system (a pread and an LZ4 decompression per miss).
+  size_t block_cache_bytes = size_t{256} << 20;
+};
+
 class Store {
  public:
   // Opens (creating if missing) the database in `path`. Fails with a clear message when the
   // directory is unusable or another process holds it.
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Store>> Open(
+      const std::string& path, const StoreOptions& options = {});
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "client/connection.h"
@@ -282,6 +283,15 @@ TEST(ServerStartTest, UnusableDataDirFailsWithOneClearLine) {
   EXPECT_FALSE(server.started());
   EXPECT_EQ(server.Stop(SIGKILL), 1);
   EXPECT_THAT(server.output(), HasSubstr("physioregd: cannot create data directory"));
+}
+
+TEST(ServerStartTest, BlockCacheBelowOneMibFailsBeforeTouchingTheDataDir) {
+  TempDir dir;
+  ServerProcess server(dir.Sub("data"), {"--block_cache_mib=0"});
+  EXPECT_FALSE(server.started());
+  EXPECT_EQ(server.Stop(SIGKILL), 2);
+  EXPECT_THAT(server.output(), HasSubstr("--block_cache_mib must be at least 1"));
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub("data")));
 }
 
 }  // namespace
