@@ -73,7 +73,7 @@ std::string HistoryIndexKey(absl::string_view registration_id, int64_t revision)
 }
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path,
-                                                    const StoreOptions& options) {
+                                                   const StoreOptions& options) {
   std::error_code ec;
   std::filesystem::create_directories(path, ec);
   if (ec) {

@@ -127,7 +127,8 @@ std::vector<uint32_t> Union(const std::vector<const std::vector<uint32_t>*>& par
   std::vector<uint32_t> out;
   out.reserve(total);
   if (total < doc_count / 256) {
-    for (const std::vector<uint32_t>* part : parts) out.insert(out.end(), part->begin(), part->end());
+    for (const std::vector<uint32_t>* part : parts)
+      out.insert(out.end(), part->begin(), part->end());
     SortUnique(&out);
     return out;
   }
