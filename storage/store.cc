@@ -30,7 +30,8 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   return absl::InternalError(message);
 }
 
-rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>& cache) {
+rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>& cache,
+                                           ColumnFamily family) {
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
   // Point lookups by registration_id dominate reads: a bloom filter skips files without the key.
@@ -39,7 +40,12 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>
   table.pin_l0_filter_and_index_blocks_in_cache = true;
   rocksdb::ColumnFamilyOptions options;
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  options.compression = rocksdb::kLZ4Compression;
+  // Registrants are read at random by every Get and Verify: uncompressed, a block-cache miss
+  // costs a read without an LZ4 decompression (Verify at 1,000,000 registrants: 74 instead of
+  // 83-85 µs of server CPU per call, for 35 % more disk). The other families are mostly
+  // written and scanned.
+  options.compression =
+      family == ColumnFamily::kRegistrants ? rocksdb::kNoCompression : rocksdb::kLZ4Compression;
   return options;
 }
 
@@ -90,8 +96,9 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path,
   // on a restart after a crash. Past this total RocksDB flushes the families holding old logs.
   db_options.max_total_wal_size = 128 << 20;
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
-  for (const char* name : kColumnFamilyNames) {
-    families.emplace_back(name, FamilyOptions(cache));
+  for (size_t i = 0; i < kColumnFamilyNames.size(); ++i) {
+    families.emplace_back(kColumnFamilyNames[i],
+                          FamilyOptions(cache, static_cast<ColumnFamily>(i)));
   }
   std::unique_ptr<Store> store(new Store());
   rocksdb::DB* db = nullptr;
