@@ -119,7 +119,8 @@ void IntersectWith(std::vector<uint32_t>* docs, const std::vector<uint32_t>& oth
 
 // The sorted union of sorted lists of doc numbers below `doc_count`. A large union goes
 // through a bitmap of every doc, read back in order: linear, and no merge buffers (pairwise
-// std::inplace_merge rounds were a third of the server's search CPU).
+// std::inplace_merge rounds were 15 % of the server's CPU under a search load, plus their
+// buffer allocations).
 std::vector<uint32_t> Union(const std::vector<const std::vector<uint32_t>*>& parts,
                             size_t doc_count) {
   size_t total = 0;
@@ -127,8 +128,9 @@ std::vector<uint32_t> Union(const std::vector<const std::vector<uint32_t>*>& par
   std::vector<uint32_t> out;
   out.reserve(total);
   if (total < doc_count / 256) {
-    for (const std::vector<uint32_t>* part : parts)
+    for (const std::vector<uint32_t>* part : parts) {
       out.insert(out.end(), part->begin(), part->end());
+    }
     SortUnique(&out);
     return out;
   }
