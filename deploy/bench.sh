@@ -40,15 +40,35 @@ echo "- compiler: $(c++ --version | head -n1); CMake preset \`release\` (-O3 -DN
 echo "- load before the run: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min; 2 = both cores busy)"
 echo
 
+# start_server DATA_DIR ADDRESS LOG: starts physioregd, sets $server, returns once it is
+# SERVING. Polled with fresh CLI processes every 20 ms (at most 30 s): `health --wait` would
+# add gRPC's reconnect backoff (~1 s) to the time measured.
+start_server() {
+  "$bin/service/physioregd" --data_dir="$1" --grpc_address="$2" >"$3" 2>&1 &
+  server=$!
+  for attempt in $(seq 1 1500); do
+    if "$bin/client/physioreg" --address "$2" health >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$server" 2>/dev/null; then break; fi
+    sleep 0.02
+  done
+  echo "physioregd did not reach SERVING:" >&2
+  cat "$3" >&2
+  exit 1
+}
+# wait_for_search_index LOG: until physioregd says its search index is ready (at most 120 s).
+wait_for_search_index() {
+  for attempt in $(seq 1 1200); do
+    if grep -q "search index ready" "$1"; then return 0; fi
+    if grep -q "search index failed" "$1" || ! kill -0 "$server" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  echo "the search index did not load:" >&2
+  cat "$1" >&2
+  exit 1
+}
+
 started=$(date +%s.%N)
-"$bin/service/physioregd" --data_dir="$work/data" --grpc_address="$address" >"$work/server.log" 2>&1 &
-server=$!
-# Polled with fresh CLI processes: `health --wait` would add gRPC's reconnect backoff (~1 s).
-for attempt in $(seq 1 1500); do
-  if "$bin/client/physioreg" --address "$address" health >/dev/null 2>&1; then break; fi
-  if ((attempt == 1500)); then echo "physioregd did not reach SERVING" >&2; exit 1; fi
-  sleep 0.02
-done
+start_server "$work/data" "$address" "$work/server.log"
 serving=$(date +%s.%N)
 "$bin/client/physioreg" --address "$address" --token-file "$work/data/regulator.token" \
   upsert --file deploy/demo/register.jsonl >/dev/null
@@ -111,32 +131,25 @@ kill -TERM "$server" && wait "$server" || true
 server=""
 big_address="127.0.0.1:$((${BENCH_PORT:-50851} + 1))"
 cli=("$bin/client/physioreg" --address "$big_address" --token-file "$work/big/regulator.token")
-start_big() {  # starts physioregd on $work/big, returns once SERVING; sets $server
-  "$bin/service/physioregd" --data_dir="$work/big" --grpc_address="$big_address" \
-    >"$work/big.log" 2>&1 &
-  server=$!
-  for attempt in $(seq 1 1500); do
-    if "${cli[@]}" health >/dev/null 2>&1; then return 0; fi
-    sleep 0.02
-  done
-  echo "physioregd did not reach SERVING" >&2
-  exit 1
-}
 rss_mib() { awk '/^VmRSS/ {printf "%d", $2 / 1024}' "/proc/$server/status"; }
 t0=$(date +%s.%N)
 "$bin/tools/generator/physioreg-generate" --count "$scale" --seed 1 >"$work/big.jsonl"
 t1=$(date +%s.%N)
-start_big
+start_server "$work/big" "$big_address" "$work/big.log"
 t2=$(date +%s.%N)
-"${cli[@]}" import "$work/big.jsonl" --import-id "bench-$scale" >"$work/import.log" 2>&1
+if ! "${cli[@]}" import "$work/big.jsonl" --import-id "bench-$scale" >"$work/import.log" 2>&1; then
+  echo "the import failed:" >&2
+  tail -n 5 "$work/import.log" >&2
+  exit 1
+fi
 t3=$(date +%s.%N)
 rss_import=$(rss_mib)
 kill -TERM "$server" && wait "$server"
 t4=$(date +%s.%N)
-start_big
+start_server "$work/big" "$big_address" "$work/big.log"
 t5=$(date +%s.%N)
 rss_serving=$(rss_mib)
-until grep -q "search index ready" "$work/big.log"; do sleep 0.1; done
+wait_for_search_index "$work/big.log"
 rss_index=$(rss_mib)
 awk -v t0="$t0" -v t1="$t1" -v t2="$t2" -v t3="$t3" -v t4="$t4" -v t5="$t5" 'BEGIN {
   printf "- generate (physioreg-generate --count N --seed 1): %.1f s\n", t1 - t0
