@@ -320,6 +320,27 @@ TEST_F(ImportExportTest, CliImportsCsvEdgeCasesAndWritesRejects) {
   EXPECT_THAT(refused.output, HasSubstr("unknown column 'shoe_size'"));
 }
 
+TEST_F(ImportExportTest, CliImportOfAnUnreadableFileStopsAndWritesNothing) {
+  Server server = Start("a");
+  // The reader thread hits the broken quoting in the first chunk: nothing is sent.
+  const std::string broken = WriteFile(
+      "broken.csv",
+      "registration_id,given_name,family_name,register,permit_status,registered_on\r\n"
+      "PT-1,Ada,Lovelace,GENERAL,ACTIVE,2015-04-01\r\n"
+      "PT-2,\"Never,Closed,GENERAL,ACTIVE,2015-04-01\r\n");
+  CommandResult stopped = Cli(server, "a", {"import", broken});
+  EXPECT_EQ(stopped.exit_code, 2) << stopped.output;
+  EXPECT_THAT(stopped.output, HasSubstr("broken.csv"));
+  EXPECT_TRUE(Export(server.regulator, false).empty());
+
+  // An empty file still names its import to the server, which records an empty summary.
+  const std::string empty = WriteFile("empty.jsonl", "");
+  CommandResult nothing = Cli(server, "a", {"import", empty, "--import-id", "empty-1"});
+  EXPECT_EQ(nothing.exit_code, 0) << nothing.output;
+  EXPECT_THAT(nothing.output, HasSubstr("0 received, 0 applied, 0 unchanged, 0 rejected"));
+  EXPECT_TRUE(Export(server.regulator, false).empty());
+}
+
 TEST_F(ImportExportTest, CliExportThenImportRoundTripsJsonlAndCsv) {
   Server source = Start("source");
   CommandResult demo = Cli(source, "source", {"import", PHYSIOREG_DEMO_PATH});
