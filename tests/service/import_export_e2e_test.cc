@@ -323,11 +323,11 @@ TEST_F(ImportExportTest, CliImportsCsvEdgeCasesAndWritesRejects) {
 TEST_F(ImportExportTest, CliImportOfAnUnreadableFileStopsAndWritesNothing) {
   Server server = Start("a");
   // The reader thread hits the broken quoting in the first chunk: nothing is sent.
-  const std::string broken = WriteFile(
-      "broken.csv",
-      "registration_id,given_name,family_name,register,permit_status,registered_on\r\n"
-      "PT-1,Ada,Lovelace,GENERAL,ACTIVE,2015-04-01\r\n"
-      "PT-2,\"Never,Closed,GENERAL,ACTIVE,2015-04-01\r\n");
+  const std::string broken =
+      WriteFile("broken.csv",
+                "registration_id,given_name,family_name,register,permit_status,registered_on\r\n"
+                "PT-1,Ada,Lovelace,GENERAL,ACTIVE,2015-04-01\r\n"
+                "PT-2,\"Never,Closed,GENERAL,ACTIVE,2015-04-01\r\n");
   CommandResult stopped = Cli(server, "a", {"import", broken});
   EXPECT_EQ(stopped.exit_code, 2) << stopped.output;
   EXPECT_THAT(stopped.output, HasSubstr("broken.csv"));
