@@ -116,8 +116,8 @@ echo
 echo "## Micro-benchmarks"
 echo
 echo '```'
-"$bin/bench/micro_benchmark" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
-  2>/dev/null | grep -E '^(Benchmark|-|BM_.*_median)'
+"$bin/bench/micro_benchmark" --benchmark_filter='-BM_StoredRegister' --benchmark_repetitions=3 \
+  --benchmark_report_aggregates_only=true 2>/dev/null | grep -E '^(Benchmark|-|BM_.*_median)'
 echo '```'
 echo
 echo "Load after the run: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min)."
@@ -172,5 +172,18 @@ big_loadgen=("$bin/tools/loadgen/physioreg-loadgen" --address "$big_address" --d
 "${big_loadgen[@]}" --baseline --rounds 2 --concurrency 16 --mix get=1,verify=1 | to_rows 1
 "${big_loadgen[@]}" --rounds 2 --concurrency 16 --mix search=1 | to_rows 1
 "${big_loadgen[@]}" --rounds 2 --concurrency 1 --mix search=1 | to_rows 1
+"${big_loadgen[@]}" --rounds 2 --concurrency 1 --mix batch_verify=1 --batch_size 1000 | to_rows 1
+echo
+# The read path alone (Registry::Verify / GetPractitioner over this RocksDB, no gRPC): the
+# server stops first, as the benchmark opens the same data dir.
+kill -TERM "$server" && wait "$server"
+server=""
+echo "### Read path at $scale registrants without gRPC (bench/micro_benchmark, BM_StoredRegister*)"
+echo
+echo '```'
+PHYSIOREG_BENCH_DATA_DIR="$work/big" "$bin/bench/micro_benchmark" \
+  --benchmark_filter='BM_StoredRegister' --benchmark_repetitions=3 \
+  --benchmark_report_aggregates_only=true 2>/dev/null | grep -E '^(Benchmark|-|BM_.*_median)'
+echo '```'
 echo
 echo "Load after the run: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min)."

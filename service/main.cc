@@ -16,7 +16,8 @@ ABSL_FLAG(std::string, http_address, "127.0.0.1:8080",
           "host:port for the HTTP/JSON gateway and web page (not served yet)");
 ABSL_FLAG(std::string, timezone, "America/Edmonton", "The registry's time zone for 'today'");
 ABSL_FLAG(int, block_cache_mib, 256,
-          "RocksDB block cache in MiB; a register that fits reads without the file system");
+          "RocksDB block cache in MiB for the change log, history and meta (registrants are "
+          "read from memory-mapped files)");
 ABSL_FLAG(int, drain_seconds, 10, "On SIGTERM/SIGINT, how long in-flight calls may finish");
 
 int main(int argc, char** argv) {

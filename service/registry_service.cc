@@ -2,6 +2,7 @@
 
 #include "service/auth.h"
 #include "service/core/verification.h"
+#include "service/grpc_status.h"
 #include "service/reply.h"
 
 namespace physioreg::service {
@@ -12,9 +13,9 @@ grpc::ServerUnaryReactor* RegistryService::GetPractitioner(
     grpc::CallbackServerContext* context, const v1::GetPractitionerRequest* request,
     v1::Practitioner* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<v1::Practitioner> found = registry_->GetPractitioner(*request);
-  if (found.ok()) found = core::PublicView(*std::move(found));
-  Finish(reactor, std::move(found), response);
+  absl::Status found = registry_->GetPractitioner(*request, response);
+  if (found.ok()) core::MakePublic(response);
+  reactor->Finish(ToGrpcStatus(found));
   return reactor;
 }
 
@@ -31,7 +32,7 @@ grpc::ServerUnaryReactor* RegistryService::VerifyAuthorization(
     grpc::CallbackServerContext* context, const v1::VerifyAuthorizationRequest* request,
     v1::VerifyAuthorizationResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  Finish(reactor, registry_->Verify(*request), response);
+  reactor->Finish(ToGrpcStatus(registry_->Verify(*request, response)));
   return reactor;
 }
 

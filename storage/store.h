@@ -108,8 +108,8 @@ class ReadView {
 };
 
 struct StoreOptions {
-  // RocksDB's block cache, shared by every column family. Point reads of a register too big
-  // for it go to the file system (a pread and an LZ4 decompression per miss).
+  // RocksDB's block cache for the change log, history index and meta families. Registrants
+  // bypass it: they are read from the memory-mapped files, cached by the OS.
   size_t block_cache_bytes = size_t{256} << 20;
 };
 
@@ -131,6 +131,17 @@ class Store {
   // Reads of the latest committed state.
   [[nodiscard]] absl::StatusOr<std::optional<physioreg::v1::Practitioner>> GetPractitioner(
       absl::string_view registration_id) const;
+  // The same, parsed into `out` (e.g. a response on a per-call arena); false when unknown.
+  [[nodiscard]] absl::StatusOr<bool> GetPractitionerInto(absl::string_view registration_id,
+                                                         physioreg::v1::Practitioner* out) const;
+  // Reads one registrant together with the register revision it belongs to, and calls
+  // `fn(record, revision)` (record null when unknown; valid only during the call). Consistent
+  // like a ReadView, but without a RocksDB snapshot (which takes the database mutex twice):
+  // when no commit overlapped the read, the revision is taken from memory; otherwise it falls
+  // back to a ReadView.
+  [[nodiscard]] absl::Status VisitPractitionerWithRevision(
+      absl::string_view registration_id,
+      const std::function<void(const physioreg::v1::Practitioner*, int64_t)>& fn) const;
   [[nodiscard]] absl::StatusOr<std::optional<std::string>> GetMeta(absl::string_view key) const;
   // Meta entries whose key starts with `prefix`, in key order.
   [[nodiscard]] absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListMeta(
@@ -153,7 +164,10 @@ class Store {
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
-  // Reads the latest registrant, with or without a snapshot.
+  // Reads the latest registrant into `out`, with or without a snapshot; false when unknown.
+  [[nodiscard]] absl::StatusOr<bool> ReadPractitioner(const rocksdb::Snapshot* snapshot,
+                                                      absl::string_view registration_id,
+                                                      physioreg::v1::Practitioner* out) const;
   [[nodiscard]] absl::StatusOr<std::optional<physioreg::v1::Practitioner>> ReadPractitioner(
       const rocksdb::Snapshot* snapshot, absl::string_view registration_id) const;
 

@@ -141,16 +141,16 @@ Registry::Registry(storage::Store* store, absl::TimeZone zone, Clock clock)
 
 std::string Registry::Today() const { return DateIn(clock_(), zone_); }
 
-absl::StatusOr<Practitioner> Registry::GetPractitioner(
-    const physioreg::v1::GetPractitionerRequest& request) const {
+absl::Status Registry::GetPractitioner(const physioreg::v1::GetPractitionerRequest& request,
+                                       Practitioner* out) const {
   Violations v;
   ValidateRegistrationId(request.registration_id(), "registration_id", &v);
   if (!v.empty()) return v.ToStatus();
   const std::string id = *NormalizeRegistrationId(request.registration_id());
-  absl::StatusOr<std::optional<Practitioner>> found = store_->GetPractitioner(id);
+  absl::StatusOr<bool> found = store_->GetPractitionerInto(id, out);
   if (!found.ok()) return found.status();
-  if (!found->has_value()) return absl::NotFoundError(absl::StrCat("no registrant ", id));
-  return std::move(**found);
+  if (!*found) return absl::NotFoundError(absl::StrCat("no registrant ", id));
+  return absl::OkStatus();
 }
 
 absl::Status Registry::CheckVerifyRequest(const physioreg::v1::VerifyAuthorizationRequest& request,
@@ -168,20 +168,19 @@ absl::Status Registry::CheckVerifyRequest(const physioreg::v1::VerifyAuthorizati
   return absl::OkStatus();
 }
 
-absl::StatusOr<physioreg::v1::VerifyAuthorizationResponse> Registry::Verify(
-    const physioreg::v1::VerifyAuthorizationRequest& request) const {
+absl::Status Registry::Verify(const physioreg::v1::VerifyAuthorizationRequest& request,
+                              physioreg::v1::VerifyAuthorizationResponse* out) const {
   std::string id, as_of;
   if (absl::Status s = CheckVerifyRequest(request, "", &id, &as_of); !s.ok()) return s;
-  // One snapshot, so the revision reported is the one the answer was computed from.
-  std::unique_ptr<storage::ReadView> view = store_->View();
-  physioreg::v1::VerifyAuthorizationResponse response;
-  absl::Status read = view->VisitPractitioner(id, [&](const Practitioner* record) {
-    response = core::Verify(record, id, request.activity(), as_of);
-  });
+  // The revision reported is the one the answer was computed from.
+  absl::Status read =
+      store_->VisitPractitionerWithRevision(id, [&](const Practitioner* record, int64_t revision) {
+        core::Verify(record, id, request.activity(), as_of, out);
+        out->set_register_revision(revision);
+      });
   if (!read.ok()) return read;
-  response.set_register_revision(view->revision());
-  *response.mutable_checked_at() = ToTimestamp(clock_());
-  return response;
+  *out->mutable_checked_at() = ToTimestamp(clock_());
+  return absl::OkStatus();
 }
 
 absl::StatusOr<physioreg::v1::BatchVerifyAuthorizationsResponse> Registry::BatchVerify(
@@ -214,8 +213,8 @@ absl::StatusOr<physioreg::v1::BatchVerifyAuthorizationsResponse> Registry::Batch
   for (const auto& [id, as_of] : checked) ids.push_back(id);
   absl::Status read = view->VisitPractitioners(ids, [&](size_t i, const Practitioner* record) {
     auto* answer = response.add_responses();
-    *answer =
-        core::Verify(record, checked[i].first, request.requests(i).activity(), checked[i].second);
+    core::Verify(record, checked[i].first, request.requests(i).activity(), checked[i].second,
+                 answer);
     answer->set_register_revision(view->revision());
     *answer->mutable_checked_at() = now;
   });

@@ -29,12 +29,13 @@ class Registry {
   // Today in the registry's time zone, YYYY-MM-DD.
   std::string Today() const;
 
-  // Full record (private details included); the caller decides what view leaves.
-  [[nodiscard]] absl::StatusOr<physioreg::v1::Practitioner> GetPractitioner(
-      const physioreg::v1::GetPractitionerRequest& request) const;
+  // Full record (private details included) into an empty `out`; the caller decides what view
+  // leaves. Answers are written into the caller's message, which may live on a per-call arena.
+  [[nodiscard]] absl::Status GetPractitioner(const physioreg::v1::GetPractitionerRequest& request,
+                                             physioreg::v1::Practitioner* out) const;
 
-  [[nodiscard]] absl::StatusOr<physioreg::v1::VerifyAuthorizationResponse> Verify(
-      const physioreg::v1::VerifyAuthorizationRequest& request) const;
+  [[nodiscard]] absl::Status Verify(const physioreg::v1::VerifyAuthorizationRequest& request,
+                                    physioreg::v1::VerifyAuthorizationResponse* out) const;
 
   [[nodiscard]] absl::StatusOr<physioreg::v1::BatchVerifyAuthorizationsResponse> BatchVerify(
       const physioreg::v1::BatchVerifyAuthorizationsRequest& request) const;

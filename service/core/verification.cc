@@ -26,20 +26,21 @@ std::string DisplayName(const Practitioner& p) {
 }
 
 Practitioner PublicView(Practitioner practitioner) {
-  practitioner.clear_private_contact();
+  MakePublic(&practitioner);
   return practitioner;
 }
 
-VerifyAuthorizationResponse Verify(const Practitioner* p, absl::string_view registration_id,
-                                   physioreg::v1::RestrictedActivity activity,
-                                   absl::string_view as_of) {
-  VerifyAuthorizationResponse response;
+void MakePublic(Practitioner* practitioner) { practitioner->clear_private_contact(); }
+
+void Verify(const Practitioner* p, absl::string_view registration_id,
+            physioreg::v1::RestrictedActivity activity, absl::string_view as_of,
+            VerifyAuthorizationResponse* out) {
+  VerifyAuthorizationResponse& response = *out;
   response.set_as_of(std::string(as_of));
   response.set_registration_id(std::string(registration_id));
   auto answer = [&response](VerificationReason reason) {
     response.set_reason(reason);
     response.set_authorized(reason == physioreg::v1::AUTHORIZED);
-    return response;
   };
   if (p == nullptr) return answer(physioreg::v1::NOT_REGISTERED);
 

@@ -24,14 +24,24 @@ std::string DisplayName(const physioreg::v1::Practitioner& practitioner);
 
 // The record as any non-regulator may see it (private contact details removed).
 physioreg::v1::Practitioner PublicView(physioreg::v1::Practitioner practitioner);
+// The same, in place.
+void MakePublic(physioreg::v1::Practitioner* practitioner);
 
 // Applies the rule to `practitioner` (nullptr when the id is unknown) for `activity` on `as_of`
 // (a valid YYYY-MM-DD). Fills authorized, reason, registration_id, display_name,
-// permit_status, authorization and as_of; the caller adds revision, time and attestation.
-physioreg::v1::VerifyAuthorizationResponse Verify(const physioreg::v1::Practitioner* practitioner,
-                                                  absl::string_view registration_id,
-                                                  physioreg::v1::RestrictedActivity activity,
-                                                  absl::string_view as_of);
+// permit_status, authorization and as_of of an empty `response` (which may live on a per-call
+// arena); the caller adds revision, time and attestation.
+void Verify(const physioreg::v1::Practitioner* practitioner, absl::string_view registration_id,
+            physioreg::v1::RestrictedActivity activity, absl::string_view as_of,
+            physioreg::v1::VerifyAuthorizationResponse* response);
+
+inline physioreg::v1::VerifyAuthorizationResponse Verify(
+    const physioreg::v1::Practitioner* practitioner, absl::string_view registration_id,
+    physioreg::v1::RestrictedActivity activity, absl::string_view as_of) {
+  physioreg::v1::VerifyAuthorizationResponse response;
+  Verify(practitioner, registration_id, activity, as_of, &response);
+  return response;
+}
 
 }  // namespace physioreg::core
 

@@ -44,9 +44,10 @@ class RegistryTest : public ::testing::Test {
   v1::Practitioner Get(const std::string& id) {
     v1::GetPractitionerRequest request;
     request.set_registration_id(id);
-    absl::StatusOr<v1::Practitioner> p = registry_->GetPractitioner(request);
-    EXPECT_TRUE(p.ok()) << p.status();
-    return p.ok() ? *p : v1::Practitioner();
+    v1::Practitioner p;
+    absl::Status found = registry_->GetPractitioner(request, &p);
+    EXPECT_TRUE(found.ok()) << found;
+    return p;
   }
 
   v1::VerificationReason VerifyReason(const std::string& id, const std::string& as_of) {
@@ -54,9 +55,10 @@ class RegistryTest : public ::testing::Test {
     request.set_registration_id(id);
     request.set_activity(v1::DRY_NEEDLING);
     request.set_as_of(as_of);
-    absl::StatusOr<v1::VerifyAuthorizationResponse> r = registry_->Verify(request);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? r->reason() : v1::VERIFICATION_REASON_UNSPECIFIED;
+    v1::VerifyAuthorizationResponse r;
+    absl::Status verified = registry_->Verify(request, &r);
+    EXPECT_TRUE(verified.ok()) << verified;
+    return verified.ok() ? r.reason() : v1::VERIFICATION_REASON_UNSPECIFIED;
   }
 
   TempDir dir_;
@@ -161,7 +163,8 @@ TEST_F(RegistryTest, BadRecordRejectsTheWholeRequestWithFieldPaths) {
   EXPECT_EQ(Get("PT-1").family_name(), "O'Brien-Smith");
   v1::GetPractitionerRequest get;
   get.set_registration_id("PT-2");
-  EXPECT_EQ(registry_->GetPractitioner(get).status().code(), absl::StatusCode::kNotFound);
+  v1::Practitioner none;
+  EXPECT_EQ(registry_->GetPractitioner(get, &none).code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(RegistryTest, DuplicateIdsAndOversizedRequestsAreRejected) {
@@ -261,16 +264,17 @@ TEST_F(RegistryTest, VerifyReportsRevisionAndRejectsBadInput) {
   v1::VerifyAuthorizationRequest request;
   request.set_registration_id("PT-999");
   request.set_activity(v1::DRY_NEEDLING);
-  absl::StatusOr<v1::VerifyAuthorizationResponse> unknown = registry_->Verify(request);
-  ASSERT_TRUE(unknown.ok());
-  EXPECT_EQ(unknown->reason(), v1::NOT_REGISTERED);
-  EXPECT_FALSE(unknown->authorized());
-  EXPECT_EQ(unknown->register_revision(), 1);
-  EXPECT_EQ(unknown->as_of(), "2026-11-25");
+  v1::VerifyAuthorizationResponse unknown;
+  ASSERT_TRUE(registry_->Verify(request, &unknown).ok());
+  EXPECT_EQ(unknown.reason(), v1::NOT_REGISTERED);
+  EXPECT_FALSE(unknown.authorized());
+  EXPECT_EQ(unknown.register_revision(), 1);
+  EXPECT_EQ(unknown.as_of(), "2026-11-25");
 
   request.set_as_of("2026-13-01");
   request.set_activity(v1::RESTRICTED_ACTIVITY_UNSPECIFIED);
-  EXPECT_THAT(ViolationFields(registry_->Verify(request).status()),
+  v1::VerifyAuthorizationResponse rejected;
+  EXPECT_THAT(ViolationFields(registry_->Verify(request, &rejected)),
               ElementsAre("activity", "as_of"));
 }
 
