@@ -34,7 +34,18 @@ std::optional<absl::CivilDay> ParseDate(absl::string_view text) {
 bool IsValidDate(absl::string_view text) { return ParseDate(text).has_value(); }
 
 std::string FormatDate(absl::CivilDay day) {
-  return absl::StrFormat("%04d-%02d-%02d", day.year(), day.month(), day.day());
+  if (day.year() < 0 || day.year() > 9999) {
+    return absl::StrFormat("%04d-%02d-%02d", day.year(), day.month(), day.day());
+  }
+  // By hand: every Verify without as_of formats today, and StrFormat costs more than the rule.
+  std::string text = "0000-00-00";
+  auto put = [&text](size_t end, int64_t value) {
+    for (size_t i = end; value > 0; value /= 10) text[--i] = static_cast<char>('0' + value % 10);
+  };
+  put(4, day.year());
+  put(7, day.month());
+  put(10, day.day());
+  return text;
 }
 
 std::string DateIn(absl::Time now, const absl::TimeZone& zone) {
