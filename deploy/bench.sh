@@ -109,6 +109,8 @@ echo "## Latency at other loads"
 echo
 table_header
 "${loadgen[@]}" --rounds 2 --concurrency 1 --mix verify=1 | to_rows 1
+# 16 streams multiplexed on one connection, as one client channel would send them.
+"${loadgen[@]}" --baseline --rounds 2 --concurrency 16 --connections 1 --mix verify=1 | to_rows 1
 "${loadgen[@]}" --rounds 2 --rate 5000 --mix verify=1 | to_rows 1
 "${loadgen[@]}" --rounds 2 --concurrency 1 --mix batch_verify=1 --batch_size 1000 | to_rows 1
 "${loadgen[@]}" --rounds 2 --concurrency 4 --mix batch_verify=1 --batch_size 1000 | to_rows 1
