@@ -71,6 +71,24 @@ absl::Status ParseInto(const std::string& bytes, google::protobuf::Message* mess
   return absl::OkStatus();
 }
 
+// The end of every single-registrant visit: `fn(nullptr)` when the Get found nothing, else
+// the record parsed into a per-thread message. Parsing clears it but keeps its strings and
+// sub-messages for reuse, so a hot read allocates little.
+absl::Status VisitRead(const rocksdb::Status& s, const rocksdb::PinnableSlice& value,
+                       const std::function<void(const Practitioner*)>& fn) {
+  if (s.IsNotFound()) {
+    fn(nullptr);
+    return absl::OkStatus();
+  }
+  if (!s.ok()) return FromRocks(s, "reading a registrant");
+  thread_local Practitioner scratch;
+  if (!scratch.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+    return absl::DataLossError("stored registrant does not parse");
+  }
+  fn(&scratch);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string RegistrantKey(absl::string_view registration_id) {
@@ -208,18 +226,7 @@ absl::Status Store::VisitPractitionerWithRevision(
                                  RegistrantKey(registration_id), &value);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (write_generation_.load(std::memory_order_seq_cst) == generation) {
-      if (s.IsNotFound()) {
-        fn(nullptr, revision);
-        return absl::OkStatus();
-      }
-      if (!s.ok()) return FromRocks(s, "reading a registrant");
-      // Parsing clears the message but keeps its strings and sub-messages for reuse.
-      thread_local Practitioner scratch;
-      if (!scratch.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-        return absl::DataLossError("stored registrant does not parse");
-      }
-      fn(&scratch, revision);
-      return absl::OkStatus();
+      return VisitRead(s, value, [&](const Practitioner* record) { fn(record, revision); });
     }
   }
   // A commit overlapped: read through a snapshot.
@@ -325,18 +332,7 @@ absl::Status ReadView::VisitPractitioner(absl::string_view registration_id,
   rocksdb::PinnableSlice value;
   rocksdb::Status s = store_->db_->Get(options, store_->handle(ColumnFamily::kRegistrants),
                                        RegistrantKey(registration_id), &value);
-  if (s.IsNotFound()) {
-    fn(nullptr);
-    return absl::OkStatus();
-  }
-  if (!s.ok()) return FromRocks(s, "reading a registrant");
-  // Parsing clears the message but keeps its strings and sub-messages for reuse.
-  thread_local Practitioner scratch;
-  if (!scratch.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-    return absl::DataLossError("stored registrant does not parse");
-  }
-  fn(&scratch);
-  return absl::OkStatus();
+  return VisitRead(s, value, fn);
 }
 
 absl::Status ReadView::VisitPractitioners(
