@@ -33,8 +33,8 @@ grpc::ServerUnaryReactor* AdminService::UpsertPractitioners(
   });
 }
 
-grpc::ServerReadReactor<v1::ImportPractitionersRequest>* AdminService::ImportPractitioners(
-    grpc::CallbackServerContext* context, v1::ImportPractitionersResponse* response) {
+grpc::ServerReadReactor<grpc::ByteBuffer>* AdminService::ImportPractitioners(
+    grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
   absl::StatusOr<core::Caller> caller = RequireRole(*context, *keys_, v1::REGULATOR);
   if (!caller.ok()) return new RejectedReadReactor(ToGrpcStatus(caller.status()));
   return new ImportReactor(context, registry_, writer_, caller->key_id, response);

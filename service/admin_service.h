@@ -11,7 +11,11 @@
 
 namespace physioreg::service {
 
-class AdminService final : public physioreg::v1::RegistryAdmin::CallbackService {
+// ImportPractitioners is served over raw bytes (import_reactor.h): a message that does not
+// parse must fail the import, which a typed reader cannot tell from the end of the stream.
+class AdminService final
+    : public physioreg::v1::RegistryAdmin::WithRawCallbackMethod_ImportPractitioners<
+          physioreg::v1::RegistryAdmin::CallbackService> {
  public:
   AdminService(core::Registry* registry, core::ApiKeys* keys, SerialExecutor* writer)
       : registry_(registry), keys_(keys), writer_(writer) {}
@@ -20,9 +24,8 @@ class AdminService final : public physioreg::v1::RegistryAdmin::CallbackService 
       grpc::CallbackServerContext* context,
       const physioreg::v1::UpsertPractitionersRequest* request,
       physioreg::v1::UpsertPractitionersResponse* response) override;
-  grpc::ServerReadReactor<physioreg::v1::ImportPractitionersRequest>* ImportPractitioners(
-      grpc::CallbackServerContext* context,
-      physioreg::v1::ImportPractitionersResponse* response) override;
+  grpc::ServerReadReactor<grpc::ByteBuffer>* ImportPractitioners(
+      grpc::CallbackServerContext* context, grpc::ByteBuffer* response) override;
   grpc::ServerWriteReactor<physioreg::v1::Practitioner>* ExportPractitioners(
       grpc::CallbackServerContext* context,
       const physioreg::v1::ExportPractitionersRequest* request) override;

@@ -1,49 +1,60 @@
 #include "service/import_reactor.h"
 
+#include <grpcpp/support/proto_buffer_reader.h>
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
 #include "service/grpc_status.h"
 
 namespace physioreg::service {
 
 ImportReactor::ImportReactor(grpc::CallbackServerContext* context, core::Registry* registry,
-                             SerialExecutor* writer, std::string actor,
-                             physioreg::v1::ImportPractitionersResponse* response)
+                             SerialExecutor* writer, std::string actor, grpc::ByteBuffer* response)
     : context_(context),
       registry_(registry),
       writer_(writer),
       actor_(std::move(actor)),
       response_(response) {
-  StartRead(&chunk_);
+  StartRead(&message_);
 }
 
 void ImportReactor::OnReadDone(bool ok) {
-  // Validation and commits are heavy: never on gRPC's threads.
+  // Parsing, validation and commits are heavy: never on gRPC's threads. A read that fails is
+  // the end of the stream (the client closed it, or the call broke off).
   if (ok) {
-    writer_->Post([this] { HandleChunk(); });
+    writer_->Post([this] { HandleMessage(); });
   } else {
     writer_->Post([this] { HandleEnd(); });
   }
 }
 
-void ImportReactor::HandleChunk() {
-  if (first_chunk_) {
-    first_chunk_ = false;
-    import_id_ = chunk_.import_id();
-    absl::StatusOr<std::optional<physioreg::v1::ImportPractitionersResponse>> replay =
-        registry_->FindImport(import_id_);
-    if (!replay.ok()) return Fail(replay.status());
-    if (replay->has_value()) {
-      // Already done once: answer as then, read and write nothing more.
-      *response_ = **replay;
-      Finish(grpc::Status::OK);
-      return;
-    }
+void ImportReactor::HandleMessage() {
+  std::vector<grpc::Slice> slices;
+  if (!message_.Dump(&slices).ok()) return Fail(absl::InternalError("cannot read the message"));
+  for (const grpc::Slice& slice : slices) {
+    session_.digest.Update(
+        absl::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()));
   }
-  const int64_t first_index = response_->received();
-  absl::Status applied =
-      registry_->ImportChunk(chunk_.practitioners(), first_index, actor_, response_);
-  if (!applied.ok()) return Fail(applied);
   chunk_.Clear();
-  StartRead(&chunk_);
+  grpc::ProtoBufferReader reader(&message_);
+  if (!chunk_.ParseFromZeroCopyStream(&reader)) {
+    // Nothing of this message is applied, and the import is not recorded as finished, so a
+    // corrected rerun under the same import_id applies everything.
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "message ", messages_, " of the stream (records from index ", session_.summary.received(),
+        ") is not a valid ImportPractitionersRequest; a string field that is not UTF-8 (e.g. a "
+        "Windows-1252 file) is the usual cause; records before it were applied")));
+  }
+  message_.Clear();
+  if (messages_++ == 0) {
+    absl::Status started =
+        registry_->StartImport(chunk_.import_id(), chunk_.allow_status_lift(), actor_, &session_);
+    if (!started.ok()) return Fail(started);
+  }
+  absl::Status applied = registry_->ImportChunk(chunk_.practitioners(), actor_, &session_);
+  if (!applied.ok()) return Fail(applied);
+  StartRead(&message_);
 }
 
 void ImportReactor::HandleEnd() {
@@ -53,8 +64,11 @@ void ImportReactor::HandleEnd() {
     Finish(grpc::Status(grpc::StatusCode::CANCELLED, "import stream broke off"));
     return;
   }
-  absl::Status finished = registry_->FinishImport(import_id_, response_);
+  absl::Status finished = registry_->FinishImport(actor_, &session_);
   if (!finished.ok()) return Fail(finished);
+  const std::string bytes = session_.summary.SerializeAsString();
+  grpc::Slice slice(bytes);
+  *response_ = grpc::ByteBuffer(&slice, 1);
   Finish(grpc::Status::OK);
 }
 

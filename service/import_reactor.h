@@ -1,11 +1,13 @@
-// ImportPractitioners: a client-streaming reactor. Each message (a chunk of records) is
-// validated and applied on the writer thread; the next message is read only after that, so a
-// stream of any length holds at most one chunk in memory (bounded by the gRPC receive limit,
-// kMaxImportMessageBytes) plus the summary.
+// ImportPractitioners: a client-streaming reactor over the raw bytes of each message, so that a
+// message that does not parse (e.g. a string field that is not UTF-8) fails the import instead
+// of reading like the end of the stream. Each chunk is parsed, validated and applied on the
+// writer thread; the next message is read only after that, so a stream of any length holds at
+// most one chunk in memory (bounded by kMaxReceiveMessageBytes) plus the summary.
 #ifndef PHYSIOREG_SERVICE_IMPORT_REACTOR_H_
 #define PHYSIOREG_SERVICE_IMPORT_REACTOR_H_
 
 #include <grpcpp/server_context.h>
+#include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/server_callback.h>
 
 #include <string>
@@ -16,22 +18,22 @@
 
 namespace physioreg::service {
 
-inline constexpr int kMaxImportMessageBytes = 32 << 20;
+// The largest message the server accepts, on any RPC (an import chunk included).
+inline constexpr int kMaxReceiveMessageBytes = 4 << 20;
 
-class ImportReactor final
-    : public grpc::ServerReadReactor<physioreg::v1::ImportPractitionersRequest> {
+class ImportReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
-  // Starts reading at once; deletes itself when gRPC is done with the call.
+  // Starts reading at once; deletes itself when gRPC is done with the call. `response` is the
+  // serialized ImportPractitionersResponse gRPC sends.
   ImportReactor(grpc::CallbackServerContext* context, core::Registry* registry,
-                SerialExecutor* writer, std::string actor,
-                physioreg::v1::ImportPractitionersResponse* response);
+                SerialExecutor* writer, std::string actor, grpc::ByteBuffer* response);
 
   void OnReadDone(bool ok) override;
   void OnDone() override { delete this; }
 
  private:
-  // On the writer thread: the first chunk decides between a replay and a new import.
-  void HandleChunk();
+  // On the writer thread.
+  void HandleMessage();
   void HandleEnd();
   void Fail(const absl::Status& status);
 
@@ -39,15 +41,15 @@ class ImportReactor final
   core::Registry* registry_;
   SerialExecutor* writer_;
   const std::string actor_;
-  physioreg::v1::ImportPractitionersResponse* response_;
+  grpc::ByteBuffer* response_;
+  grpc::ByteBuffer message_;
   physioreg::v1::ImportPractitionersRequest chunk_;
-  std::string import_id_;
-  bool first_chunk_ = true;
+  core::ImportSession session_;
+  int64_t messages_ = 0;
 };
 
 // A reactor that only reports `status` (e.g. missing credentials) and ends the call.
-class RejectedReadReactor final
-    : public grpc::ServerReadReactor<physioreg::v1::ImportPractitionersRequest> {
+class RejectedReadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   explicit RejectedReadReactor(const grpc::Status& status) { Finish(status); }
   void OnDone() override { delete this; }

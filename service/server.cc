@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "service/import_reactor.h"
 #include "absl/synchronization/mutex.h"
+#include "service/import_reactor.h"
 
 namespace physioreg::service {
 
@@ -21,7 +21,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
         absl::StrCat("unknown time zone '", options.timezone, "' (is tzdata installed?)"));
   }
   std::unique_ptr<Server> server(new Server());
-  absl::StatusOr<std::unique_ptr<storage::Store>> store = storage::Store::Open(options.data_dir, options.storage);
+  absl::StatusOr<std::unique_ptr<storage::Store>> store =
+      storage::Store::Open(options.data_dir, options.storage);
   if (!store.ok()) return store.status();
   server->store_ = *std::move(store);
   server->registry_ = std::make_unique<core::Registry>(server->store_.get(), zone);
@@ -53,7 +54,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.SetMaxReceiveMessageSize(kMaxImportMessageBytes);
+  builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
   builder.AddListeningPort(options.grpc_address, grpc::InsecureServerCredentials(),
                            &server->grpc_port_);
   builder.RegisterService(server->registry_service_.get());

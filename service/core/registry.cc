@@ -5,9 +5,13 @@
 #include <optional>
 #include <utility>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "google/protobuf/util/field_mask_util.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "physioreg/storage/v1/records.pb.h"
 #include "service/core/dates.h"
 #include "service/core/validation.h"
 #include "service/core/verification.h"
@@ -25,10 +29,28 @@ using physioreg::v1::StatusChange;
 
 constexpr int kDefaultPageSize = 20;
 constexpr int kMaxPageSize = 100;
-constexpr absl::string_view kUpsertRequestPrefix = "upsert_request/";
-constexpr absl::string_view kImportPrefix = "import/";
-// Rejections listed in an import summary; rejected_count counts them all.
-constexpr int kMaxListedRejections = 100'000;
+// Idempotency records, keyed by the writer's key id and the id it chose (both length-prefixed).
+constexpr absl::string_view kUpsertRequestPrefix = "idempotency/upsert/";
+constexpr absl::string_view kImportPrefix = "idempotency/import/";
+// Rejections listed in an import summary (rejected_count counts them all), and the violations
+// listed per rejected record: the summary stays a few MB at most, below gRPC's 4 MiB default.
+constexpr int kMaxListedRejections = 1000;
+constexpr int kMaxViolationsPerRejection = 10;
+// Answers are cut (history pages) or refused (batches) past this many bytes, below the 4 MiB a
+// gRPC client accepts by default.
+constexpr size_t kMaxResponseBytes = 3 << 20;
+// The fields an update_mask may name.
+constexpr absl::string_view kMaskablePaths[] = {
+    "given_name",     "family_name", "preferred_name", "former_names", "permit",
+    "authorizations", "locations",   "languages",      "conditions",   "private_contact"};
+
+std::string IdempotencyKey(absl::string_view prefix, absl::string_view actor,
+                           absl::string_view id) {
+  std::string key(prefix);
+  storage::AppendString(&key, actor);
+  storage::AppendString(&key, id);
+  return key;
+}
 
 StatusChange MakeChange(absl::string_view status, absl::string_view effective_on,
                         absl::string_view reason) {
@@ -41,9 +63,10 @@ StatusChange MakeChange(absl::string_view status, absl::string_view effective_on
 
 // Keeps a timeline in step with the status a client uploaded. An uploaded history is kept as
 // sent (it was validated); otherwise the stored one is carried over and a change of status is
-// appended on `today`; a timeline without a past starts on `start`.
+// appended on `today`; a timeline without a past starts on `start`. A stored timeline whose
+// first entry is the server's own start entry follows a corrected start date when it can.
 void MergeHistory(absl::string_view status, const RepeatedPtrField<StatusChange>* stored,
-                  absl::string_view start, absl::string_view today,
+                  absl::string_view stored_start, absl::string_view start, absl::string_view today,
                   RepeatedPtrField<StatusChange>* history) {
   if (!history->empty()) return;
   if (stored == nullptr || stored->empty()) {
@@ -51,12 +74,33 @@ void MergeHistory(absl::string_view status, const RepeatedPtrField<StatusChange>
     return;
   }
   *history = *stored;
-  const StatusChange& last = (*stored)[stored->size() - 1];
+  StatusChange& first = (*history)[0];
+  if (start != stored_start && first.effective_on() == stored_start && first.reason().empty() &&
+      IsValidDate(start) &&
+      (history->size() == 1 || start <= absl::string_view((*history)[1].effective_on()))) {
+    first.set_effective_on(std::string(start));
+  }
+  const StatusChange& last = (*history)[history->size() - 1];
   if (last.status() != status) {
     // Never before the last entry, so the timeline stays ordered.
     const absl::string_view on = std::max(today, absl::string_view(last.effective_on()));
     *history->Add() = MakeChange(status, on, "changed by upload");
   }
+}
+
+const Authorization* FindAuthorization(const Practitioner& p, int activity) {
+  for (const Authorization& a : p.authorizations()) {
+    if (a.activity() == activity) return &a;
+  }
+  return nullptr;
+}
+
+// Where a stored authorization's timeline started when the server began it: granted_on, or
+// the upload date (its first entry) when it had none.
+absl::string_view StoredStart(const Authorization* a) {
+  if (a == nullptr) return "";
+  if (!a->granted_on().empty() || a->status_history().empty()) return a->granted_on();
+  return a->status_history(0).effective_on();
 }
 
 // The record to store for an upload: normalized id, server-set fields cleared, timelines kept.
@@ -67,26 +111,83 @@ Practitioner PrepareUpload(const Practitioner& sent, const Practitioner* stored,
   record.clear_revision();
   record.clear_update_time();
   // One order whatever the source (JSON lists, CSV columns): authorizations by activity.
-  std::sort(
+  std::stable_sort(
       record.mutable_authorizations()->begin(), record.mutable_authorizations()->end(),
       [](const Authorization& a, const Authorization& b) { return a.activity() < b.activity(); });
   Permit* permit = record.mutable_permit();
   MergeHistory(Permit::Status_Name(permit->status()),
-               stored ? &stored->permit().status_history() : nullptr, permit->registered_on(),
-               today, permit->mutable_status_history());
+               stored ? &stored->permit().status_history() : nullptr,
+               stored ? stored->permit().registered_on() : "", permit->registered_on(), today,
+               permit->mutable_status_history());
   for (Authorization& a : *record.mutable_authorizations()) {
-    const Authorization* previous = nullptr;
-    if (stored != nullptr) {
-      for (const Authorization& s : stored->authorizations()) {
-        if (s.activity() == a.activity()) previous = &s;
-      }
-    }
+    const Authorization* previous = stored ? FindAuthorization(*stored, a.activity()) : nullptr;
+    const absl::string_view start = a.granted_on().empty() ? today : a.granted_on();
     MergeHistory(Authorization::Status_Name(a.status()),
-                 previous ? &previous->status_history() : nullptr,
-                 a.granted_on().empty() ? today : absl::string_view(a.granted_on()), today,
-                 a.mutable_status_history());
+                 previous ? &previous->status_history() : nullptr, StoredStart(previous), start,
+                 today, a.mutable_status_history());
   }
   return record;
+}
+
+bool HistoryHas(const RepeatedPtrField<StatusChange>& history, const StatusChange& change) {
+  for (const StatusChange& c : history) {
+    if (c.status() == change.status() && c.effective_on() == change.effective_on()) return true;
+  }
+  return false;
+}
+
+// A nightly upload built from an upstream system that never heard of a suspension must not
+// undo it: leaving SUSPENDED / CANCELLED (permit) or SUSPENDED / REVOKED (authorization), or
+// dropping such an authorization, needs an uploaded status_history that records the change
+// being lifted, or the request's allow_status_lift.
+void CheckNoSilentLift(const Practitioner& sent, const Practitioner& record,
+                       const Practitioner& stored, absl::string_view path, Violations* v) {
+  auto permit_restricted = [](absl::string_view status) {
+    return status == "SUSPENDED" || status == "CANCELLED";
+  };
+  auto authorization_restricted = [](absl::string_view status) {
+    return status == "SUSPENDED" || status == "REVOKED";
+  };
+  const auto& stored_permit = stored.permit().status_history();
+  if (!stored_permit.empty()) {
+    const StatusChange& last = stored_permit[stored_permit.size() - 1];
+    if (permit_restricted(last.status()) &&
+        !permit_restricted(Permit::Status_Name(record.permit().status())) &&
+        !HistoryHas(sent.permit().status_history(), last)) {
+      v->Add(absl::StrCat(path, path.empty() ? "" : ".", "permit.status"),
+             absl::StrCat("would lift the permit's ", last.status(), " status of ",
+                          last.effective_on(), " (", Quote(last.reason()),
+                          "); use SetPermitStatus, send a status_history that includes it, or set "
+                          "allow_status_lift"));
+    }
+  }
+  for (const Authorization& previous : stored.authorizations()) {
+    const auto& history = previous.status_history();
+    if (history.empty()) continue;
+    const StatusChange& last = history[history.size() - 1];
+    if (!authorization_restricted(last.status())) continue;
+    const std::string activity = physioreg::v1::RestrictedActivity_Name(previous.activity());
+    int index = -1;
+    for (int i = 0; i < sent.authorizations_size(); ++i) {
+      if (sent.authorizations(i).activity() == previous.activity()) index = i;
+    }
+    const std::string field = absl::StrCat(path, path.empty() ? "" : ".", "authorizations",
+                                           index < 0 ? "" : absl::StrCat("[", index, "].status"));
+    if (index < 0) {
+      v->Add(field, absl::StrCat("would remove the ", last.status(), " ", activity,
+                                 " authorization (", last.status(), " since ", last.effective_on(),
+                                 "); set allow_status_lift to remove it"));
+      continue;
+    }
+    const Authorization& now = *FindAuthorization(record, previous.activity());
+    if (!authorization_restricted(Authorization::Status_Name(now.status())) &&
+        !HistoryHas(sent.authorizations(index).status_history(), last)) {
+      v->Add(field, absl::StrCat("would lift the ", activity, " authorization's ", last.status(),
+                                 " status of ", last.effective_on(), " (", Quote(last.reason()),
+                                 "); use SetAuthorizationStatus, send a status_history that "
+                                 "includes it, or set allow_status_lift"));
+    }
+  }
 }
 
 bool SameContent(Practitioner a, Practitioner b) {
@@ -153,25 +254,27 @@ absl::Status Registry::GetPractitioner(const physioreg::v1::GetPractitionerReque
   return absl::OkStatus();
 }
 
-absl::Status Registry::CheckVerifyRequest(const physioreg::v1::VerifyAuthorizationRequest& request,
-                                          absl::string_view prefix, std::string* id,
-                                          std::string* as_of) const {
-  Violations v;
-  ValidateRegistrationId(request.registration_id(), absl::StrCat(prefix, "registration_id"), &v);
-  ValidateActivity(request.activity(), absl::StrCat(prefix, "activity"), &v);
+void Registry::CheckVerifyRequest(const physioreg::v1::VerifyAuthorizationRequest& request,
+                                  absl::string_view prefix, Violations* v, std::string* id,
+                                  std::string* as_of) const {
+  const int before = v->count();
+  ValidateRegistrationId(request.registration_id(), absl::StrCat(prefix, "registration_id"), v);
+  ValidateActivity(request.activity(), absl::StrCat(prefix, "activity"), v);
   if (!request.as_of().empty() && !IsValidDate(request.as_of())) {
-    v.Add(absl::StrCat(prefix, "as_of"), "is not a real date in YYYY-MM-DD form");
+    v->Add(absl::StrCat(prefix, "as_of"),
+           absl::StrCat(Quote(request.as_of()), " is not a real date in YYYY-MM-DD form"));
   }
-  if (!v.empty()) return v.ToStatus();
+  if (v->count() != before) return;
   *id = *NormalizeRegistrationId(request.registration_id());
   *as_of = request.as_of().empty() ? Today() : request.as_of();
-  return absl::OkStatus();
 }
 
 absl::Status Registry::Verify(const physioreg::v1::VerifyAuthorizationRequest& request,
                               physioreg::v1::VerifyAuthorizationResponse* out) const {
   std::string id, as_of;
-  if (absl::Status s = CheckVerifyRequest(request, "", &id, &as_of); !s.ok()) return s;
+  Violations v;
+  CheckVerifyRequest(request, "", &v, &id, &as_of);
+  if (!v.empty()) return v.ToStatus();
   // The revision reported is the one the answer was computed from.
   absl::Status read =
       store_->VisitPractitionerWithRevision(id, [&](const Practitioner* record, int64_t revision) {
@@ -187,20 +290,14 @@ absl::StatusOr<physioreg::v1::BatchVerifyAuthorizationsResponse> Registry::Batch
     const physioreg::v1::BatchVerifyAuthorizationsRequest& request) const {
   Violations v;
   if (request.requests_size() > kMaxRecordsPerRequest) {
-    v.Add("requests", absl::StrCat("at most ", kMaxRecordsPerRequest, " per call"));
+    v.Add("requests", absl::StrCat("has ", request.requests_size(), " items; at most ",
+                                   kMaxRecordsPerRequest, " per call"));
     return v.ToStatus();
   }
   std::vector<std::pair<std::string, std::string>> checked(request.requests_size());
   for (int i = 0; i < request.requests_size(); ++i) {
-    absl::Status s = CheckVerifyRequest(request.requests(i), absl::StrCat("requests[", i, "]."),
-                                        &checked[i].first, &checked[i].second);
-    if (!s.ok()) {
-      auto payload = s.GetPayload(kBadRequestTypeUrl);
-      google::rpc::BadRequest bad;
-      if (payload && bad.ParseFromString(std::string(*payload))) {
-        for (const auto& f : bad.field_violations()) v.Add(f.field(), f.description());
-      }
-    }
+    CheckVerifyRequest(request.requests(i), absl::StrCat("requests[", i, "]."), &v,
+                       &checked[i].first, &checked[i].second);
   }
   if (!v.empty()) return v.ToStatus();
   std::unique_ptr<storage::ReadView> view = store_->View();
@@ -211,14 +308,22 @@ absl::StatusOr<physioreg::v1::BatchVerifyAuthorizationsResponse> Registry::Batch
   std::vector<std::string> ids;
   ids.reserve(checked.size());
   for (const auto& [id, as_of] : checked) ids.push_back(id);
+  size_t bytes = 0;
   absl::Status read = view->VisitPractitioners(ids, [&](size_t i, const Practitioner* record) {
+    if (bytes > kMaxResponseBytes) return;
     auto* answer = response.add_responses();
     core::Verify(record, checked[i].first, request.requests(i).activity(), checked[i].second,
                  answer);
     answer->set_register_revision(view->revision());
     *answer->mutable_checked_at() = now;
+    bytes += answer->ByteSizeLong();
   });
   if (!read.ok()) return read;
+  if (bytes > kMaxResponseBytes) {
+    return absl::OutOfRangeError(
+        absl::StrCat("the answer would pass ", kMaxResponseBytes >> 20,
+                     " MiB (registrants with long conditions); send fewer requests per call"));
+  }
   return response;
 }
 
@@ -241,17 +346,46 @@ absl::StatusOr<physioreg::v1::ListPractitionerHistoryResponse> Registry::ListHis
     return absl::NotFoundError(absl::StrCat("no registrant ", id));
   }
   physioreg::v1::ListPractitionerHistoryResponse response;
+  size_t bytes = 0;
+  bool more = static_cast<int>(events->size()) > *page_size;
   for (int i = 0; i < static_cast<int>(events->size()) && i < *page_size; ++i) {
     ChangeEvent& event = (*events)[i];
     if (!include_actor) event.clear_actor();
+    // A page of large records is cut short (never below one event); the token goes on from it.
+    bytes += event.ByteSizeLong();
+    if (i > 0 && bytes > kMaxResponseBytes) {
+      more = true;
+      break;
+    }
     *response.add_events() = std::move(event);
   }
-  if (static_cast<int>(events->size()) > *page_size) {
+  if (more) {
     response.set_next_page_token(
         HistoryPageToken(id, response.events(response.events_size() - 1).revision()));
   }
   return response;
 }
+
+namespace {
+
+// The idempotency record under `key` when there is one.
+absl::StatusOr<std::optional<physioreg::storage::v1::IdempotencyRecord>> FindIdempotencyRecord(
+    const storage::Store& store, const std::string& key) {
+  absl::StatusOr<std::optional<std::string>> stored = store.GetMeta(key);
+  if (!stored.ok()) return stored.status();
+  if (!stored->has_value()) return std::nullopt;
+  physioreg::storage::v1::IdempotencyRecord record;
+  if (!record.ParseFromString(**stored)) return absl::DataLossError("bad idempotency record");
+  return record;
+}
+
+absl::Status ReusedId(absl::string_view field, absl::string_view id) {
+  return absl::AlreadyExistsError(absl::StrCat(
+      field, " ", Quote(id), " was already used for a different request by this key; choose a new ",
+      field, " (a replay must send exactly the same request)"));
+}
+
+}  // namespace
 
 absl::StatusOr<physioreg::v1::UpsertPractitionersResponse> Registry::Upsert(
     const physioreg::v1::UpsertPractitionersRequest& request, const std::string& actor) {
@@ -264,11 +398,30 @@ absl::StatusOr<physioreg::v1::UpsertPractitionersResponse> Registry::Upsert(
                        kMaxRecordsPerRequest, " per request (use ImportPractitioners for more)"));
     return v.ToStatus();
   }
+  const bool masked = request.has_update_mask();
+  if (masked) {
+    if (request.update_mask().paths().empty()) v.Add("update_mask", "names no field");
+    for (int i = 0; i < request.update_mask().paths_size(); ++i) {
+      const std::string& path = request.update_mask().paths(i);
+      if (std::find(std::begin(kMaskablePaths), std::end(kMaskablePaths), path) ==
+          std::end(kMaskablePaths)) {
+        v.Add(absl::StrCat("update_mask.paths[", i, "]"),
+              absl::StrCat(Quote(path), " is not a field an update may name (",
+                           absl::StrJoin(kMaskablePaths, ", "), ")"));
+      }
+    }
+  }
   std::map<std::string, int> first_index_of_id;
+  std::vector<Upload> uploads;
   for (int i = 0; i < request.practitioners_size(); ++i) {
     const std::string path = absl::StrCat("practitioners[", i, "]");
     const Practitioner& p = request.practitioners(i);
-    ValidatePractitioner(p, path, today, &v);
+    // A partial record is checked once merged with the stored one (PrepareChanges).
+    if (masked) {
+      ValidateRegistrationId(p.registration_id(), absl::StrCat(path, ".registration_id"), &v);
+    } else {
+      ValidatePractitioner(p, path, today, &v);
+    }
     if (std::optional<std::string> id = NormalizeRegistrationId(p.registration_id())) {
       auto [it, inserted] = first_index_of_id.emplace(*id, i);
       if (!inserted) {
@@ -276,35 +429,66 @@ absl::StatusOr<physioreg::v1::UpsertPractitionersResponse> Registry::Upsert(
               absl::StrCat("duplicates practitioners[", it->second, "].registration_id"));
       }
     }
+    uploads.push_back(Upload{&p, path, i});
   }
   if (!v.empty()) return v.ToStatus();
 
   std::lock_guard<std::mutex> lock(write_mu_);
   std::string request_key;
+  std::string request_sha256;
   if (!request.request_id().empty()) {
-    request_key = absl::StrCat(kUpsertRequestPrefix, request.request_id());
-    absl::StatusOr<std::optional<std::string>> replay = store_->GetMeta(request_key);
+    request_key = IdempotencyKey(kUpsertRequestPrefix, actor, request.request_id());
+    request_sha256 = Sha256Of(request.SerializeAsString());
+    absl::StatusOr<std::optional<physioreg::storage::v1::IdempotencyRecord>> replay =
+        FindIdempotencyRecord(*store_, request_key);
     if (!replay.ok()) return replay.status();
     if (replay->has_value()) {
+      if ((*replay)->request_sha256() != request_sha256) {
+        return ReusedId("request_id", request.request_id());
+      }
       physioreg::v1::UpsertPractitionersResponse first;
-      if (!first.ParseFromString(**replay)) return absl::DataLossError("bad idempotency record");
+      if (!first.ParseFromString((*replay)->response())) {
+        return absl::DataLossError("bad idempotency record");
+      }
       return first;
     }
   }
 
   ApplyCounts counts;
   storage::Commit commit;
-  std::vector<const Practitioner*> records;
-  for (const Practitioner& p : request.practitioners()) records.push_back(&p);
-  if (absl::Status s = PrepareChanges(records, actor, today, &counts, &commit); !s.ok()) return s;
+  std::vector<Refusal> refusals;
+  UploadOptions options;
+  options.update_mask = masked ? &request.update_mask() : nullptr;
+  options.allow_status_lift = request.allow_status_lift();
+  if (absl::Status s = PrepareChanges(uploads, options, actor, today, &counts, &commit, &refusals);
+      !s.ok()) {
+    return s;
+  }
+  if (!refusals.empty()) {
+    // Atomic: one refused record refuses the request, and nothing is written.
+    Violations all;
+    bool conflicts_only = true;
+    for (const Refusal& refusal : refusals) {
+      all.Merge(refusal.violations);
+      conflicts_only = conflicts_only && refusal.conflict;
+    }
+    // A request that is fine in itself but clashes with what is stored is a precondition
+    // failure; a record that would be invalid once stored is an invalid argument.
+    return all.ToStatus(conflicts_only ? absl::StatusCode::kFailedPrecondition
+                                       : absl::StatusCode::kInvalidArgument);
+  }
   physioreg::v1::UpsertPractitionersResponse response;
   response.set_created(counts.created);
   response.set_updated(counts.updated);
   response.set_unchanged(counts.unchanged);
   const int64_t revision = store_->revision() + static_cast<int64_t>(commit.changes.size());
   response.set_revision(revision);
-  if (!request_key.empty())
-    commit.meta_puts.emplace_back(request_key, response.SerializeAsString());
+  if (!request_key.empty()) {
+    physioreg::storage::v1::IdempotencyRecord record;
+    record.set_request_sha256(request_sha256);
+    record.set_response(response.SerializeAsString());
+    commit.meta_puts.emplace_back(request_key, record.SerializeAsString());
+  }
   if (!commit.changes.empty() || !commit.meta_puts.empty()) {
     if (absl::Status s = store_->Write(commit); !s.ok()) return s;
   }
@@ -319,7 +503,13 @@ absl::StatusOr<Practitioner> Registry::LoadForUpdate(const std::string& id) cons
 }
 
 absl::StatusOr<Practitioner> Registry::CommitOne(Practitioner record, ChangeEvent::Kind kind,
-                                                 const std::string& actor) {
+                                                 const std::string& actor,
+                                                 const std::string& today) {
+  // The same rules as every stored record (e.g. a timeline at its length limit).
+  Violations v;
+  ValidatePractitioner(record, "", today, &v);
+  ValidateStoredForm(record, "", &v);
+  if (!v.empty()) return v.ToStatus(absl::StatusCode::kFailedPrecondition);
   storage::Commit commit;
   AddChange(std::move(record), kind, actor, store_->revision() + 1, clock_(), &commit);
   if (absl::Status s = store_->Write(commit); !s.ok()) return s;
@@ -340,15 +530,17 @@ void Registry::AddChange(Practitioner record, ChangeEvent::Kind kind, const std:
   change.record = std::move(record);
 }
 
-absl::Status Registry::PrepareChanges(const std::vector<const Practitioner*>& records,
-                                      const std::string& actor, const std::string& today,
-                                      ApplyCounts* counts, storage::Commit* commit) const {
+absl::Status Registry::PrepareChanges(const std::vector<Upload>& uploads,
+                                      const UploadOptions& options, const std::string& actor,
+                                      const std::string& today, ApplyCounts* counts,
+                                      storage::Commit* commit,
+                                      std::vector<Refusal>* refusals) const {
   const absl::Time now = clock_();
-  // A registrant may appear twice in one import chunk: the later record is compared with the
-  // earlier one's pending change, so the chunk behaves like the records applied in order.
+  // A registrant may appear twice in one batch: the later record is compared with the
+  // earlier one's pending change, so the batch behaves like the records applied in order.
   std::map<std::string, size_t> pending;  // id -> index in commit->changes
-  for (const Practitioner* sent : records) {
-    const std::string id = *NormalizeRegistrationId(sent->registration_id());
+  for (const Upload& upload : uploads) {
+    const std::string id = *NormalizeRegistrationId(upload.record->registration_id());
     std::optional<Practitioner> stored;
     if (auto it = pending.find(id); it != pending.end()) {
       stored = commit->changes[it->second].record;
@@ -358,7 +550,37 @@ absl::Status Registry::PrepareChanges(const std::vector<const Practitioner*>& re
       stored = *std::move(found);
     }
     const Practitioner* previous = stored.has_value() ? &*stored : nullptr;
+    Violations v(kMaxViolationsPerRejection);
+    const Practitioner* sent = upload.record;
+    Practitioner merged;
+    if (options.update_mask != nullptr) {
+      if (previous == nullptr) {
+        v.Add(absl::StrCat(upload.path, upload.path.empty() ? "" : ".", "registration_id"),
+              absl::StrCat("no registrant ", id, "; an update_mask changes existing records only"));
+        refusals->push_back(Refusal{upload.index, std::move(v), true});
+        continue;
+      }
+      // Only the named fields come from the upload, each replaced whole.
+      merged = *previous;
+      google::protobuf::util::FieldMaskUtil::MergeOptions merge;
+      merge.set_replace_message_fields(true);
+      merge.set_replace_repeated_fields(true);
+      google::protobuf::util::FieldMaskUtil::MergeMessageTo(*sent, *options.update_mask, merge,
+                                                            &merged);
+      sent = &merged;
+    }
     Practitioner record = PrepareUpload(*sent, previous, today);
+    // The rules every stored record keeps, checked on what would be stored.
+    ValidatePractitioner(record, upload.path, today, &v);
+    ValidateStoredForm(record, upload.path, &v);
+    const bool valid = v.empty();
+    if (previous != nullptr && !options.allow_status_lift) {
+      CheckNoSilentLift(*sent, record, *previous, upload.path, &v);
+    }
+    if (!v.empty()) {
+      refusals->push_back(Refusal{upload.index, std::move(v), valid});
+      continue;
+    }
     if (previous != nullptr && SameContent(record, *previous)) {
       ++counts->unchanged;
       continue;
@@ -439,7 +661,7 @@ absl::StatusOr<Practitioner> Registry::SetAuthorizationStatus(
   if (!changed.ok()) return changed.status();
   if (!*changed) return record;
   authorization->set_status(request.status());
-  return CommitOne(*std::move(record), ChangeEvent::AUTHORIZATION_STATUS_CHANGED, actor);
+  return CommitOne(*std::move(record), ChangeEvent::AUTHORIZATION_STATUS_CHANGED, actor, Today());
 }
 
 absl::StatusOr<Practitioner> Registry::SetPermitStatus(
@@ -465,49 +687,81 @@ absl::StatusOr<Practitioner> Registry::SetPermitStatus(
   if (!changed.ok()) return changed.status();
   if (!*changed) return record;
   permit->set_status(request.status());
-  return CommitOne(*std::move(record), ChangeEvent::PERMIT_STATUS_CHANGED, actor);
+  return CommitOne(*std::move(record), ChangeEvent::PERMIT_STATUS_CHANGED, actor, Today());
 }
 
-absl::StatusOr<std::optional<physioreg::v1::ImportPractitionersResponse>> Registry::FindImport(
-    const std::string& import_id) const {
+absl::Status Registry::StartImport(const std::string& import_id, bool allow_status_lift,
+                                   const std::string& actor, ImportSession* session) const {
   Violations v;
   ValidateText(import_id, "import_id", kMaxRequestIdBytes, &v);
   if (!v.empty()) return v.ToStatus();
-  if (import_id.empty()) return std::nullopt;
-  absl::StatusOr<std::optional<std::string>> stored =
-      store_->GetMeta(absl::StrCat(kImportPrefix, import_id));
-  if (!stored.ok()) return stored.status();
-  if (!stored->has_value()) return std::nullopt;
-  physioreg::v1::ImportPractitionersResponse summary;
-  if (!summary.ParseFromString(**stored)) return absl::DataLossError("bad import summary");
-  return summary;
+  session->import_id = import_id;
+  session->allow_status_lift = allow_status_lift;
+  if (import_id.empty()) return absl::OkStatus();
+  absl::StatusOr<std::optional<physioreg::storage::v1::IdempotencyRecord>> finished =
+      FindIdempotencyRecord(*store_, IdempotencyKey(kImportPrefix, actor, import_id));
+  if (!finished.ok()) return finished.status();
+  if (!finished->has_value()) return absl::OkStatus();
+  session->replay = true;
+  session->replay_sha256 = (*finished)->request_sha256();
+  if (!session->summary.ParseFromString((*finished)->response())) {
+    return absl::DataLossError("bad import summary");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Registry::ImportChunk(const RepeatedPtrField<Practitioner>& records,
-                                   int64_t first_index, const std::string& actor,
-                                   physioreg::v1::ImportPractitionersResponse* summary) {
+                                   const std::string& actor, ImportSession* session) {
+  if (session->replay) return absl::OkStatus();  // Compared at the end, never applied again.
+  physioreg::v1::ImportPractitionersResponse* summary = &session->summary;
+  const int64_t first_index = summary->received();
   const std::string today = Today();
-  std::vector<const Practitioner*> valid;
-  for (int i = 0; i < records.size(); ++i) {
-    Violations v;
-    ValidatePractitioner(records[i], "", today, &v);
-    if (v.empty()) {
-      valid.push_back(&records[i]);
-      continue;
-    }
+  auto reject = [&](int i, const Violations& v) {
     summary->set_rejected_count(summary->rejected_count() + 1);
-    if (summary->rejected_size() < kMaxListedRejections) {
-      physioreg::v1::RejectedRecord* rejected = summary->add_rejected();
-      rejected->set_index(first_index + i);
-      rejected->set_registration_id(records[i].registration_id());
-      *rejected->mutable_violations() = v.bad_request().field_violations();
+    if (summary->rejected_size() >= kMaxListedRejections) return;
+    physioreg::v1::RejectedRecord* rejected = summary->add_rejected();
+    rejected->set_index(first_index + i);
+    // Quoted like any bad value: the id itself may be what is wrong with the record.
+    rejected->set_registration_id(NormalizeRegistrationId(records[i].registration_id())
+                                      .value_or(Quote(records[i].registration_id())));
+    *rejected->mutable_violations() = v.bad_request().field_violations();
+  };
+  std::vector<Upload> valid;
+  for (int i = 0; i < records.size(); ++i) {
+    Violations v(kMaxViolationsPerRejection);
+    ValidatePractitioner(records[i], "", today, &v);
+    if (std::optional<std::string> id = NormalizeRegistrationId(records[i].registration_id())) {
+      auto [it, inserted] =
+          session->first_index_of_id.emplace(absl::Hash<std::string>{}(*id), first_index + i);
+      if (!inserted) {
+        v.Add("registration_id", absl::StrCat("appears again in this import (first at index ",
+                                              it->second, "); one record per registrant"));
+      }
+    }
+    if (v.empty()) {
+      valid.push_back(Upload{&records[i], "", i});
+    } else {
+      reject(i, v);
     }
   }
   summary->set_received(summary->received() + records.size());
   std::lock_guard<std::mutex> lock(write_mu_);
   ApplyCounts counts;
   storage::Commit commit;
-  if (absl::Status s = PrepareChanges(valid, actor, today, &counts, &commit); !s.ok()) return s;
+  std::vector<Refusal> refusals;
+  UploadOptions options;
+  options.allow_status_lift = session->allow_status_lift;
+  if (absl::Status s = PrepareChanges(valid, options, actor, today, &counts, &commit, &refusals);
+      !s.ok()) {
+    return s;
+  }
+  for (const Refusal& refusal : refusals) reject(refusal.index, refusal.violations);
+  if (!refusals.empty()) {
+    // Keep the rejected list in stream order.
+    std::stable_sort(summary->mutable_rejected()->begin(), summary->mutable_rejected()->end(),
+                     [](const physioreg::v1::RejectedRecord& a,
+                        const physioreg::v1::RejectedRecord& b) { return a.index() < b.index(); });
+  }
   if (!commit.changes.empty()) {
     if (absl::Status s = store_->Write(commit); !s.ok()) return s;
   }
@@ -516,14 +770,31 @@ absl::Status Registry::ImportChunk(const RepeatedPtrField<Practitioner>& records
   return absl::OkStatus();
 }
 
-absl::Status Registry::FinishImport(const std::string& import_id,
-                                    physioreg::v1::ImportPractitionersResponse* summary) {
+absl::Status Registry::FinishImport(const std::string& actor, ImportSession* session) {
+  const std::string sha256 = session->digest.Finish();
+  if (session->replay) {
+    if (sha256 != session->replay_sha256) return ReusedId("import_id", session->import_id);
+    return absl::OkStatus();  // The first summary, as it was.
+  }
   std::lock_guard<std::mutex> lock(write_mu_);
-  summary->set_revision(store_->revision());
-  if (import_id.empty()) return absl::OkStatus();
+  session->summary.set_revision(store_->revision());
+  if (session->import_id.empty()) return absl::OkStatus();
+  const std::string key = IdempotencyKey(kImportPrefix, actor, session->import_id);
+  // Another stream under the same id may have finished meanwhile.
+  absl::StatusOr<std::optional<physioreg::storage::v1::IdempotencyRecord>> finished =
+      FindIdempotencyRecord(*store_, key);
+  if (!finished.ok()) return finished.status();
+  if (finished->has_value()) {
+    if ((*finished)->request_sha256() != sha256) {
+      return ReusedId("import_id", session->import_id);
+    }
+    return absl::OkStatus();
+  }
+  physioreg::storage::v1::IdempotencyRecord record;
+  record.set_request_sha256(sha256);
+  record.set_response(session->summary.SerializeAsString());
   storage::Commit commit;
-  commit.meta_puts.emplace_back(absl::StrCat(kImportPrefix, import_id),
-                                summary->SerializeAsString());
+  commit.meta_puts.emplace_back(key, record.SerializeAsString());
   return store_->Write(commit);
 }
 

@@ -10,14 +10,32 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "physioreg/v1/registry.pb.h"
+#include "service/core/digest.h"
 #include "service/core/validation.h"
 #include "storage/store.h"
 
 namespace physioreg::core {
+
+// What one ImportPractitioners stream carries from chunk to chunk.
+struct ImportSession {
+  std::string import_id;
+  bool allow_status_lift = false;
+  // The import_id names a finished import: the stream is only hashed, to be compared with it.
+  bool replay = false;
+  std::string replay_sha256;
+  // Of every message's bytes as received (the caller feeds it), to tell a replay of the same
+  // records from different records under a used import_id.
+  Sha256 digest;
+  // One record per registrant per import, as in one UpsertPractitioners request: a hash of each
+  // id seen and its stream index (8 + 8 bytes a registrant rather than the id itself).
+  absl::flat_hash_map<size_t, int64_t> first_index_of_id;
+  physioreg::v1::ImportPractitionersResponse summary;
+};
 
 class Registry {
  public:
@@ -52,28 +70,28 @@ class Registry {
   [[nodiscard]] absl::StatusOr<physioreg::v1::Practitioner> SetPermitStatus(
       const physioreg::v1::SetPermitStatusRequest& request, const std::string& actor);
 
-  // Streaming import, one chunk at a time. The summary of a finished import, when `import_id`
-  // names one (replays answer with it); INVALID_ARGUMENT for a malformed import_id.
-  [[nodiscard]] absl::StatusOr<std::optional<physioreg::v1::ImportPractitionersResponse>>
-  FindImport(const std::string& import_id) const;
-  // Validates each record (its stream index is `first_index` + its position), commits the
-  // valid ones in one atomic, durable batch, and adds counts and rejections to `summary`.
+  // Streaming import, one chunk at a time, all on the writer. StartImport checks the first
+  // message's import_id and finds a finished import under it (then the session replays);
+  // ImportChunk validates each record (its stream index is summary.received + its position),
+  // commits the valid ones in one atomic, durable batch and adds counts and rejections to the
+  // summary; FinishImport sets the revision and keeps the summary for replays (or, replaying,
+  // answers the first summary when the stream was the same and ALREADY_EXISTS when not).
+  [[nodiscard]] absl::Status StartImport(const std::string& import_id, bool allow_status_lift,
+                                         const std::string& actor, ImportSession* session) const;
   [[nodiscard]] absl::Status ImportChunk(
       const google::protobuf::RepeatedPtrField<physioreg::v1::Practitioner>& records,
-      int64_t first_index, const std::string& actor,
-      physioreg::v1::ImportPractitionersResponse* summary);
-  // Sets the summary's revision and, for a named import, keeps the summary for replays.
-  [[nodiscard]] absl::Status FinishImport(const std::string& import_id,
-                                          physioreg::v1::ImportPractitionersResponse* summary);
+      const std::string& actor, ImportSession* session);
+  [[nodiscard]] absl::Status FinishImport(const std::string& actor, ImportSession* session);
 
   // A consistent point-in-time view of the register (for exports).
   std::unique_ptr<storage::ReadView> Snapshot() const { return store_->View(); }
 
  private:
-  // Validates a verification request; fills the normalized id and the as_of date.
-  [[nodiscard]] absl::Status CheckVerifyRequest(
-      const physioreg::v1::VerifyAuthorizationRequest& request, absl::string_view field_prefix,
-      std::string* id, std::string* as_of) const;
+  // Validates a verification request into `violations` (field paths after `field_prefix`);
+  // fills the normalized id and the as_of date when it is valid.
+  void CheckVerifyRequest(const physioreg::v1::VerifyAuthorizationRequest& request,
+                          absl::string_view field_prefix, Violations* violations, std::string* id,
+                          std::string* as_of) const;
   // The checks both status changes share (id, effective_on not in the future, reason), added
   // to `violations`; fills the normalized id and the effective date (today when empty).
   template <typename Request>
@@ -82,24 +100,47 @@ class Registry {
   // Loads a record for a status change; NOT_FOUND when unknown.
   [[nodiscard]] absl::StatusOr<physioreg::v1::Practitioner> LoadForUpdate(
       const std::string& id) const;
+
+  // One uploaded record and where its problems are reported.
+  struct Upload {
+    const physioreg::v1::Practitioner* record;
+    std::string path;  // "practitioners[3]" in an upsert, "" in an import
+    int index;         // position in the request or chunk
+  };
+  struct UploadOptions {
+    const google::protobuf::FieldMask* update_mask = nullptr;  // null: whole records
+    bool allow_status_lift = false;
+  };
   struct ApplyCounts {
     int64_t created = 0;
     int64_t updated = 0;
     int64_t unchanged = 0;
   };
-  // Under write_mu_: adds to `commit` the changes `records` (valid; ids may repeat, later wins)
-  // make to the stored register, with the next revisions, and counts them.
-  [[nodiscard]] absl::Status PrepareChanges(
-      const std::vector<const physioreg::v1::Practitioner*>& records, const std::string& actor,
-      const std::string& today, ApplyCounts* counts, storage::Commit* commit) const;
+  // What PrepareChanges refused: per upload index, its violations (paths under its path).
+  struct Refusal {
+    int index;
+    Violations violations;
+    // Valid in itself; refused only for what is stored (e.g. a suspension it would lift).
+    bool conflict = false;
+  };
+  // Under write_mu_: builds the record each upload stores (mask applied, timelines kept),
+  // checks it against the same rules as any stored record and against the stored one (no
+  // silent lifting of a suspension), and adds the changes of the accepted ones to `commit`
+  // with the next revisions. Ids may repeat: later wins.
+  [[nodiscard]] absl::Status PrepareChanges(const std::vector<Upload>& uploads,
+                                            const UploadOptions& options, const std::string& actor,
+                                            const std::string& today, ApplyCounts* counts,
+                                            storage::Commit* commit,
+                                            std::vector<Refusal>* refusals) const;
   // Appends `record` as a change with `revision` (and its event) to `commit`.
   static void AddChange(physioreg::v1::Practitioner record, physioreg::v1::ChangeEvent::Kind kind,
                         const std::string& actor, int64_t revision, absl::Time now,
                         storage::Commit* commit);
-  // Commits one changed record as the next revision and returns what was stored.
+  // Validates the record a status change produced, then commits it as the next revision and
+  // returns what was stored.
   [[nodiscard]] absl::StatusOr<physioreg::v1::Practitioner> CommitOne(
       physioreg::v1::Practitioner record, physioreg::v1::ChangeEvent::Kind kind,
-      const std::string& actor);
+      const std::string& actor, const std::string& today);
 
   storage::Store* store_;
   absl::TimeZone zone_;

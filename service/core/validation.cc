@@ -1,5 +1,6 @@
 #include "service/core/validation.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -23,9 +24,53 @@ std::string Field(absl::string_view path, absl::string_view name) {
 }
 std::string Item(absl::string_view path, int index) { return absl::StrCat(path, "[", index, "]"); }
 
+// The length of the UTF-8 sequence starting at text[i]; 0 when it is not well-formed UTF-8.
+size_t Utf8Length(absl::string_view text, size_t i) {
+  const auto c = static_cast<unsigned char>(text[i]);
+  const size_t length = c < 0x80             ? 1
+                        : (c & 0xE0) == 0xC0 ? 2
+                        : (c & 0xF0) == 0xE0 ? 3
+                        : (c & 0xF8) == 0xF0 ? 4
+                                             : 0;
+  if (length == 0 || i + length > text.size()) return 0;
+  return IsValidUtf8(text.substr(i, length)) ? length : 0;
+}
+
+// The code point of a well-formed sequence of `length` bytes at text[i].
+uint32_t DecodeAt(absl::string_view text, size_t i, size_t length) {
+  static constexpr unsigned char kLeadMask[] = {0, 0x7F, 0x1F, 0x0F, 0x07};
+  uint32_t code = static_cast<unsigned char>(text[i]) & kLeadMask[length];
+  for (size_t k = 1; k < length; ++k) {
+    code = (code << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3F);
+  }
+  return code;
+}
+
+// C0 and C1 controls (line breaks and tabs included), DEL, and the Unicode line separators.
+bool IsControl(uint32_t c) {
+  return c < 0x20 || (c >= 0x7F && c <= 0x9F) || c == 0x2028 || c == 0x2029;
+}
+
+// Characters that reorder displayed text (used to disguise names and file names).
+bool IsBidiControl(uint32_t c) {
+  return c == 0x061C || c == 0x200E || c == 0x200F || (c >= 0x202A && c <= 0x202E) ||
+         (c >= 0x2066 && c <= 0x2069);
+}
+
+// Spaces and characters that show nothing on their own: a value made only of these looks
+// empty on a page or a terminal.
+bool IsInvisible(uint32_t c) {
+  return c == 0x20 || c == 0xA0 || c == 0xAD || c == 0x034F || c == 0x115F || c == 0x1160 ||
+         c == 0x1680 || c == 0x17B4 || c == 0x17B5 || (c >= 0x180B && c <= 0x180F) ||
+         (c >= 0x2000 && c <= 0x200D) || c == 0x202F || c == 0x205F ||
+         (c >= 0x2060 && c <= 0x2064) || c == 0x3000 || c == 0x3164 ||
+         (c >= 0xFE00 && c <= 0xFE0F) || c == 0xFEFF || c == 0xFFA0 ||
+         (c >= 0xE0000 && c <= 0xE007F);
+}
+
 void RequireText(absl::string_view text, absl::string_view field, size_t max_bytes, Violations* v) {
-  if (absl::StripAsciiWhitespace(text).empty()) {
-    v->Add(std::string(field), text.empty() ? "is required" : "must not be blank");
+  if (text.empty()) {
+    v->Add(std::string(field), "is required");
     return;
   }
   ValidateText(text, field, max_bytes, v);
@@ -37,7 +82,15 @@ void ValidateDate(absl::string_view date, absl::string_view field, bool required
     return;
   }
   if (!IsValidDate(date)) {
-    v->Add(std::string(field), absl::StrCat("'", date, "' is not a real date in YYYY-MM-DD form"));
+    v->Add(std::string(field), absl::StrCat(Quote(date), " is not a real date in YYYY-MM-DD form"));
+  }
+}
+
+// A date that may not lie after today (when it is a real date at all).
+void NotInFuture(absl::string_view date, absl::string_view field, absl::string_view today,
+                 Violations* v) {
+  if (IsValidDate(date) && date > today) {
+    v->Add(std::string(field), absl::StrCat("is in the future (today is ", today, ")"));
   }
 }
 
@@ -69,7 +122,8 @@ void ValidateHistory(const RepeatedPtrField<StatusChange>& history, absl::string
     const std::string entry = Item(field, i);
     StatusEnum parsed;
     if (!parse(change.status(), &parsed) || static_cast<int>(parsed) == 0) {
-      v->Add(Field(entry, "status"), absl::StrCat("'", change.status(), "' is not a valid status"));
+      v->Add(Field(entry, "status"),
+             absl::StrCat(Quote(change.status()), " is not a valid status"));
     }
     ValidateDate(change.effective_on(), Field(entry, "effective_on"), true, v);
     if (IsValidDate(change.effective_on())) {
@@ -80,7 +134,10 @@ void ValidateHistory(const RepeatedPtrField<StatusChange>& history, absl::string
         v->Add(Field(entry, "effective_on"), "is in the future");
       }
       if (i == 0 && IsValidDate(earliest) && change.effective_on() < earliest) {
-        v->Add(Field(entry, "effective_on"), absl::StrCat("is before ", earliest));
+        v->Add(Field(entry, "effective_on"),
+               absl::StrCat("is before ", earliest,
+                            ", where the timeline starts (registered_on / granted_on); to move the "
+                            "start past recorded changes, send the full status_history"));
       }
       previous = change.effective_on();
     }
@@ -107,6 +164,8 @@ void ValidatePermit(const Practitioner& p, absl::string_view path, absl::string_
     v->Add(Field(path, "status"), "must be ACTIVE, INACTIVE, SUSPENDED or CANCELLED");
   }
   ValidateDate(permit.registered_on(), Field(path, "registered_on"), true, v);
+  // A permit registered in the future could not be suspended or cancelled until then.
+  NotInFuture(permit.registered_on(), Field(path, "registered_on"), today, v);
   ValidateDate(permit.expires_on(), Field(path, "expires_on"), false, v);
   if (IsValidDate(permit.registered_on()) && IsValidDate(permit.expires_on()) &&
       permit.expires_on() < permit.registered_on()) {
@@ -121,7 +180,8 @@ bool RestrictedForProvisional(physioreg::v1::RestrictedActivity activity) {
   return activity == physioreg::v1::DRY_NEEDLING || activity == physioreg::v1::SPINAL_MANIPULATION;
 }
 
-void ValidateAuthorization(const Authorization& a, bool provisional, absl::string_view path,
+void ValidateAuthorization(const Authorization& a, bool provisional,
+                           absl::string_view registered_on, absl::string_view path,
                            absl::string_view today, Violations* v) {
   ValidateActivity(a.activity(), Field(path, "activity"), v);
   if (provisional && RestrictedForProvisional(a.activity())) {
@@ -143,6 +203,12 @@ void ValidateAuthorization(const Authorization& a, bool provisional, absl::strin
     }
   }
   ValidateDate(a.granted_on(), Field(path, "granted_on"), false, v);
+  // An authorization granted in the future could not be suspended or revoked until then.
+  NotInFuture(a.granted_on(), Field(path, "granted_on"), today, v);
+  if (IsValidDate(a.granted_on()) && IsValidDate(registered_on) && a.granted_on() < registered_on) {
+    v->Add(Field(path, "granted_on"),
+           absl::StrCat("is before the permit's registered_on ", registered_on));
+  }
   ValidateDate(a.expires_on(), Field(path, "expires_on"), false, v);
   if (IsValidDate(a.granted_on()) && IsValidDate(a.expires_on()) &&
       a.expires_on() < a.granted_on()) {
@@ -161,6 +227,7 @@ void ValidateAuthorization(const Authorization& a, bool provisional, absl::strin
         v->Add(Field(item, "hours"), "must be between 0 and 10000");
       }
       ValidateDate(t.completed_on(), Field(item, "completed_on"), false, v);
+      NotInFuture(t.completed_on(), Field(item, "completed_on"), today, v);
     }
   }
   ValidateHistory<Authorization::Status>(a.status_history(), Field(path, "status_history"),
@@ -187,23 +254,64 @@ void ValidateLocation(const physioreg::v1::PracticeLocation& l, absl::string_vie
 }  // namespace
 
 void Violations::Add(std::string field, std::string description) {
-  auto* violation = bad_request_.add_field_violations();
-  violation->set_field(std::move(field));
-  violation->set_description(std::move(description));
+  ++count_;
+  if (count_ <= limit_) {
+    auto* violation = bad_request_.add_field_violations();
+    violation->set_field(std::move(field));
+    violation->set_description(std::move(description));
+    return;
+  }
+  // Past the limit one last entry counts what was left out.
+  if (count_ == limit_ + 1) bad_request_.add_field_violations();
+  auto* more = bad_request_.mutable_field_violations(bad_request_.field_violations_size() - 1);
+  more->set_description(absl::StrCat(count_ - limit_, " more violations not listed"));
 }
 
-absl::Status Violations::ToStatus() const {
+void Violations::Merge(const Violations& other) {
+  const int listed = std::min(other.count_, other.limit_);
+  for (int i = 0; i < listed; ++i) {
+    const auto& f = other.bad_request_.field_violations(i);
+    Add(f.field(), f.description());
+  }
+  for (int i = listed; i < other.count_; ++i) Add("", "(left out of an earlier list)");
+}
+
+absl::Status Violations::ToStatus(absl::StatusCode code) const {
   if (empty()) return absl::OkStatus();
   const auto& list = bad_request_.field_violations();
-  std::string message = absl::StrCat(list.size(), " invalid field", list.size() == 1 ? "" : "s");
-  // The message names the first few; the BadRequest detail carries every one.
-  for (int i = 0; i < list.size() && i < 5; ++i) {
+  std::string message = absl::StrCat(count_, " invalid field", count_ == 1 ? "" : "s");
+  // The message names the first few; the BadRequest detail lists up to limit_.
+  for (int i = 0; i < list.size() && i < 3 && i < limit_; ++i) {
     absl::StrAppend(&message, i == 0 ? ": " : "; ", list[i].field(), " ", list[i].description());
   }
-  if (list.size() > 5) absl::StrAppend(&message, "; ...");
-  absl::Status status = absl::InvalidArgumentError(message);
+  if (count_ > 3) absl::StrAppend(&message, "; and ", count_ - 3, " more");
+  absl::Status status(code, message);
   status.SetPayload(kBadRequestTypeUrl, absl::Cord(bad_request_.SerializeAsString()));
   return status;
+}
+
+std::string Quote(absl::string_view value) {
+  std::string out = "'";
+  size_t used = 0;
+  size_t i = 0;
+  while (i < value.size()) {
+    const size_t length = Utf8Length(value, i);
+    std::optional<uint32_t> code;
+    if (length > 0) code = DecodeAt(value, i, length);
+    // Bytes that are not UTF-8 and characters a terminal would act on are shown escaped.
+    std::string piece =
+        code && !IsControl(*code) && !IsBidiControl(*code) ? std::string(value.substr(i, length))
+        : code
+            ? absl::StrCat("\\u{", absl::Hex(*code), "}")
+            : absl::StrCat("\\x", absl::Hex(static_cast<unsigned char>(value[i]), absl::kZeroPad2));
+    if (used + piece.size() > kMaxQuotedBytes) break;
+    used += piece.size();
+    out += piece;
+    i += length > 0 ? length : 1;
+  }
+  if (i < value.size()) out += "...";
+  out += "'";
+  return out;
 }
 
 std::optional<std::string> NormalizeRegistrationId(absl::string_view id) {
@@ -272,9 +380,32 @@ void ValidateText(absl::string_view text, absl::string_view field, size_t max_by
   if (text.size() > max_bytes) {
     v->Add(std::string(field),
            absl::StrCat("is ", text.size(), " bytes; at most ", max_bytes, " are allowed"));
-  } else if (!IsValidUtf8(text)) {
-    v->Add(std::string(field), "is not valid UTF-8");
+    return;
   }
+  if (!IsValidUtf8(text)) {
+    v->Add(std::string(field), "is not valid UTF-8");
+    return;
+  }
+  bool visible = text.empty();
+  for (size_t i = 0; i < text.size();) {
+    const size_t length = Utf8Length(text, i);
+    const uint32_t c = DecodeAt(text, i, length);
+    if (IsControl(c)) {
+      v->Add(std::string(field),
+             absl::StrCat("contains a control character (U+", absl::Hex(c, absl::kZeroPad4),
+                          ", e.g. a line break or tab) at byte ", i));
+      return;
+    }
+    if (IsBidiControl(c)) {
+      v->Add(std::string(field), absl::StrCat("contains a bidirectional-text control (U+",
+                                              absl::Hex(c, absl::kZeroPad4), ") at byte ", i));
+      return;
+    }
+    visible = visible || !IsInvisible(c);
+    i += length;
+  }
+  if (!visible)
+    v->Add(std::string(field), "must not be blank (only spaces or invisible characters)");
 }
 
 void ValidatePastDate(absl::string_view date, absl::string_view field, absl::string_view today,
@@ -298,7 +429,7 @@ void ValidatePractitioner(const Practitioner& p, absl::string_view path, absl::s
   for (int i = 0; i < p.authorizations_size(); ++i) {
     const Authorization& a = p.authorizations(i);
     const std::string item = Item(authorizations, i);
-    ValidateAuthorization(a, provisional, item, today, v);
+    ValidateAuthorization(a, provisional, p.permit().registered_on(), item, today, v);
     auto [it, inserted] = first_index_of_activity.emplace(a.activity(), i);
     if (!inserted && a.activity() != physioreg::v1::RESTRICTED_ACTIVITY_UNSPECIFIED) {
       v->Add(Field(item, "activity"),
@@ -322,6 +453,25 @@ void ValidatePractitioner(const Practitioner& p, absl::string_view path, absl::s
       v->Add(Field(contact_path, "email"), "is not an email address");
     }
     ValidateText(contact.phone(), Field(contact_path, "phone"), 32, v);
+  }
+}
+
+void ValidateStoredForm(const Practitioner& p, absl::string_view path, Violations* v) {
+  if (p.permit().status_history().empty()) {
+    v->Add(Field(path, "permit.status_history"),
+           "is empty (the server keeps one for every permit)");
+  }
+  for (int i = 0; i < p.authorizations_size(); ++i) {
+    if (p.authorizations(i).status_history().empty()) {
+      v->Add(Field(Item(Field(path, "authorizations"), i), "status_history"),
+             "is empty (the server keeps one for every authorization)");
+    }
+  }
+  const size_t bytes = p.ByteSizeLong();
+  if (bytes > kMaxRecordBytes) {
+    v->Add(std::string(path.empty() ? "practitioner" : path),
+           absl::StrCat("is ", bytes, " bytes serialized (status histories included); at most ",
+                        kMaxRecordBytes, " are allowed"));
   }
 }
 

@@ -45,18 +45,36 @@ void Verify(const Practitioner* p, absl::string_view registration_id,
   if (p == nullptr) return answer(physioreg::v1::NOT_REGISTERED);
 
   response.set_display_name(DisplayName(*p));
-  // Whatever the answer, a clinic sees the authorization it is about when one exists.
   const Authorization* authorization = nullptr;
   for (const Authorization& a : p->authorizations()) {
     if (a.activity() == activity) authorization = &a;
   }
-  if (authorization != nullptr) *response.mutable_authorization() = *authorization;
+  // Whatever the answer, a clinic sees the authorization it asked about as it stood on as_of:
+  // its status that day, not today's, and only what a verification needs.
+  std::optional<std::string> status;
+  Authorization::Status status_value = Authorization::STATUS_UNSPECIFIED;
+  if (authorization != nullptr) {
+    status = StatusOn(authorization->status_history(), as_of);
+    if (status) Authorization::Status_Parse(*status, &status_value);
+    Authorization& shown = *response.mutable_authorization();
+    shown.set_activity(authorization->activity());
+    shown.set_status(status_value);
+    *shown.mutable_techniques() = authorization->techniques();
+    shown.set_granted_on(authorization->granted_on());
+    shown.set_expires_on(authorization->expires_on());
+    *shown.mutable_conditions() = authorization->conditions();
+  }
   const Permit& permit = p->permit();
+  response.set_permit_expires_on(permit.expires_on());
   const std::optional<std::string> permit_status = StatusOn(permit.status_history(), as_of);
   Permit::Status permit_status_value = Permit::STATUS_UNSPECIFIED;
   if (permit_status) Permit::Status_Parse(*permit_status, &permit_status_value);
-  response.set_permit_status(permit_status_value);
   const bool permit_expired = !permit.expires_on().empty() && permit.expires_on() < as_of;
+  // An expired permit is not in force, whatever its last recorded status.
+  if (permit_expired && permit_status_value == Permit::ACTIVE) {
+    permit_status_value = Permit::INACTIVE;
+  }
+  response.set_permit_status(permit_status_value);
   if (permit_status_value != Permit::ACTIVE || permit_expired) {
     return answer(physioreg::v1::PERMIT_NOT_ACTIVE);
   }
@@ -66,12 +84,9 @@ void Verify(const Practitioner* p, absl::string_view registration_id,
   }
   if (authorization == nullptr) return answer(physioreg::v1::NO_AUTHORIZATION);
 
-  const std::optional<std::string> status = StatusOn(authorization->status_history(), as_of);
   if ((!authorization->granted_on().empty() && as_of < authorization->granted_on()) || !status) {
     return answer(physioreg::v1::AUTHORIZATION_NOT_YET_EFFECTIVE);
   }
-  Authorization::Status status_value = Authorization::STATUS_UNSPECIFIED;
-  Authorization::Status_Parse(*status, &status_value);
   switch (status_value) {
     case Authorization::PENDING:
       return answer(physioreg::v1::AUTHORIZATION_PENDING);

@@ -3,7 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "tests/support/bad_request.h"
 #include "tests/support/records.h"
 #include "tests/support/temp_dir.h"
@@ -105,12 +108,41 @@ TEST_F(RegistryTest, IdenticalRecordIsUnchangedAndAddsNoRevision) {
 
 TEST_F(RegistryTest, ReplayedRequestIdReturnsFirstAnswerAndWritesNothing) {
   v1::UpsertPractitionersResponse first = UpsertOk({ValidPractitioner("PT-1")}, "req-1");
+  // Something else changes the record in between: a replay still writes nothing.
+  v1::Practitioner other = ValidPractitioner("PT-1");
+  other.set_family_name("Between");
+  UpsertOk({other});
+  v1::UpsertPractitionersResponse replay = UpsertOk({ValidPractitioner("PT-1")}, "req-1");
+  EXPECT_EQ(replay.SerializeAsString(), first.SerializeAsString());
+  EXPECT_EQ(store_->revision(), 2);
+  EXPECT_EQ(Get("PT-1").family_name(), "Between");
+}
+
+TEST_F(RegistryTest, DifferentRequestUnderAUsedRequestIdIsRefusedAndWritesNothing) {
+  UpsertOk({ValidPractitioner("PT-1")}, "req-1");
   v1::Practitioner changed = ValidPractitioner("PT-1");
   changed.set_family_name("Different");
-  v1::UpsertPractitionersResponse replay = UpsertOk({changed, ValidPractitioner("PT-9")}, "req-1");
-  EXPECT_EQ(replay.SerializeAsString(), first.SerializeAsString());
+  v1::UpsertPractitionersRequest request;
+  *request.add_practitioners() = changed;
+  *request.add_practitioners() = ValidPractitioner("PT-9");
+  request.set_request_id("req-1");
+  absl::StatusOr<v1::UpsertPractitionersResponse> response = registry_->Upsert(request, "k1");
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kAlreadyExists) << response.status();
   EXPECT_EQ(store_->revision(), 1);
   EXPECT_EQ(Get("PT-1").family_name(), "O'Brien-Smith");
+}
+
+TEST_F(RegistryTest, RequestIdsBelongToTheKeyThatUsedThem) {
+  v1::UpsertPractitionersRequest request;
+  *request.add_practitioners() = ValidPractitioner("PT-1");
+  request.set_request_id("nightly");
+  ASSERT_TRUE(registry_->Upsert(request, "k1").ok());
+  // Another key's "nightly" is its own request, not a replay of k1's.
+  request.mutable_practitioners(0)->set_family_name("Second");
+  absl::StatusOr<v1::UpsertPractitionersResponse> other = registry_->Upsert(request, "k2");
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(other->updated(), 1);
+  EXPECT_EQ(Get("PT-1").family_name(), "Second");
 }
 
 TEST_F(RegistryTest, StatusChangedByUpsertIsAppendedOnTheUploadDate) {
@@ -368,6 +400,398 @@ TEST_F(RegistryTest, HistoryRejectsForeignOrTamperedTokensAndUnknownIds) {
   request.set_page_size(0);
   request.set_registration_id("PT-404");
   EXPECT_EQ(registry_->ListHistory(request, false).status().code(), absl::StatusCode::kNotFound);
+}
+
+// ---------------------------------------------------------------------------------------------
+// One rule set for what may be stored, on every write path.
+
+namespace hardening {
+
+v1::UpsertPractitionersRequest Request(std::vector<v1::Practitioner> records) {
+  v1::UpsertPractitionersRequest request;
+  for (auto& r : records) *request.add_practitioners() = std::move(r);
+  return request;
+}
+
+}  // namespace hardening
+
+TEST_F(RegistryTest, FutureStartDatesAndGrantsBeforeRegistrationAreRefused) {
+  v1::Practitioner future_permit = ValidPractitioner("PT-1");
+  future_permit.mutable_permit()->set_registered_on("2026-11-26");
+  v1::Practitioner future_grant = ValidPractitioner("PT-2");
+  future_grant.mutable_authorizations(0)->set_granted_on("2027-01-01");
+  v1::Practitioner early_grant = ValidPractitioner("PT-3");
+  early_grant.mutable_authorizations(0)->set_granted_on("2014-01-01");
+  early_grant.mutable_authorizations(0)->mutable_training(0)->set_completed_on("2013-01-01");
+  absl::StatusOr<v1::UpsertPractitionersResponse> response =
+      registry_->Upsert(hardening::Request({future_permit, future_grant, early_grant}), "k1");
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ViolationFields(response.status()),
+              ::testing::IsSupersetOf({"practitioners[0].permit.registered_on",
+                                       "practitioners[1].authorizations[0].granted_on",
+                                       "practitioners[2].authorizations[0].granted_on"}));
+  EXPECT_EQ(store_->revision(), 0);
+}
+
+TEST_F(RegistryTest, MovingRegisteredOnMovesTheServersStartEntryOnly) {
+  UpsertOk({ValidPractitioner("PT-1")});
+  v1::Practitioner later = ValidPractitioner("PT-1");
+  later.mutable_permit()->set_registered_on("2016-05-01");
+  UpsertOk({later});
+  EXPECT_EQ(Get("PT-1").permit().status_history(0).effective_on(), "2016-05-01");
+
+  // Once a real change is recorded, registered_on cannot move past it: the stored timeline
+  // would start before the permit.
+  v1::SetPermitStatusRequest suspend;
+  suspend.set_registration_id("PT-1");
+  suspend.set_status(v1::Permit::SUSPENDED);
+  suspend.set_effective_on("2018-01-01");
+  ASSERT_TRUE(registry_->SetPermitStatus(suspend, "k1").ok());
+  const int64_t revision = store_->revision();
+  v1::Practitioner much_later = ValidPractitioner("PT-1");
+  much_later.mutable_permit()->set_status(v1::Permit::SUSPENDED);
+  much_later.mutable_permit()->set_registered_on("2019-01-01");
+  absl::StatusOr<v1::UpsertPractitionersResponse> response =
+      registry_->Upsert(hardening::Request({much_later}), "k1");
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kInvalidArgument) << response.status();
+  EXPECT_THAT(ViolationFields(response.status()),
+              Contains("practitioners[0].permit.status_history[0].effective_on"));
+  EXPECT_EQ(store_->revision(), revision);
+}
+
+TEST_F(RegistryTest, StatusChangeThatWouldOverflowTheTimelineIsRefused) {
+  v1::Practitioner full = ValidPractitioner("PT-1");
+  auto* history = full.mutable_permit()->mutable_status_history();
+  for (int i = 0; i < kMaxStatusHistory; ++i) {
+    auto* change = history->Add();
+    change->set_status(i % 2 == 0 ? "ACTIVE" : "INACTIVE");
+    change->set_effective_on("2016-01-01");
+  }
+  full.mutable_permit()->set_status(v1::Permit::INACTIVE);
+  UpsertOk({full});
+  const int64_t revision = store_->revision();
+  v1::SetPermitStatusRequest activate;
+  activate.set_registration_id("PT-1");
+  activate.set_status(v1::Permit::ACTIVE);
+  absl::StatusOr<v1::Practitioner> result = registry_->SetPermitStatus(activate, "k1");
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition) << result.status();
+  EXPECT_THAT(ViolationFields(result.status()), Contains("permit.status_history"));
+  EXPECT_EQ(store_->revision(), revision);
+  EXPECT_EQ(Get("PT-1").permit().status(), v1::Permit::INACTIVE);
+}
+
+TEST_F(RegistryTest, OversizedRecordWithinEveryFieldLimitIsRefused) {
+  v1::Practitioner big = ValidPractitioner("PT-1");
+  const std::string condition(kMaxLongTextBytes, 'c');
+  for (int activity = v1::ACUPUNCTURE; activity <= v1::DIAGNOSTIC_IMAGING_ORDERING; ++activity) {
+    auto* a = big.add_authorizations();
+    a->set_activity(static_cast<v1::RestrictedActivity>(activity));
+    a->set_status(v1::Authorization::AUTHORIZED);
+    a->set_granted_on("2019-04-02");
+    for (int i = 0; i < kMaxListItems; ++i) a->add_conditions(condition);
+  }
+  for (int i = 0; i < kMaxListItems; ++i) big.add_conditions(condition);
+  for (int i = 0; i < kMaxListItems; ++i) {
+    auto* location = big.add_locations();
+    *location = big.locations(0);
+    location->set_street_address(std::string(kMaxTextBytes, 's'));
+    location->set_clinic_name(std::string(kMaxTextBytes, 'c'));
+  }
+  big.mutable_locations()->DeleteSubrange(0, 1);
+  ASSERT_GT(big.ByteSizeLong(), kMaxRecordBytes);
+  absl::StatusOr<v1::UpsertPractitionersResponse> response =
+      registry_->Upsert(hardening::Request({big}), "k1");
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ViolationFields(response.status()), Contains("practitioners[0]"));
+  EXPECT_EQ(store_->revision(), 0);
+}
+
+TEST_F(RegistryTest, ErrorDetailsStaySmallWhateverTheInput) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 0; i < 200; ++i) {
+    v1::Practitioner bad = ValidPractitioner(absl::StrCat("PT-", i));
+    bad.mutable_permit()->set_registered_on(std::string(100'000, '9'));
+    bad.set_given_name("");
+    records.push_back(bad);
+  }
+  absl::StatusOr<v1::UpsertPractitionersResponse> response =
+      registry_->Upsert(hardening::Request(records), "k1");
+  ASSERT_EQ(response.status().code(), absl::StatusCode::kInvalidArgument);
+  const absl::optional<absl::Cord> payload = response.status().GetPayload(kBadRequestTypeUrl);
+  ASSERT_TRUE(payload.has_value());
+  EXPECT_LT(payload->size() + response.status().message().size(), 8192u);
+  google::rpc::BadRequest details;
+  ASSERT_TRUE(details.ParseFromString(std::string(*payload)));
+  EXPECT_EQ(details.field_violations_size(), kMaxReportedViolations + 1);
+  EXPECT_THAT(details.field_violations(kMaxReportedViolations).description(),
+              ::testing::HasSubstr("380 more violations not listed"));
+  EXPECT_THAT(std::string(response.status().message()), ::testing::HasSubstr("and 397 more"));
+}
+
+TEST_F(RegistryTest, UploadDoesNotSilentlyLiftASuspension) {
+  UpsertOk({ValidPractitioner("PT-1")});
+  v1::SetPermitStatusRequest suspend;
+  suspend.set_registration_id("PT-1");
+  suspend.set_status(v1::Permit::SUSPENDED);
+  suspend.set_effective_on("2026-11-02");
+  suspend.set_reason("Complaint under investigation");
+  ASSERT_TRUE(registry_->SetPermitStatus(suspend, "k1").ok());
+  v1::SetAuthorizationStatusRequest revoke;
+  revoke.set_registration_id("PT-1");
+  revoke.set_activity(v1::DRY_NEEDLING);
+  revoke.set_status(v1::Authorization::REVOKED);
+  revoke.set_effective_on("2026-11-03");
+  ASSERT_TRUE(registry_->SetAuthorizationStatus(revoke, "k1").ok());
+  const int64_t revision = store_->revision();
+
+  // The nightly upload still says ACTIVE / AUTHORIZED: refused, nothing written.
+  absl::StatusOr<v1::UpsertPractitionersResponse> nightly =
+      registry_->Upsert(hardening::Request({ValidPractitioner("PT-1")}), "k1");
+  EXPECT_EQ(nightly.status().code(), absl::StatusCode::kFailedPrecondition) << nightly.status();
+  EXPECT_THAT(ViolationFields(nightly.status()),
+              ::testing::UnorderedElementsAre("practitioners[0].permit.status",
+                                              "practitioners[0].authorizations[0].status"));
+  // Dropping the revoked authorization would erase it just the same.
+  v1::Practitioner without = ValidPractitioner("PT-1");
+  without.clear_authorizations();
+  without.mutable_permit()->set_status(v1::Permit::SUSPENDED);
+  absl::StatusOr<v1::UpsertPractitionersResponse> dropped =
+      registry_->Upsert(hardening::Request({without}), "k1");
+  EXPECT_THAT(ViolationFields(dropped.status()), Contains("practitioners[0].authorizations"));
+  EXPECT_EQ(store_->revision(), revision);
+  EXPECT_EQ(VerifyReason("PT-1", "2026-11-25"), v1::PERMIT_NOT_ACTIVE);
+
+  // Explicitly allowed, it goes through.
+  v1::UpsertPractitionersRequest allowed = hardening::Request({ValidPractitioner("PT-1")});
+  allowed.set_allow_status_lift(true);
+  absl::StatusOr<v1::UpsertPractitionersResponse> lifted = registry_->Upsert(allowed, "k1");
+  ASSERT_TRUE(lifted.ok()) << lifted.status();
+  EXPECT_EQ(VerifyReason("PT-1", "2026-11-25"), v1::AUTHORIZED);
+}
+
+TEST_F(RegistryTest, UploadThatKnowsTheSuspensionMayLiftIt) {
+  UpsertOk({ValidPractitioner("PT-1")});
+  v1::SetPermitStatusRequest suspend;
+  suspend.set_registration_id("PT-1");
+  suspend.set_status(v1::Permit::SUSPENDED);
+  suspend.set_effective_on("2026-11-02");
+  ASSERT_TRUE(registry_->SetPermitStatus(suspend, "k1").ok());
+  v1::Practitioner reinstated = ValidPractitioner("PT-1");
+  auto* history = reinstated.mutable_permit()->mutable_status_history();
+  for (auto [status, on] : {std::pair{"ACTIVE", "2015-04-01"}, std::pair{"SUSPENDED", "2026-11-02"},
+                            std::pair{"ACTIVE", "2026-11-20"}}) {
+    auto* change = history->Add();
+    change->set_status(status);
+    change->set_effective_on(on);
+  }
+  UpsertOk({reinstated});
+  EXPECT_EQ(Get("PT-1").permit().status(), v1::Permit::ACTIVE);
+}
+
+TEST_F(RegistryTest, UpdateMaskChangesOnlyTheNamedFields) {
+  UpsertOk({ValidPractitioner("PT-1")});
+  // What the public Get returns: no private contact.
+  v1::Practitioner public_view = Get("PT-1");
+  public_view.clear_private_contact();
+  public_view.set_family_name("Tremblay");
+  v1::UpsertPractitionersRequest request = hardening::Request({public_view});
+  request.mutable_update_mask()->add_paths("family_name");
+  absl::StatusOr<v1::UpsertPractitionersResponse> response = registry_->Upsert(request, "k1");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->updated(), 1);
+  const v1::Practitioner stored = Get("PT-1");
+  EXPECT_EQ(stored.family_name(), "Tremblay");
+  EXPECT_EQ(stored.private_contact().email(), "helene.obrien@example.ca");
+
+  // Only a partial record: the rest comes from the stored one.
+  v1::Practitioner languages_only;
+  languages_only.set_registration_id("pt-1");
+  languages_only.add_languages("Cree");
+  v1::UpsertPractitionersRequest partial = hardening::Request({languages_only});
+  partial.mutable_update_mask()->add_paths("languages");
+  ASSERT_TRUE(registry_->Upsert(partial, "k1").ok());
+  EXPECT_THAT(Get("PT-1").languages(), ElementsAre("Cree"));
+  EXPECT_EQ(Get("PT-1").given_name(), "Hélène");
+}
+
+TEST_F(RegistryTest, BadUpdateMasksAreRefusedAndWriteNothing) {
+  UpsertOk({ValidPractitioner("PT-1")});
+  v1::UpsertPractitionersRequest bad_path = hardening::Request({ValidPractitioner("PT-1")});
+  bad_path.mutable_update_mask()->add_paths("revision");
+  EXPECT_THAT(ViolationFields(registry_->Upsert(bad_path, "k1").status()),
+              Contains("update_mask.paths[0]"));
+  v1::UpsertPractitionersRequest unknown = hardening::Request({ValidPractitioner("PT-404")});
+  unknown.mutable_update_mask()->add_paths("family_name");
+  absl::StatusOr<v1::UpsertPractitionersResponse> response = registry_->Upsert(unknown, "k1");
+  EXPECT_THAT(ViolationFields(response.status()), Contains("practitioners[0].registration_id"));
+  // A mask that would leave an invalid record (no given name) is refused too.
+  v1::Practitioner blank = ValidPractitioner("PT-1");
+  blank.clear_given_name();
+  v1::UpsertPractitionersRequest clearing = hardening::Request({blank});
+  clearing.mutable_update_mask()->add_paths("given_name");
+  EXPECT_THAT(ViolationFields(registry_->Upsert(clearing, "k1").status()),
+              Contains("practitioners[0].given_name"));
+  EXPECT_EQ(store_->revision(), 1);
+}
+
+TEST_F(RegistryTest, ImportRefusesASecondRecordForTheSameRegistrant) {
+  ImportSession session;
+  ASSERT_TRUE(registry_->StartImport("", false, "k1", &session).ok());
+  google::protobuf::RepeatedPtrField<v1::Practitioner> first_chunk;
+  *first_chunk.Add() = ValidPractitioner("PT-1");
+  *first_chunk.Add() = ValidPractitioner("pt-1");
+  ASSERT_TRUE(registry_->ImportChunk(first_chunk, "k1", &session).ok());
+  google::protobuf::RepeatedPtrField<v1::Practitioner> second_chunk;
+  *second_chunk.Add() = ValidPractitioner("PT-1");
+  *second_chunk.Add() = ValidPractitioner("PT-2");
+  ASSERT_TRUE(registry_->ImportChunk(second_chunk, "k1", &session).ok());
+  ASSERT_TRUE(registry_->FinishImport("k1", &session).ok());
+  EXPECT_EQ(session.summary.received(), 4);
+  EXPECT_EQ(session.summary.applied(), 2);
+  EXPECT_EQ(session.summary.rejected_count(), 2);
+  ASSERT_EQ(session.summary.rejected_size(), 2);
+  EXPECT_EQ(session.summary.rejected(0).index(), 1);
+  EXPECT_EQ(session.summary.rejected(1).index(), 2);
+  EXPECT_EQ(session.summary.rejected(0).violations(0).field(), "registration_id");
+}
+
+TEST_F(RegistryTest, ImportIdReplaysTheSameStreamAndRefusesAnother) {
+  auto run = [&](const std::string& bytes_seen, const std::string& family) {
+    ImportSession session;
+    absl::Status s = registry_->StartImport("nightly-1", false, "k1", &session);
+    if (!s.ok()) return std::make_pair(s, session.summary);
+    session.digest.Update(bytes_seen);
+    google::protobuf::RepeatedPtrField<v1::Practitioner> chunk;
+    *chunk.Add() = ValidPractitioner("PT-1");
+    chunk[0].set_family_name(family);
+    s = registry_->ImportChunk(chunk, "k1", &session);
+    if (s.ok()) s = registry_->FinishImport("k1", &session);
+    return std::make_pair(s, session.summary);
+  };
+  auto [first_status, first] = run("stream-a", "First");
+  ASSERT_TRUE(first_status.ok()) << first_status;
+  auto [replay_status, replay] = run("stream-a", "First");
+  ASSERT_TRUE(replay_status.ok()) << replay_status;
+  EXPECT_EQ(replay.SerializeAsString(), first.SerializeAsString());
+  auto [other_status, other] = run("stream-b", "Other");
+  EXPECT_EQ(other_status.code(), absl::StatusCode::kAlreadyExists) << other_status;
+  EXPECT_EQ(Get("PT-1").family_name(), "First");
+  EXPECT_EQ(store_->revision(), 1);
+}
+
+TEST_F(RegistryTest, ImportSummaryStaysBounded) {
+  ImportSession session;
+  ASSERT_TRUE(registry_->StartImport("", false, "k1", &session).ok());
+  google::protobuf::RepeatedPtrField<v1::Practitioner> chunk;
+  for (int i = 0; i < 1500; ++i) {
+    v1::Practitioner bad = ValidPractitioner(absl::StrCat("PT-", i));
+    bad.set_given_name(std::string(50'000, 'x'));
+    for (int k = 0; k < 30; ++k) bad.add_languages("");
+    *chunk.Add() = bad;
+  }
+  ASSERT_TRUE(registry_->ImportChunk(chunk, "k1", &session).ok());
+  EXPECT_EQ(session.summary.rejected_count(), 1500);
+  EXPECT_EQ(session.summary.rejected_size(), 1000);
+  EXPECT_LT(session.summary.ByteSizeLong(), size_t{2} << 20);
+}
+
+TEST_F(RegistryTest, BatchVerifyAnswerIsBoundedInBytes) {
+  v1::Practitioner wordy = ValidPractitioner("PT-1");
+  for (int i = 0; i < kMaxListItems; ++i) {
+    wordy.mutable_authorizations(0)->add_conditions(std::string(kMaxLongTextBytes, 'w'));
+  }
+  wordy.mutable_authorizations(0)->mutable_conditions()->DeleteSubrange(0, 1);
+  UpsertOk({wordy});
+  v1::BatchVerifyAuthorizationsRequest request;
+  for (int i = 0; i < kMaxRecordsPerRequest; ++i) {
+    auto* item = request.add_requests();
+    item->set_registration_id("PT-1");
+    item->set_activity(v1::DRY_NEEDLING);
+  }
+  absl::StatusOr<v1::BatchVerifyAuthorizationsResponse> response = registry_->BatchVerify(request);
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kOutOfRange) << response.status();
+  request.mutable_requests()->DeleteSubrange(50, kMaxRecordsPerRequest - 50);
+  response = registry_->BatchVerify(request);
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->responses_size(), 50);
+}
+
+// Every record the server stores passes its own validation again, and re-importing what an
+// export holds reproduces the register: after every kind of write, the stored records are
+// validated, exported as proto JSON, imported into a fresh register and compared.
+TEST_F(RegistryTest, EveryStoredRecordRevalidatesAndReimportsIdentically) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 0; i < 30; ++i) {
+    v1::Practitioner p = ValidPractitioner(absl::StrCat("pt-", i));
+    if (i % 3 == 1) p.mutable_authorizations(0)->clear_granted_on();
+    if (i % 4 == 2) p.mutable_permit()->set_register_(v1::COURTESY);
+    if (i % 5 == 3) p.clear_private_contact();
+    records.push_back(p);
+  }
+  UpsertOk(records);
+  for (int i = 0; i < 30; i += 2) {
+    v1::SetAuthorizationStatusRequest suspend;
+    suspend.set_registration_id(absl::StrCat("PT-", i));
+    suspend.set_activity(v1::DRY_NEEDLING);
+    suspend.set_status(i % 4 == 0 ? v1::Authorization::SUSPENDED : v1::Authorization::PENDING);
+    // Back-dated where the authorization's timeline allows it.
+    if (i % 3 != 1) suspend.set_effective_on("2026-01-15");
+    suspend.set_reason("Audit, 2026 \"needling\" records");
+    ASSERT_TRUE(registry_->SetAuthorizationStatus(suspend, "k1").ok());
+    v1::SetPermitStatusRequest permit;
+    permit.set_registration_id(absl::StrCat("PT-", i));
+    permit.set_status(v1::Permit::INACTIVE);
+    ASSERT_TRUE(registry_->SetPermitStatus(permit, "k1").ok());
+  }
+  v1::Practitioner renamed = ValidPractitioner("PT-1");
+  renamed.set_family_name("Renamed");
+  renamed.mutable_permit()->set_registered_on("2014-02-02");
+  UpsertOk({renamed});
+
+  std::vector<v1::Practitioner> exported;
+  ASSERT_TRUE(registry_->Snapshot()
+                  ->ForEachPractitioner([&](const v1::Practitioner& p) {
+                    Violations v;
+                    ValidatePractitioner(p, p.registration_id(), registry_->Today(), &v);
+                    ValidateStoredForm(p, p.registration_id(), &v);
+                    EXPECT_TRUE(v.empty()) << v.ToStatus();
+                    std::string json;
+                    EXPECT_TRUE(google::protobuf::util::MessageToJsonString(p, &json).ok());
+                    v1::Practitioner parsed;
+                    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, &parsed).ok());
+                    exported.push_back(parsed);
+                    return true;
+                  })
+                  .ok());
+  ASSERT_EQ(exported.size(), 30u);
+
+  TempDir other_dir;
+  absl::StatusOr<std::unique_ptr<storage::Store>> other_store =
+      storage::Store::Open(other_dir.path());
+  ASSERT_TRUE(other_store.ok());
+  absl::TimeZone zone;
+  ASSERT_TRUE(absl::LoadTimeZone("America/Edmonton", &zone));
+  const absl::Time now = absl::FromCivil(absl::CivilSecond(2026, 11, 25, 12, 0, 0), zone);
+  Registry other(other_store->get(), zone, [now] { return now; });
+  ImportSession session;
+  ASSERT_TRUE(other.StartImport("", false, "k1", &session).ok());
+  google::protobuf::RepeatedPtrField<v1::Practitioner> chunk(exported.begin(), exported.end());
+  ASSERT_TRUE(other.ImportChunk(chunk, "k1", &session).ok());
+  EXPECT_EQ(session.summary.rejected_count(), 0) << session.summary.DebugString();
+  EXPECT_EQ(session.summary.applied(), 30);
+  for (const v1::Practitioner& original : exported) {
+    absl::StatusOr<std::optional<v1::Practitioner>> copy =
+        (*other_store)->GetPractitioner(original.registration_id());
+    ASSERT_TRUE(copy.ok() && copy->has_value());
+    v1::Practitioner a = original, b = **copy;
+    for (v1::Practitioner* p : {&a, &b}) {
+      p->clear_revision();
+      p->clear_update_time();
+    }
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(a, b))
+        << a.DebugString() << "\nvs\n"
+        << b.DebugString();
+  }
 }
 
 }  // namespace

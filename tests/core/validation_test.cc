@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
@@ -128,6 +129,45 @@ std::vector<BadRecordCase> BadRecordCases() {
        P("given_name")},
       {"GivenNameTruncatedSequence", [](Practitioner& p) { p.set_given_name("\xE2\x82"); },
        P("given_name")},
+      // Characters that reach terminals and CSV files: controls, bidi overrides, nothing visible.
+      {"GivenNameLineBreak", [](Practitioner& p) { p.set_given_name("Ann\nDrop"); },
+       P("given_name")},
+      {"GivenNameEscape", [](Practitioner& p) { p.set_given_name("Ann\x1b[31m"); },
+       P("given_name")},
+      {"GivenNameC1Control", [](Practitioner& p) { p.set_given_name("Ann\xC2\x85"); },
+       P("given_name")},
+      {"FamilyNameRightToLeftOverride",
+       [](Practitioner& p) { p.set_family_name("Smith\xE2\x80\xAEtxt.exe"); }, P("family_name")},
+      {"FamilyNameIsolate", [](Practitioner& p) { p.set_family_name("\xE2\x81\xA6Smith"); },
+       P("family_name")},
+      {"GivenNameZeroWidthOnly",
+       [](Practitioner& p) { p.set_given_name("\xE2\x80\x8B\xE2\x80\x8B"); }, P("given_name")},
+      {"GivenNameHangulFillerOnly", [](Practitioner& p) { p.set_given_name("\xE3\x85\xA4"); },
+       P("given_name")},
+      {"GivenNameNoBreakSpacesOnly", [](Practitioner& p) { p.set_given_name("\xC2\xA0 \xC2\xA0"); },
+       P("given_name")},
+      {"ConditionTab", [](Practitioner& p) { p.add_conditions("No\tneedling"); },
+       P("conditions[0]")},
+      {"ReasonLineBreak",
+       [](Practitioner& p) {
+         SetHistory(MutablePermit(p)->mutable_status_history(), {{"ACTIVE", "2015-04-01"}});
+         MutablePermit(p)->mutable_status_history(0)->set_reason("line one\nline two");
+       },
+       P("permit.status_history[0].reason")},
+      {"RegisteredInTheFuture",
+       [](Practitioner& p) { MutablePermit(p)->set_registered_on("2026-11-26"); },
+       P("permit.registered_on"), false},
+      {"GrantedInTheFuture",
+       [](Practitioner& p) { MutableDryNeedling(p)->set_granted_on("2026-11-26"); },
+       P("authorizations[0].granted_on")},
+      {"GrantedBeforeRegistration",
+       [](Practitioner& p) { MutableDryNeedling(p)->set_granted_on("2015-03-31"); },
+       P("authorizations[0].granted_on")},
+      {"TrainingCompletedInTheFuture",
+       [](Practitioner& p) {
+         MutableDryNeedling(p)->mutable_training(0)->set_completed_on("2027-01-01");
+       },
+       P("authorizations[0].training[0].completed_on")},
       {"FamilyNameEmpty", [](Practitioner& p) { p.set_family_name(""); }, P("family_name")},
       // 101 two-byte letters: 101 characters but 202 bytes.
       {"FamilyNameTooManyBytes", [](Practitioner& p) { p.set_family_name(Repeat("é", 101)); },
@@ -654,6 +694,40 @@ TEST(IsValidUtf8Test, RejectsMalformedText) {
        }) {
     EXPECT_FALSE(IsValidUtf8(text)) << "text bytes: " << text.size();
   }
+}
+
+TEST(ValidateTextTest, AcceptsLettersOfEveryScriptAndJoiners) {
+  Violations violations;
+  ValidateText("Hélène O'Brien-Smith", "a", 200, &violations);
+  ValidateText("ਗੁਰਪ੍ਰੀਤ", "b", 200, &violations);
+  ValidateText("Νίκος Παπαδόπουλος", "c", 200, &violations);
+  ValidateText("क्‍ष", "d", 200, &violations);  // A zero-width joiner inside a word.
+  EXPECT_TRUE(violations.empty()) << violations.ToStatus();
+}
+
+TEST(QuoteTest, ShortPrefixWithControlsEscaped) {
+  EXPECT_EQ(Quote("2026-13-01"), "'2026-13-01'");
+  const std::string quoted = Quote(std::string(100'000, 'x'));
+  EXPECT_LE(quoted.size(), kMaxQuotedBytes + 5);
+  EXPECT_TRUE(absl::EndsWith(quoted, "...'"));
+  EXPECT_EQ(Quote("a\nb"), "'a\\u{a}b'");
+  EXPECT_EQ(Quote("\xE2\x80\xAE"), "'\\u{202e}'");
+  EXPECT_EQ(Quote("caf\xE9"), "'caf\\xe9'");
+  // Never cuts a character in two.
+  const std::string accents = Quote(Repeat("é", 30));
+  EXPECT_TRUE(IsValidUtf8(accents));
+}
+
+TEST(ViolationsTest, CapsTheListAndCountsTheRest) {
+  Violations violations;
+  for (int i = 0; i < 100; ++i) violations.Add(absl::StrCat("f", i), "bad");
+  EXPECT_EQ(violations.count(), 100);
+  ASSERT_EQ(violations.bad_request().field_violations_size(), kMaxReportedViolations + 1);
+  EXPECT_EQ(violations.bad_request().field_violations(kMaxReportedViolations).description(),
+            "80 more violations not listed");
+  const absl::Status status = violations.ToStatus();
+  EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("100 invalid fields"));
+  EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("and 97 more"));
 }
 
 TEST(ViolationsTest, EmptyIsOk) {

@@ -160,7 +160,7 @@ std::vector<VerifyCase> VerifyCases() {
        v1::AUTHORIZED, Permit::ACTIVE},
       {"PermitExpiredTheDayBefore",
        [](Practitioner& p) { p.mutable_permit()->set_expires_on("2026-03-31"); }, DRY_NEEDLING,
-       "2026-04-01", v1::PERMIT_NOT_ACTIVE, Permit::ACTIVE},
+       "2026-04-01", v1::PERMIT_NOT_ACTIVE, Permit::INACTIVE},
       {"PermitExpiringThatDayStillActive",
        [](Practitioner& p) { p.mutable_permit()->set_expires_on("2026-03-31"); }, DRY_NEEDLING,
        "2026-03-31", v1::AUTHORIZED, Permit::ACTIVE},
@@ -181,7 +181,7 @@ std::vector<VerifyCase> VerifyCases() {
          p.mutable_permit()->set_expires_on("2026-03-31");
          DryNeedling(p)->set_expires_on("2026-03-31");
        },
-       DRY_NEEDLING, "2026-04-01", v1::PERMIT_NOT_ACTIVE, Permit::ACTIVE},
+       DRY_NEEDLING, "2026-04-01", v1::PERMIT_NOT_ACTIVE, Permit::INACTIVE},
       {"SuspendedPermitBeatsProvisionalRegister",
        [suspend_permit, make_provisional](Practitioner& p) {
          make_provisional(p);
@@ -420,8 +420,51 @@ TEST(VerifyTest, AuthorizedAnswerShowsTheAuthorizationAndItsConditions) {
       response.authorization().conditions(),
       ElementsAre("Must not needle the thoracic region", "Only at Bow River Physiotherapy"));
   EXPECT_THAT(response.authorization().techniques(), ElementsAre(physioreg::v1::IMS));
-  EXPECT_TRUE(MessageDifferencer::Equals(response.authorization(), practitioner.authorizations(0)))
+  // Compact: what a clinic needs, not the training or the whole timeline (those are on Get).
+  Authorization expected = practitioner.authorizations(0);
+  expected.clear_training();
+  expected.clear_status_history();
+  EXPECT_TRUE(MessageDifferencer::Equals(response.authorization(), expected))
       << response.authorization().DebugString();
+}
+
+// Every field of an answer describes the as_of date, not today.
+TEST(VerifyTest, AuthorizationStatusIsTheOneInForceOnTheDate) {
+  Practitioner practitioner = StoredPractitioner();
+  Authorization* dn = DryNeedling(practitioner);
+  StatusChange* suspended = dn->add_status_history();
+  suspended->set_status("SUSPENDED");
+  suspended->set_effective_on("2026-06-01");
+  dn->set_status(Authorization::SUSPENDED);
+
+  const VerifyAuthorizationResponse before =
+      Verify(&practitioner, kId, physioreg::v1::DRY_NEEDLING, "2026-05-31");
+  EXPECT_EQ(before.reason(), physioreg::v1::AUTHORIZED);
+  EXPECT_EQ(before.authorization().status(), Authorization::AUTHORIZED);
+  const VerifyAuthorizationResponse after =
+      Verify(&practitioner, kId, physioreg::v1::DRY_NEEDLING, "2026-06-01");
+  EXPECT_EQ(after.reason(), physioreg::v1::AUTHORIZATION_SUSPENDED);
+  EXPECT_EQ(after.authorization().status(), Authorization::SUSPENDED);
+}
+
+TEST(VerifyTest, BeforeTheAuthorizationTookEffectItHasNoStatus) {
+  Practitioner practitioner = StoredPractitioner();
+  const std::string granted = DryNeedling(practitioner)->granted_on();
+  const VerifyAuthorizationResponse response =
+      Verify(&practitioner, kId, physioreg::v1::DRY_NEEDLING, "2016-01-01");
+  ASSERT_LT(std::string("2016-01-01"), granted);
+  EXPECT_EQ(response.reason(), physioreg::v1::AUTHORIZATION_NOT_YET_EFFECTIVE);
+  EXPECT_EQ(response.authorization().status(), Authorization::STATUS_UNSPECIFIED);
+}
+
+TEST(VerifyTest, ExpiredPermitSaysWhenItExpired) {
+  Practitioner practitioner = StoredPractitioner();
+  practitioner.mutable_permit()->set_expires_on("2026-03-31");
+  const VerifyAuthorizationResponse response =
+      Verify(&practitioner, kId, physioreg::v1::DRY_NEEDLING, "2026-04-01");
+  EXPECT_EQ(response.reason(), physioreg::v1::PERMIT_NOT_ACTIVE);
+  EXPECT_EQ(response.permit_status(), Permit::INACTIVE);
+  EXPECT_EQ(response.permit_expires_on(), "2026-03-31");
 }
 
 TEST(VerifyTest, PicksTheAuthorizationForTheAskedActivity) {

@@ -165,13 +165,39 @@ TEST_F(ImportExportTest, ReplayedImportIdReturnsTheFirstSummaryAndWritesNothing)
   std::vector<v1::Practitioner> records = {Numbered(1), Numbered(2)};
   v1::ImportPractitionersResponse first, replay;
   ASSERT_TRUE(Import(server.regulator, records, "nightly-42", &first).ok());
-  records.push_back(Numbered(3));
-  records[0].set_family_name("Changed");
   ASSERT_TRUE(Import(server.regulator, records, "nightly-42", &replay).ok());
   EXPECT_EQ(replay.SerializeAsString(), first.SerializeAsString());
+  // Other records under the used id: refused, and nothing of them is written.
+  records.push_back(Numbered(3));
+  records[0].set_family_name("Changed");
+  v1::ImportPractitionersResponse refused;
+  grpc::Status status = Import(server.regulator, records, "nightly-42", &refused);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS) << status.error_message();
   Register exported = Export(server.regulator, false);
   EXPECT_EQ(exported.size(), 2u);
   EXPECT_EQ(exported["PT-100001"].family_name(), "O'Brien-Smith");
+}
+
+// A message that does not parse (a string that is not UTF-8, as a Windows-1252 file gives)
+// must fail the import, not read as the end of the stream: nothing is recorded under the
+// import_id, so the corrected rerun applies everything.
+TEST_F(ImportExportTest, MessageThatDoesNotParseFailsTheImportAndRecordsNothing) {
+  Server server = Start("a");
+  std::vector<v1::Practitioner> records;
+  for (int i = 0; i < 6; ++i) records.push_back(Numbered(i));
+  records[4].set_family_name("H\xe9l\xe8ne");  // Latin-1 bytes: not UTF-8.
+  v1::ImportPractitionersResponse summary;
+  grpc::Status status = Import(server.regulator, records, "nightly-43", &summary, 3);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("UTF-8"));
+  EXPECT_EQ(Export(server.regulator, false).size(), 3u);  // The first chunk only.
+
+  records[4].set_family_name("Hélène");
+  ASSERT_TRUE(Import(server.regulator, records, "nightly-43", &summary, 3).ok());
+  EXPECT_EQ(summary.received(), 6);
+  EXPECT_EQ(summary.applied(), 3);
+  EXPECT_EQ(summary.unchanged(), 3);
+  EXPECT_EQ(Export(server.regulator, false).size(), 6u);
 }
 
 TEST_F(ImportExportTest, KilledMidImportThenRerunConvergesToACleanImport) {

@@ -184,10 +184,12 @@ TEST_F(ServerTest, AdminCallsNeedRegulatorCredentials) {
 TEST_F(ServerTest, ReplayedRequestIdReturnsTheFirstAnswer) {
   v1::UpsertPractitionersResponse first, replay;
   ASSERT_TRUE(Upsert({ValidPractitioner("PT-1")}, "load-42", &first).ok());
+  ASSERT_TRUE(Upsert({ValidPractitioner("PT-1")}, "load-42", &replay).ok());
+  EXPECT_EQ(replay.SerializeAsString(), first.SerializeAsString());
   v1::Practitioner changed = ValidPractitioner("PT-1");
   changed.set_family_name("Changed");
-  ASSERT_TRUE(Upsert({changed}, "load-42", &replay).ok());
-  EXPECT_EQ(replay.SerializeAsString(), first.SerializeAsString());
+  grpc::Status refused = Upsert({changed}, "load-42", &replay);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::ALREADY_EXISTS) << refused.error_message();
   EXPECT_EQ(RegisterRevision(), 1);
 }
 
@@ -265,7 +267,8 @@ TEST_F(ServerTest, SigtermExitsZeroAndEverythingIsThereAfterRestart) {
   ASSERT_EQ(results.practitioners_size(), 2);
   EXPECT_FALSE(results.practitioners(0).has_private_contact());
   v1::UpsertPractitionersResponse replay;
-  ASSERT_TRUE(Upsert({}, "r1", &replay).ok());  // The idempotency record survived too.
+  // The idempotency record survived too.
+  ASSERT_TRUE(Upsert({ValidPractitioner("PT-1"), ValidPractitioner("PT-2")}, "r1", &replay).ok());
   EXPECT_EQ(replay.created(), 2);
 }
 

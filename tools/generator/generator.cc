@@ -192,6 +192,8 @@ void AddAuthorization(Rng& rng, v1::RestrictedActivity activity, const std::stri
                            : v1::Authorization::REVOKED);
   const int first_year = std::max(2005, std::stoi(registered_on.substr(0, 4)) + 1);
   std::string granted = RandomDate(rng, std::min(first_year, 2025), 2025);
+  // Never before the permit: the register refuses such a grant.
+  if (granted < registered_on) granted = registered_on;
   a->set_granted_on(granted);
   if (rng.Chance(0.25)) {
     // Mostly in the future; about one in seven of these already expired.

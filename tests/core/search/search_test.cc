@@ -63,9 +63,10 @@ class SearchTest : public ::testing::Test {
     searcher_ = std::make_unique<Searcher>(&index_, store_.get());
   }
 
-  void Upsert(std::vector<v1::Practitioner> records) {
+  void Upsert(std::vector<v1::Practitioner> records, bool allow_status_lift = false) {
     for (size_t start = 0; start < records.size(); start += core::kMaxRecordsPerRequest) {
       v1::UpsertPractitionersRequest request;
+      request.set_allow_status_lift(allow_status_lift);
       for (size_t i = start; i < records.size() && i < start + core::kMaxRecordsPerRequest; ++i) {
         *request.add_practitioners() = records[i];
       }
@@ -245,7 +246,7 @@ TEST_F(SearchTest, IndexFollowsUpdatesAndStatusChanges) {
 
   v1::Practitioner renamed = ValidPractitioner("PT-1");
   renamed.set_given_name("Hannah");
-  Upsert({renamed});
+  Upsert({renamed}, /*allow_status_lift=*/true);
   EXPECT_EQ(SearchOk(request).total_size(), 1);  // Upload re-authorizes.
   request.set_name("hannah");
   EXPECT_EQ(SearchOk(request).total_size(), 1);
