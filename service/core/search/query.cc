@@ -118,6 +118,18 @@ absl::StatusOr<Query> ParseQuery(const v1::SearchPractitionersRequest& request) 
   q.activity = request.activity();
   q.register_ = request.register_();
   q.language = NormalizeKey(request.language());
+  // A criterion given but normalized to nothing ("🙂", "--") would match everyone: the
+  // client asked for something, so it gets an error rather than the whole register.
+  constexpr absl::string_view kNothingLeft = "has no letters or digits";
+  if (!request.name().empty() && q.name_tokens.empty()) v.Add("name", std::string(kNothingLeft));
+  if (!request.city().empty() && q.city.empty()) v.Add("city", std::string(kNothingLeft));
+  if (!request.postal_code_prefix().empty() && q.postal_code_prefix.empty()) {
+    v.Add("postal_code_prefix", std::string(kNothingLeft));
+  }
+  if (!request.language().empty() && q.language.empty()) {
+    v.Add("language", std::string(kNothingLeft));
+  }
+  if (!v.empty()) return v.ToStatus();
   if (request.has_near()) {
     q.near = true;
     q.latitude = request.near().latitude();

@@ -483,6 +483,33 @@ TEST_F(SearchTest, BadInputNamesTheField) {
   EXPECT_EQ(SearchOk(request).practitioners_size(), 2);
 }
 
+// A criterion that normalizes to nothing would match everyone (the whole register came back
+// for a name of "🙂"); it is refused, naming the field.
+TEST_F(SearchTest, CriteriaWithoutLettersOrDigitsAreRefused) {
+  UpsertTable();
+  for (const char* text : {"🙂", "--", "'", " . ", "\u200b"}) {
+    for (const char* field : {"name", "city", "language"}) {
+      v1::SearchPractitionersRequest request;
+      if (field == std::string("name")) request.set_name(text);
+      if (field == std::string("city")) request.set_city(text);
+      if (field == std::string("language")) request.set_language(text);
+      absl::StatusOr<v1::SearchPractitionersResponse> r = searcher_->Search(request, kToday);
+      ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << field << " " << text;
+      EXPECT_THAT(ViolationFields(r.status()), ElementsAre(field)) << text;
+      EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("no letters or digits"));
+    }
+  }
+  v1::SearchPractitionersRequest spaces;
+  spaces.set_postal_code_prefix("   ");
+  EXPECT_THAT(ViolationFields(searcher_->Search(spaces, kToday).status()),
+              ElementsAre("postal_code_prefix"));
+  // The register is untouched and a real name still finds its registrant.
+  v1::SearchPractitionersRequest real;
+  real.set_name("🙂 helene");
+  EXPECT_EQ(SearchOk(real).total_size(), 1);
+  EXPECT_EQ(SearchOk(v1::SearchPractitionersRequest()).total_size(), 8);
+}
+
 TEST(SearchIndexTest, DeletionsFreeDocNumbersThatLaterRegistrantsReuse) {
   SearchIndex index;
   auto ids = [&](const Query& q) {
