@@ -122,13 +122,14 @@ void IntersectWith(std::vector<uint32_t>* docs, const std::vector<uint32_t>& oth
 // std::inplace_merge rounds were 15 % of the server's CPU under a search load, plus their
 // buffer allocations).
 std::vector<uint32_t> Union(const std::vector<const std::vector<uint32_t>*>& parts,
-                            size_t doc_count) {
+                            size_t doc_count, Deadline* deadline) {
   size_t total = 0;
   for (const std::vector<uint32_t>* part : parts) total += part->size();
   std::vector<uint32_t> out;
   out.reserve(total);
   if (total < doc_count / 256) {
     for (const std::vector<uint32_t>* part : parts) {
+      if (deadline->Expired()) return {};
       out.insert(out.end(), part->begin(), part->end());
     }
     SortUnique(&out);
@@ -136,6 +137,7 @@ std::vector<uint32_t> Union(const std::vector<const std::vector<uint32_t>*>& par
   }
   std::vector<uint64_t> bits((doc_count + 63) / 64, 0);
   for (const std::vector<uint32_t>* part : parts) {
+    if (deadline->Expired()) return {};
     for (uint32_t doc : *part) bits[doc / 64] |= uint64_t{1} << (doc % 64);
   }
   for (size_t word = 0; word < bits.size(); ++word) {
@@ -506,7 +508,12 @@ void SearchIndex::RemoveLocked(absl::string_view registration_id) {
   --live_;
 }
 
-Page SearchIndex::Search(const Query& q, int32_t today) const {
+absl::StatusOr<Page> SearchIndex::Search(const Query& q, int32_t today, Deadline* deadline) const {
+  Deadline no_deadline;
+  if (deadline == nullptr) deadline = &no_deadline;
+  const auto out_of_time = [] {
+    return absl::DeadlineExceededError("the search ran out of its time budget");
+  };
   std::shared_lock lock(mu_);
   Page page;
   const size_t page_size = static_cast<size_t>(std::max(q.page_size, 1));
@@ -522,6 +529,7 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
     for (auto it = term_ids_.lower_bound(token);
          it != term_ids_.end() && absl::string_view(it->first).substr(0, token.size()) == token;
          ++it) {
+      if (deadline->Expired()) return out_of_time();
       match[i][it->second] = 2;
       token_terms[i].push_back(it->second);
       token_cost[i] += terms_[it->second].postings.size();
@@ -531,6 +539,7 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
     const int max_edits = MaxEdits(query32);
     if (max_edits == 0) continue;
     for (uint32_t id = 0; id < terms_.size(); ++id) {
+      if (deadline->Expired()) return out_of_time();
       if (match[i][id] != 0 || terms_[id].postings.empty()) continue;
       if (FuzzyPrefixDistance(query32, terms_[id].code_points, max_edits) <= max_edits) {
         match[i][id] = 1;
@@ -583,6 +592,7 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
     int lng_hi = static_cast<int>(std::floor((q.longitude + dlng) * kCellsPerDegree));
     if (lng_hi - lng_lo >= kLngCells - 1) lng_lo = -kLngCells / 2, lng_hi = kLngCells / 2 - 1;
     for (int lat = lat_lo; lat <= lat_hi; ++lat) {
+      if (deadline->Expired()) return out_of_time();
       for (int lng = lng_lo; lng <= lng_hi; ++lng) {
         // Across the antimeridian the cells continue on the other side.
         const int wrapped =
@@ -633,12 +643,14 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
     // criterion per candidate (which happens anyway).
     if (i > 0 && list.postings == nullptr && list.cost > 8 * candidates.size()) continue;
     if (i == 0) {
-      candidates = list.postings != nullptr ? *list.postings : Union(list.parts, docs_.size());
+      candidates =
+          list.postings != nullptr ? *list.postings : Union(list.parts, docs_.size(), deadline);
     } else if (list.postings != nullptr) {
       IntersectWith(&candidates, *list.postings);
     } else {
-      IntersectWith(&candidates, Union(list.parts, docs_.size()));
+      IntersectWith(&candidates, Union(list.parts, docs_.size(), deadline));
     }
+    if (deadline->Expired()) return out_of_time();
     if (candidates.empty()) break;
   }
 
@@ -721,9 +733,15 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
   };
 
   if (scan_all) {
-    for (uint32_t doc_id = 0; doc_id < docs_.size(); ++doc_id) consider_doc(doc_id);
+    for (uint32_t doc_id = 0; doc_id < docs_.size(); ++doc_id) {
+      if (deadline->Expired()) return out_of_time();
+      consider_doc(doc_id);
+    }
   } else {
-    for (uint32_t doc_id : candidates) consider_doc(doc_id);
+    for (uint32_t doc_id : candidates) {
+      if (deadline->Expired()) return out_of_time();
+      consider_doc(doc_id);
+    }
   }
 
   page.more = after_count > static_cast<int64_t>(page_size);

@@ -30,7 +30,9 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/hash/hash.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "physioreg/v1/practitioner.pb.h"
 #include "storage/store.h"
 
@@ -76,6 +78,32 @@ struct Page {
   bool more = false;       // Matches remain after the last hit.
 };
 
+// A search's time budget, checked inside the matching loops so that no query (many terms to
+// compare, huge unions) holds a worker and the index's shared lock for long. The clock is
+// injected so tests can make it expire deterministically.
+class Deadline {
+ public:
+  // Never expires.
+  Deadline() = default;
+  Deadline(absl::Time at, std::function<absl::Time()> clock) : at_(at), clock_(std::move(clock)) {}
+
+  // True once the clock has reached the deadline (and from then on). Reads the clock on the
+  // first call and then every kStride calls, so a loop may call it once per step.
+  bool Expired() {
+    if (expired_) return true;
+    if (clock_ == nullptr || calls_++ % kStride != 0) return false;
+    expired_ = clock_() >= at_;
+    return expired_;
+  }
+
+ private:
+  static constexpr uint32_t kStride = 256;
+  absl::Time at_ = absl::InfiniteFuture();
+  std::function<absl::Time()> clock_;
+  uint32_t calls_ = 0;
+  bool expired_ = false;
+};
+
 // Edit distance (insertions, deletions, substitutions, adjacent transpositions) between
 // `query` and the closest prefix of `term`, in code points; gives up (returns max_edits + 1)
 // once it must exceed `max_edits`.
@@ -117,7 +145,9 @@ class SearchIndex {
   void Compact();
 
   // Matches of `query` on day `today` (DayNumber), the page after `query.after`.
-  Page Search(const Query& query, int32_t today) const;
+  // DEADLINE_EXCEEDED once `deadline` (none when null) expires.
+  [[nodiscard]] absl::StatusOr<Page> Search(const Query& query, int32_t today,
+                                            Deadline* deadline = nullptr) const;
 
   int64_t size() const;
 

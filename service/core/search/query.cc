@@ -86,7 +86,7 @@ std::string EncodePageToken(const Query& query, const Position& last) {
 
 absl::StatusOr<Query> ParseQuery(const v1::SearchPractitionersRequest& request) {
   core::Violations v;
-  core::ValidateText(request.name(), "name", core::kMaxNameBytes, &v);
+  core::ValidateText(request.name(), "name", kMaxSearchNameBytes, &v);
   core::ValidateText(request.city(), "city", core::kMaxTextBytes, &v);
   core::ValidateText(request.postal_code_prefix(), "postal_code_prefix", 16, &v);
   core::ValidateText(request.language(), "language", core::kMaxTextBytes, &v);
@@ -122,6 +122,9 @@ absl::StatusOr<Query> ParseQuery(const v1::SearchPractitionersRequest& request) 
   // client asked for something, so it gets an error rather than the whole register.
   constexpr absl::string_view kNothingLeft = "has no letters or digits";
   if (!request.name().empty() && q.name_tokens.empty()) v.Add("name", std::string(kNothingLeft));
+  if (q.name_tokens.size() > static_cast<size_t>(kMaxNameTokens)) {
+    v.Add("name", absl::StrCat("has ", q.name_tokens.size(), " words; at most ", kMaxNameTokens));
+  }
   if (!request.city().empty() && q.city.empty()) v.Add("city", std::string(kNothingLeft));
   if (!request.postal_code_prefix().empty() && q.postal_code_prefix.empty()) {
     v.Add("postal_code_prefix", std::string(kNothingLeft));
@@ -149,7 +152,8 @@ absl::StatusOr<Query> ParseQuery(const v1::SearchPractitionersRequest& request) 
 }
 
 absl::StatusOr<v1::SearchPractitionersResponse> Searcher::Search(
-    const v1::SearchPractitionersRequest& request, absl::string_view today) const {
+    const v1::SearchPractitionersRequest& request, absl::string_view today,
+    absl::Time deadline) const {
   absl::StatusOr<Query> query = ParseQuery(request);
   if (!query.ok()) return query.status();
   if (!index_->ready()) {
@@ -160,7 +164,16 @@ absl::StatusOr<v1::SearchPractitionersResponse> Searcher::Search(
   if (absl::Status loaded = index_->load_status(); !loaded.ok()) return loaded;
   const std::optional<int32_t> day = DayNumber(today);
   if (!day) return absl::InternalError(absl::StrCat("today '", today, "' is not a date"));
-  const Page page = index_->Search(*query, *day);
+  Deadline budget(std::min(clock_() + budget_, deadline), clock_);
+  absl::StatusOr<Page> found = index_->Search(*query, *day, &budget);
+  if (absl::IsDeadlineExceeded(found.status())) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "the search needed more than its ", absl::FormatDuration(budget_),
+        " budget (or the call's deadline); narrow it: more letters per name token, fewer "
+        "tokens, no fuzzy, or a city, near or activity filter"));
+  }
+  if (!found.ok()) return found.status();
+  const Page& page = *found;
 
   v1::SearchPractitionersResponse response;
   response.set_total_size(page.total_size);

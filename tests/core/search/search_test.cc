@@ -322,7 +322,7 @@ TEST_F(SearchTest, ActivityFilterAgreesWithVerifyOnEveryDate) {
       Query query;
       query.activity = activity;
       query.page_size = 100000;
-      Page page = index_.Search(query, *DayNumber(date));
+      Page page = *index_.Search(query, *DayNumber(date));
       std::set<std::string> found;
       for (const Hit& hit : page.hits) found.insert(hit.registration_id);
       EXPECT_EQ(found, expected) << date << " " << v1::RestrictedActivity_Name(activity);
@@ -510,11 +510,64 @@ TEST_F(SearchTest, CriteriaWithoutLettersOrDigitsAreRefused) {
   EXPECT_EQ(SearchOk(v1::SearchPractitionersRequest()).total_size(), 8);
 }
 
+// Fuzzy search compares every name token with every distinct term, so a 50-token name cost
+// 61 ms at 100,000 registrants: names are capped at 8 tokens.
+TEST_F(SearchTest, NameTokensAreLimited) {
+  UpsertTable();
+  v1::SearchPractitionersRequest request;
+  request.set_fuzzy(true);
+  request.set_name("helene obrien smith a b c d e f");  // 9 tokens.
+  absl::StatusOr<v1::SearchPractitionersResponse> r = searcher_->Search(request, kToday);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ViolationFields(r.status()), ElementsAre("name"));
+  EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("at most 8"));
+  request.set_name("helene obrien smith lena t");  // Within the limit.
+  EXPECT_EQ(SearchOk(request).total_size(), 1);
+}
+
+// Each search has a time budget, checked inside the matching loops. The clock is injected:
+// it stands still, or jumps past the budget at a chosen read, so nothing here is timed.
+TEST_F(SearchTest, SearchesStopAtTheirTimeBudget) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 0; i < 2000; ++i) records.push_back(tools::GenerateRegistrant(11, i));
+  Upsert(records);
+  v1::SearchPractitionersRequest request;
+  request.set_name("jonh smyth");
+  request.set_fuzzy(true);
+  const absl::Time now = absl::FromUnixSeconds(1'800'000'000);
+  int64_t reads = 0;
+  int64_t expire_at_read = 0;  // 0: never.
+  auto clock = [&] {
+    ++reads;
+    return expire_at_read != 0 && reads >= expire_at_read ? now + absl::Seconds(1) : now;
+  };
+  Searcher timed(&index_, store_.get(), clock, absl::Milliseconds(250));
+  absl::StatusOr<v1::SearchPractitionersResponse> full = timed.Search(request, kToday);
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_GT(full->total_size(), 0);
+  const int64_t total_reads = reads;
+  EXPECT_GT(total_reads, 3);  // Read again and again while the search runs.
+  for (expire_at_read = 2; expire_at_read <= total_reads; ++expire_at_read) {
+    reads = 0;
+    absl::StatusOr<v1::SearchPractitionersResponse> r = timed.Search(request, kToday);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded) << expire_at_read;
+    EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("250ms budget"));
+    EXPECT_EQ(reads, expire_at_read);  // It stopped at the first read past the budget.
+  }
+  // The caller's deadline, when earlier, ends it too.
+  expire_at_read = 0;
+  EXPECT_EQ(timed.Search(request, kToday, now).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(timed.Search(request, kToday, now + absl::Seconds(1)).ok());
+}
+
 TEST(SearchIndexTest, DeletionsFreeDocNumbersThatLaterRegistrantsReuse) {
   SearchIndex index;
   auto ids = [&](const Query& q) {
     std::vector<std::string> out;
-    for (const Hit& hit : index.Search(q, *DayNumber(kToday)).hits) {
+    const absl::StatusOr<Page> page = index.Search(q, *DayNumber(kToday));
+    EXPECT_TRUE(page.ok()) << page.status();
+    for (const Hit& hit : page->hits) {
       out.push_back(hit.registration_id);
     }
     return out;
