@@ -183,14 +183,29 @@ absl::StatusOr<v1::SearchPractitionersResponse> Searcher::Search(
   ids.reserve(page.hits.size());
   for (const Hit& hit : page.hits) ids.push_back(hit.registration_id);
   std::unique_ptr<storage::ReadView> view = store_->View();
+  // Records may be large (hundreds of KiB each within every field limit): the page stops
+  // before the record that would take it past kMaxPageBytes (one record always fits) and
+  // continues from there.
+  size_t page_bytes = 0;
+  size_t cut = page.hits.size();  // The first hit left for the next page.
   absl::Status read = view->VisitPractitioners(ids, [&](size_t i, const v1::Practitioner* record) {
     // Indexed and stored in the same commit; a record missing here was deleted in between.
-    if (record == nullptr) return;
-    *response.add_practitioners() = core::PublicView(*record);
+    if (cut != page.hits.size() || record == nullptr) return;
+    v1::Practitioner public_record = core::PublicView(*record);
+    // The record and its framing, and its distance.
+    const size_t bytes = public_record.ByteSizeLong() + 16;
+    if (response.practitioners_size() > 0 && page_bytes + bytes > kMaxPageBytes) {
+      cut = i;
+      return;
+    }
+    page_bytes += bytes;
+    *response.add_practitioners() = std::move(public_record);
     if (query->near) response.add_distances_km(page.hits[i].distance_km);
   });
   if (!read.ok()) return read;
-  if (page.more && !page.hits.empty()) {
+  if (cut < page.hits.size()) {
+    response.set_next_page_token(EncodePageToken(*query, page.hits[cut - 1].position));
+  } else if (page.more && !page.hits.empty()) {
     response.set_next_page_token(EncodePageToken(*query, page.hits.back().position));
   }
   return response;

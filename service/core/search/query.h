@@ -25,6 +25,9 @@ inline constexpr double kMaxRadiusKm = 500;
 inline constexpr int kMaxNameTokens = 8;
 inline constexpr size_t kMaxSearchNameBytes = 200;
 inline constexpr absl::Duration kSearchBudget = absl::Milliseconds(250);
+// A page's records stop at this many bytes (serialized), whatever page_size asked for; the
+// next_page_token continues after the last record sent.
+inline constexpr size_t kMaxPageBytes = 1 << 20;
 
 // Validates `request` and turns it into a normalized Query, the page token decoded. Violations
 // name the request's fields: name, city, postal_code_prefix, activity, register, language,

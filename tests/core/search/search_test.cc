@@ -561,6 +561,52 @@ TEST_F(SearchTest, SearchesStopAtTheirTimeBudget) {
   EXPECT_TRUE(timed.Search(request, kToday, now + absl::Seconds(1)).ok());
 }
 
+// 100 large records (each valid, ~45 KB public) on one page of 100 were a 4.5 MB answer: a
+// page stops at kMaxPageBytes and its token continues after the last record sent.
+TEST_F(SearchTest, PagesStopAtTheirByteLimit) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 0; i < 100; ++i) {
+    v1::Practitioner p =
+        Person(absl::StrCat("PT-", 1000 + i), "Large", "Record", "Calgary", 51.0447, -114.0719);
+    for (int n = 0; n < core::kMaxListItems; ++n) {
+      p.add_former_names(std::string(core::kMaxNameBytes - 3, 'f') + std::to_string(n % 10));
+      p.add_conditions(std::string(core::kMaxLongTextBytes / 2, 'c'));
+    }
+    while (p.locations_size() < core::kMaxListItems) {
+      v1::PracticeLocation* l = p.add_locations();
+      *l = p.locations(0);
+      l->set_clinic_name(std::string(core::kMaxTextBytes, 'k'));
+      l->set_street_address(std::string(core::kMaxTextBytes, 's'));
+    }
+    records.push_back(std::move(p));
+  }
+  Upsert(records);
+  ASSERT_GT(core::PublicView(records[0]).ByteSizeLong(), 40'000u);
+
+  v1::SearchPractitionersRequest request;
+  request.set_name("large record");
+  request.mutable_near()->set_latitude(51.0447);
+  request.mutable_near()->set_longitude(-114.0719);
+  request.mutable_near()->set_radius_km(5);
+  request.set_page_size(100);
+  std::vector<std::string> ids;
+  int pages = 0;
+  do {
+    v1::SearchPractitionersResponse r = SearchOk(request);
+    EXPECT_LE(r.ByteSizeLong(), kMaxPageBytes + 4096);
+    EXPECT_GT(r.practitioners_size(), 0);
+    EXPECT_EQ(r.distances_km_size(), r.practitioners_size());
+    EXPECT_EQ(r.total_size(), 100);
+    for (const auto& p : r.practitioners()) ids.push_back(p.registration_id());
+    request.set_page_token(r.next_page_token());
+    ASSERT_LT(++pages, 20);
+  } while (!request.page_token().empty());
+  EXPECT_GT(pages, 3);
+  std::set<std::string> unique(ids.begin(), ids.end());
+  EXPECT_EQ(unique.size(), 100u);
+  EXPECT_EQ(ids.size(), 100u);
+}
+
 TEST(SearchIndexTest, DeletionsFreeDocNumbersThatLaterRegistrantsReuse) {
   SearchIndex index;
   auto ids = [&](const Query& q) {
