@@ -198,11 +198,22 @@ absl::string_view SearchIndex::IdOf(const Doc& doc) {
 }
 
 absl::Status SearchIndex::Load(const storage::ReadView& view) {
+  {
+    std::unique_lock lock(mu_);
+    loading_ = true;
+  }
   absl::Status status = view.ForEachPractitioner([this](const v1::Practitioner& record) {
     Put(record);
     loaded_.fetch_add(1, std::memory_order_relaxed);
     return !stopping_.load(std::memory_order_relaxed);
   });
+  {
+    std::unique_lock lock(mu_);
+    loading_ = false;
+    // Positions before the view are not known (nothing can page from there anyway).
+    revision_ = std::max(revision_, view.revision());
+    horizon_ = std::max(horizon_, revision_);
+  }
   Compact();
   return status;
 }
@@ -265,9 +276,9 @@ SearchIndex::~SearchIndex() {
 void SearchIndex::Apply(const storage::Commit& commit) {
   for (const storage::RecordChange& change : commit.changes) {
     if (change.event.kind() == v1::ChangeEvent::DELETED) {
-      Remove(change.record.registration_id());
+      Remove(change.record.registration_id(), change.event.revision());
     } else {
-      Put(change.record);
+      Put(change.record, change.event.revision());
     }
   }
 }
@@ -462,8 +473,62 @@ void SearchIndex::UpdatePostings(uint32_t doc_id, const Memberships& before,
   }
 }
 
-void SearchIndex::Put(const v1::Practitioner& record) {
+SearchIndex::PositionData SearchIndex::PositionDataOf(const Doc& doc) {
+  return PositionData{doc.sort_key, doc.terms, doc.locations};
+}
+
+bool SearchIndex::SamePosition(const Doc& a, const Doc& b) {
+  if (a.sort_key != b.sort_key || a.terms != b.terms) return false;
+  if (a.locations.size() != b.locations.size()) return false;
+  auto same = [](float x, float y) { return x == y || (std::isnan(x) && std::isnan(y)); };
+  for (size_t i = 0; i < a.locations.size(); ++i) {
+    if (!same(a.locations[i].latitude, b.locations[i].latitude) ||
+        !same(a.locations[i].longitude, b.locations[i].longitude)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+int64_t SearchIndex::NextRevision(int64_t given) {
+  if (loading_) return revision_;
+  const int64_t revision = given > 0 ? given : revision_ + 1;
+  revision_ = std::max(revision_, revision);
+  return revision;
+}
+
+void SearchIndex::RecordChange(int64_t revision, absl::string_view registration_id,
+                               const Doc& before) {
+  // While loading, and for commits replayed after a background load (already in the view),
+  // no page token can be older than the change.
+  if (loading_ || revision <= horizon_) return;
+  changes_.push_back(Change{revision, std::string(registration_id), PositionDataOf(before)});
+  changes_by_id_[registration_id].push_back(&changes_.back());
+  while (changes_.size() > max_changes_) {
+    const Change& oldest = changes_.front();
+    horizon_ = std::max(horizon_, oldest.revision);
+    auto it = changes_by_id_.find(oldest.registration_id);
+    it->second.pop_front();
+    if (it->second.empty()) changes_by_id_.erase(it);
+    changes_.pop_front();
+  }
+}
+
+const SearchIndex::PositionData* SearchIndex::PositionAsOf(absl::string_view registration_id,
+                                                           int64_t revision) const {
+  auto it = changes_by_id_.find(registration_id);
+  if (it == changes_by_id_.end()) return nullptr;
+  // The first change after `revision` saw the data in force at `revision` (changes that do
+  // not move a registrant are not recorded, so they do not matter).
+  for (const Change* change : it->second) {
+    if (change->revision > revision) return &change->before;
+  }
+  return nullptr;
+}
+
+void SearchIndex::Put(const v1::Practitioner& record, int64_t revision) {
   std::unique_lock lock(mu_);
+  const int64_t change_revision = NextRevision(revision);
   Doc doc = MakeDoc(record);
   uint32_t doc_id;
   Memberships before;
@@ -471,6 +536,9 @@ void SearchIndex::Put(const v1::Practitioner& record) {
   if (auto it = doc_ids_.find(absl::string_view(record.registration_id())); it != doc_ids_.end()) {
     doc_id = *it;
     before = MembershipsOf(docs_[doc_id]);
+    if (!SamePosition(docs_[doc_id], doc)) {
+      RecordChange(change_revision, record.registration_id(), docs_[doc_id]);
+    }
     ordered_.erase({docs_[doc_id].sort_key, doc_id});
     docs_[doc_id] = std::move(doc);  // Same id, so its place in doc_ids_ holds.
   } else {
@@ -490,15 +558,16 @@ void SearchIndex::Put(const v1::Practitioner& record) {
   UpdateAuthorizedBits(doc_id);
 }
 
-void SearchIndex::Remove(absl::string_view registration_id) {
+void SearchIndex::Remove(absl::string_view registration_id, int64_t revision) {
   std::unique_lock lock(mu_);
-  RemoveLocked(registration_id);
+  RemoveLocked(registration_id, NextRevision(revision));
 }
 
-void SearchIndex::RemoveLocked(absl::string_view registration_id) {
+void SearchIndex::RemoveLocked(absl::string_view registration_id, int64_t revision) {
   auto it = doc_ids_.find(registration_id);
   if (it == doc_ids_.end()) return;
   const uint32_t doc_id = *it;
+  RecordChange(revision, registration_id, docs_[doc_id]);
   doc_ids_.erase(it);
   UpdatePostings(doc_id, MembershipsOf(docs_[doc_id]), Memberships());
   ordered_.erase({docs_[doc_id].sort_key, doc_id});
@@ -517,6 +586,21 @@ absl::StatusOr<Page> SearchIndex::Search(const Query& q, int32_t today, Deadline
   std::shared_lock lock(mu_);
   Page page;
   const size_t page_size = static_cast<size_t>(std::max(q.page_size, 1));
+  // Positions are those as of the first page's revision: a registrant that moved since (a
+  // rename, a new location) keeps its old place, so the pages already read and those to come
+  // still split the order at the same points.
+  page.revision = revision_;
+  if (q.as_of_revision) {
+    if (*q.as_of_revision < horizon_) {
+      return absl::FailedPreconditionError(
+          "the register changed too much since the first page (or the server restarted after "
+          "writes)");
+    }
+    page.revision = *q.as_of_revision;
+  }
+  const int64_t as_of = page.revision;
+  const bool moved_since =
+      q.as_of_revision && !changes_.empty() && changes_.back().revision > *q.as_of_revision;
 
   // Per query token, how each term matches it: 0 no, 1 within the allowed edits, 2 by prefix.
   const size_t n_tokens = q.name_tokens.size();
@@ -568,13 +652,34 @@ absl::StatusOr<Page> SearchIndex::Search(const Query& q, int32_t today, Deadline
   if (no_criteria) {
     // Browsing: the ordered set already is the result order.
     page.total_size = live_;
+    // Registrants that moved since the token's revision, at their old places after the cursor;
+    // the ordered set gives everyone else.
+    absl::flat_hash_set<uint32_t> moved_docs;
+    std::vector<std::pair<absl::string_view, uint32_t>> moved;
+    if (moved_since) {
+      for (auto c = changes_.rbegin(); c != changes_.rend() && c->revision > as_of; ++c) {
+        auto doc = doc_ids_.find(absl::string_view(c->registration_id));
+        if (doc == doc_ids_.end() || !moved_docs.insert(*doc).second) continue;
+        if (deadline->Expired()) return out_of_time();
+        const PositionData* old = PositionAsOf(c->registration_id, as_of);
+        if (!q.after || old->sort_key > q.after->key) moved.emplace_back(old->sort_key, *doc);
+      }
+      std::sort(moved.begin(), moved.end());
+    }
     auto it = q.after ? ordered_.upper_bound({q.after->key, std::numeric_limits<uint32_t>::max()})
                       : ordered_.begin();
-    for (; it != ordered_.end() && page.hits.size() < page_size; ++it) {
-      page.hits.push_back(
-          Hit{std::string(IdOf(docs_[it->second])), 0, Position{0, 0, std::string(it->first)}});
+    auto next_unmoved = [&] {
+      while (it != ordered_.end() && moved_docs.contains(it->second)) ++it;
+    };
+    size_t m = 0;
+    for (next_unmoved(); page.hits.size() < page_size; next_unmoved()) {
+      const bool from_moved =
+          m < moved.size() && (it == ordered_.end() || moved[m].first < it->first);
+      if (!from_moved && it == ordered_.end()) break;
+      const auto& [key, doc] = from_moved ? moved[m++] : *it++;
+      page.hits.push_back(Hit{std::string(IdOf(docs_[doc])), 0, Position{0, 0, std::string(key)}});
     }
-    page.more = it != ordered_.end();
+    page.more = it != ordered_.end() || m < moved.size();
     return page;
   }
 
@@ -663,8 +768,10 @@ absl::StatusOr<Page> SearchIndex::Search(const Query& q, int32_t today, Deadline
     uint8_t tier;
     double distance_km;
     uint32_t doc;
+    const std::string* key;  // The doc's sort key, or its key as of the token's revision.
+    double shown_km;         // Its distance now (distance_km may be the one as of then).
   };
-  auto key_of = [this](const Candidate& c) -> const std::string& { return docs_[c.doc].sort_key; };
+  auto key_of = [](const Candidate& c) -> const std::string& { return *c.key; };
   auto before = [&key_of](const Candidate& a, const Candidate& b) {
     if (a.tier != b.tier) return a.tier < b.tier;
     if (a.distance_km != b.distance_km) return a.distance_km < b.distance_km;
@@ -716,10 +823,31 @@ absl::StatusOr<Page> SearchIndex::Search(const Query& q, int32_t today, Deadline
       if (!(distance <= q.radius_km)) return;
     }
     ++page.total_size;
-    const Candidate c{tier, distance, doc_id};
+    Candidate c{tier, distance, doc_id, &doc.sort_key, distance};
+    if (moved_since) {
+      if (const PositionData* old = PositionAsOf(IdOf(doc), as_of)) {
+        // Its place as of the token's revision (it may not have matched then: any fixed
+        // place will do, as long as it stays the same from page to page).
+        c.key = &old->sort_key;
+        c.tier = 0;
+        for (size_t i = 0; i < n_tokens; ++i) {
+          uint8_t token_best = 0;
+          for (uint32_t term : old->terms) token_best = std::max(token_best, match[i][term]);
+          if (token_best != 2) c.tier = 1;
+        }
+        if (q.near) {
+          c.distance_km = std::numeric_limits<double>::infinity();
+          for (const Location& l : old->locations) {
+            if (std::isnan(l.latitude)) continue;
+            c.distance_km = std::min(c.distance_km,
+                                     DistanceKm(q.latitude, q.longitude, l.latitude, l.longitude));
+          }
+        }
+      }
+    }
     if (q.after) {
       const Position& a = *q.after;
-      if (std::tie(c.tier, c.distance_km, doc.sort_key) <= std::tie(a.tier, a.distance_km, a.key)) {
+      if (std::tie(c.tier, c.distance_km, *c.key) <= std::tie(a.tier, a.distance_km, a.key)) {
         return;
       }
     }
@@ -749,8 +877,7 @@ absl::StatusOr<Page> SearchIndex::Search(const Query& q, int32_t today, Deadline
   for (size_t i = best.size(); i-- > 0;) {
     const Candidate& c = best.top();
     const Doc& doc = docs_[c.doc];
-    page.hits[i] =
-        Hit{std::string(IdOf(doc)), c.distance_km, Position{c.tier, c.distance_km, doc.sort_key}};
+    page.hits[i] = Hit{std::string(IdOf(doc)), c.shown_km, Position{c.tier, c.distance_km, *c.key}};
     best.pop();
   }
   return page;

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -21,7 +22,8 @@ namespace {
 
 namespace v1 = physioreg::v1;
 
-constexpr char kTokenVersion = 'S';
+// 'T': with the revision of the first page (tokens of version 'S' had none).
+constexpr char kTokenVersion = 'T';
 constexpr size_t kChecksumBytes = 8;
 // Not a secret: the checksum tells a token that was edited from one we issued. A client that
 // forges a consistent token gains nothing: any position is a legal place to continue from.
@@ -52,7 +54,12 @@ std::string QueryHash(const Query& q) {
   return Sha256("query", canonical).substr(0, 8);
 }
 
-std::optional<Position> DecodePageToken(absl::string_view token, const Query& query) {
+struct PageToken {
+  Position after;
+  int64_t revision = 0;
+};
+
+std::optional<PageToken> DecodePageToken(absl::string_view token, const Query& query) {
   std::string raw;
   if (!absl::WebSafeBase64Unescape(token, &raw) || raw.size() < 1 + 8 + kChecksumBytes) {
     return std::nullopt;
@@ -65,18 +72,25 @@ std::optional<Position> DecodePageToken(absl::string_view token, const Query& qu
   in.remove_prefix(1);
   if (in.substr(0, 8) != QueryHash(query)) return std::nullopt;
   in.remove_prefix(8);
+  std::optional<uint64_t> revision = storage::ConsumeUint64(&in);
   std::optional<uint64_t> tier = storage::ConsumeUint64(&in);
   std::optional<uint64_t> distance = storage::ConsumeUint64(&in);
   std::optional<std::string> key = storage::ConsumeString(&in);
-  if (!tier || !distance || !key || !in.empty() || *tier > 1) return std::nullopt;
-  return Position{static_cast<uint8_t>(*tier), absl::bit_cast<double>(*distance), *std::move(key)};
+  if (!revision || !tier || !distance || !key || !in.empty() || *tier > 1 ||
+      *revision > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return std::nullopt;
+  }
+  return PageToken{
+      Position{static_cast<uint8_t>(*tier), absl::bit_cast<double>(*distance), *std::move(key)},
+      static_cast<int64_t>(*revision)};
 }
 
 }  // namespace
 
-std::string EncodePageToken(const Query& query, const Position& last) {
+std::string EncodePageToken(const Query& query, const Position& last, int64_t revision) {
   std::string payload(1, kTokenVersion);
   payload += QueryHash(query);
+  storage::AppendUint64(&payload, static_cast<uint64_t>(revision));
   storage::AppendUint64(&payload, last.tier);
   storage::AppendUint64(&payload, absl::bit_cast<uint64_t>(last.distance_km));
   storage::AppendString(&payload, last.key);
@@ -142,11 +156,13 @@ absl::StatusOr<Query> ParseQuery(const v1::SearchPractitionersRequest& request) 
   q.page_size =
       request.page_size() == 0 ? kDefaultPageSize : std::min(request.page_size(), kMaxPageSize);
   if (!request.page_token().empty()) {
-    q.after = DecodePageToken(request.page_token(), q);
-    if (!q.after) {
+    std::optional<PageToken> token = DecodePageToken(request.page_token(), q);
+    if (!token) {
       v.Add("page_token", "is not a page token of this search (the criteria must not change)");
       return v.ToStatus();
     }
+    q.after = std::move(token->after);
+    q.as_of_revision = token->revision;
   }
   return q;
 }
@@ -171,6 +187,12 @@ absl::StatusOr<v1::SearchPractitionersResponse> Searcher::Search(
         "the search needed more than its ", absl::FormatDuration(budget_),
         " budget (or the call's deadline); narrow it: more letters per name token, fewer "
         "tokens, no fuzzy, or a city, near or activity filter"));
+  }
+  if (absl::IsFailedPrecondition(found.status())) {
+    core::Violations expired;
+    expired.Add("page_token", absl::StrCat("has expired: ", found.status().message(),
+                                           "; search again from the first page"));
+    return expired.ToStatus();
   }
   if (!found.ok()) return found.status();
   const Page& page = *found;
@@ -204,9 +226,10 @@ absl::StatusOr<v1::SearchPractitionersResponse> Searcher::Search(
   });
   if (!read.ok()) return read;
   if (cut < page.hits.size()) {
-    response.set_next_page_token(EncodePageToken(*query, page.hits[cut - 1].position));
+    response.set_next_page_token(
+        EncodePageToken(*query, page.hits[cut - 1].position, page.revision));
   } else if (page.more && !page.hits.empty()) {
-    response.set_next_page_token(EncodePageToken(*query, page.hits.back().position));
+    response.set_next_page_token(EncodePageToken(*query, page.hits.back().position, page.revision));
   }
   return response;
 }

@@ -37,7 +37,9 @@ inline constexpr size_t kMaxPageBytes = 1 << 20;
 
 // A token for the page after `last`, bound to the query: it carries a hash of the normalized
 // criteria, and a checksum over everything so a changed token is refused.
-std::string EncodePageToken(const Query& query, const Position& last);
+// `revision` is the index revision the positions are as of (Page::revision), carried from the
+// first page to the last.
+std::string EncodePageToken(const Query& query, const Position& last, int64_t revision);
 
 class Searcher {
  public:

@@ -378,6 +378,111 @@ TEST_F(SearchTest, PagingWhileWritesHappenSeesEachStableRegistrantOnce) {
   EXPECT_GT(seen_commits, 10);
 }
 
+// A registrant renamed (or moved) while a client pages changes place in the order: one already
+// seen and moved after the cursor came back a second time, one not seen yet and moved before
+// the cursor was never seen. Positions are evaluated as of the first page's revision, so
+// every registrant that exists throughout is seen exactly once, whatever the criteria.
+TEST_F(SearchTest, PagingSeesRenamedAndMovedRegistrantsExactlyOnce) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 0; i < 30; ++i) {
+    records.push_back(Person(absl::StrCat("PT-", 500 + i), "Ann",
+                             absl::StrCat("Fam", std::string(1, static_cast<char>('a' + i / 26)),
+                                          std::string(1, static_cast<char>('a' + i % 26))),
+                             "Calgary", 51.0447 + i * 0.001, -114.0719));
+  }
+  const std::vector<std::function<void(v1::SearchPractitionersRequest*)>> cases = {
+      [](auto*) {},  // Browsing the register.
+      [](auto* r) { r->set_name("fam"); },
+      [](auto* r) {
+        r->set_name("ann fam");
+        r->set_fuzzy(true);
+      },
+      [](auto* r) {
+        r->set_city("calgary");
+        r->set_activity(v1::DRY_NEEDLING);
+      },
+      [](auto* r) {
+        r->mutable_near()->set_latitude(51.0447);
+        r->mutable_near()->set_longitude(-114.0719);
+        r->mutable_near()->set_radius_km(50);
+      },
+  };
+  for (size_t c = 0; c < cases.size(); ++c) {
+    Upsert(records);  // The first names and places again.
+    v1::SearchPractitionersRequest request;
+    cases[c](&request);
+    request.set_page_size(5);
+    std::vector<std::string> ids;
+    int page = 0;
+    do {
+      v1::SearchPractitionersResponse r = SearchOk(request);
+      EXPECT_EQ(r.total_size(), 30) << c;
+      for (const auto& p : r.practitioners()) ids.push_back(p.registration_id());
+      request.set_page_token(r.next_page_token());
+      if (page == 0) {
+        ASSERT_THAT(ids, ::testing::Contains(records[1].registration_id())) << c;
+        ASSERT_THAT(ids, ::testing::Not(::testing::Contains(records[20].registration_id())));
+        // Seen, now last in every order; not seen, now first in every order.
+        v1::Practitioner seen = records[1];
+        seen.set_family_name("Famzz");
+        seen.mutable_locations(0)->set_latitude(51.0447 + 0.1);
+        v1::Practitioner unseen = records[20];
+        unseen.set_family_name("Fam");
+        unseen.mutable_locations(0)->set_latitude(51.0447);
+        Upsert({seen, unseen});
+      } else if (page == 2) {
+        // Moving again changes nothing either, nor does a change that moves no one.
+        v1::Practitioner again = records[20];
+        again.set_family_name("Fama");
+        v1::Practitioner languages = records[25];
+        languages.add_languages("Cree");
+        Upsert({again, languages});
+      }
+      ASSERT_LT(++page, 20) << c;
+    } while (!request.page_token().empty());
+    std::map<std::string, int> count;
+    for (const std::string& id : ids) ++count[id];
+    for (const v1::Practitioner& p : records) {
+      EXPECT_EQ(count[p.registration_id()], 1) << "case " << c << " " << p.registration_id();
+    }
+    EXPECT_EQ(ids.size(), records.size()) << c;
+  }
+}
+
+// The index remembers a bounded number of moves; a token older than what it remembers is
+// refused with a clear message instead of silently repeating or skipping registrants.
+TEST_F(SearchTest, PageTokensExpireOnceTheirRevisionIsForgotten) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 0; i < 10; ++i) {
+    records.push_back(Person(absl::StrCat("PT-", 700 + i), "Bo", absl::StrCat("Name", i), "Calgary",
+                             51.0447, -114.0719));
+  }
+  Upsert(records);
+  SearchIndex small(/*position_history=*/2);
+  ASSERT_TRUE(small.Load(*store_->View()).ok());
+  Searcher searcher(&small, store_.get());
+  v1::SearchPractitionersRequest request;
+  request.set_page_size(3);
+  absl::StatusOr<v1::SearchPractitionersResponse> first = searcher.Search(request, kToday);
+  ASSERT_TRUE(first.ok()) << first.status();
+  request.set_page_token(first->next_page_token());
+  auto rename = [&](int i, const std::string& family) {
+    v1::Practitioner p = records[i];
+    p.set_family_name(family);
+    small.Put(p);
+  };
+  rename(0, "Zed");
+  rename(8, "Abe");
+  EXPECT_TRUE(searcher.Search(request, kToday).ok());  // Two moves: still remembered.
+  rename(5, "Kay");
+  absl::StatusOr<v1::SearchPractitionersResponse> expired = searcher.Search(request, kToday);
+  ASSERT_EQ(expired.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ViolationFields(expired.status()), ElementsAre("page_token"));
+  EXPECT_THAT(std::string(expired.status().message()), ::testing::HasSubstr("expired"));
+  request.clear_page_token();
+  EXPECT_TRUE(searcher.Search(request, kToday).ok());  // A new listing starts fine.
+}
+
 // physioregd indexes in the background: writes made while the load runs must all reach the
 // index, and searches before it is ready answer UNAVAILABLE rather than partial results.
 TEST_F(SearchTest, BackgroundLoadSeesCommitsMadeDuringIt) {
