@@ -508,7 +508,7 @@ void SearchIndex::RecordChange(int64_t revision, absl::string_view registration_
     const Change& oldest = changes_.front();
     horizon_ = std::max(horizon_, oldest.revision);
     auto it = changes_by_id_.find(oldest.registration_id);
-    it->second.pop_front();
+    it->second.erase(it->second.begin());
     if (it->second.empty()) changes_by_id_.erase(it);
     changes_.pop_front();
   }

@@ -274,7 +274,8 @@ class SearchIndex {
   int64_t revision_ = 0;
   int64_t horizon_ = 0;
   std::deque<Change> changes_;
-  absl::flat_hash_map<std::string, std::deque<const Change*>> changes_by_id_;
+  // Per registrant, its changes oldest first (mostly one: a std::deque would cost ~600 bytes).
+  absl::flat_hash_map<std::string, absl::InlinedVector<const Change*, 1>> changes_by_id_;
 
   // Terms sorted, so that a prefix is a range; std::map nodes keep the strings in place.
   std::map<std::string, uint32_t> term_ids_;

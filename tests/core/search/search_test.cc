@@ -339,8 +339,8 @@ TEST_F(SearchTest, PagingWhileWritesHappenSeesEachStableRegistrantOnce) {
   for (const auto& r : records) initial.insert(r.registration_id());
 
   // The writer adds new registrants (anywhere in the order) and re-uploads existing ones with
-  // other languages (their position stays). The reader waits for a commit between pages, so
-  // pages and writes interleave on every run.
+  // other languages (their position stays) or other names (they move). The reader waits for a
+  // commit between pages, so pages and writes interleave on every run.
   std::mutex mu;
   std::condition_variable cv;
   int64_t commits = 0;
@@ -352,6 +352,8 @@ TEST_F(SearchTest, PagingWhileWritesHappenSeesEachStableRegistrantOnce) {
         *request.add_practitioners() = tools::GenerateRegistrant(99, 100000 + batch * 5 + i);
         v1::Practitioner changed = records[(batch * 5 + i) % records.size()];
         changed.add_languages(absl::StrCat("Language ", batch));
+        // Renames move registrants to either end of the order, across the reader's cursor.
+        if (i % 2 == 0) changed.set_family_name(absl::StrCat(batch % 2 ? "Aa" : "Zz", batch));
         *request.add_practitioners() = changed;
       }
       ASSERT_TRUE(registry_->Upsert(request, "k1").ok());
@@ -481,6 +483,39 @@ TEST_F(SearchTest, PageTokensExpireOnceTheirRevisionIsForgotten) {
   EXPECT_THAT(std::string(expired.status().message()), ::testing::HasSubstr("expired"));
   request.clear_page_token();
   EXPECT_TRUE(searcher.Search(request, kToday).ok());  // A new listing starts fine.
+}
+
+// After a restart the index is loaded anew and knows no earlier moves: a token from before
+// still works when nothing was written since, and is refused when something was.
+TEST_F(SearchTest, PageTokensSurviveARestartWithoutWritesOnly) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 0; i < 10; ++i) {
+    records.push_back(Person(absl::StrCat("PT-", 800 + i), "Cy", absl::StrCat("Name", i), "Calgary",
+                             51.0447, -114.0719));
+  }
+  Upsert(records);
+  v1::SearchPractitionersRequest request;
+  request.set_page_size(4);
+  request.set_page_token(SearchOk(request).next_page_token());
+  ASSERT_FALSE(request.page_token().empty());
+  {
+    SearchIndex restarted;
+    ASSERT_TRUE(restarted.Load(*store_->View()).ok());
+    Searcher searcher(&restarted, store_.get());
+    absl::StatusOr<v1::SearchPractitionersResponse> next = searcher.Search(request, kToday);
+    ASSERT_TRUE(next.ok()) << next.status();
+    EXPECT_EQ(next->practitioners(0).registration_id(), "PT-804");
+  }
+  v1::Practitioner renamed = records[9];
+  renamed.set_family_name("Aardvark");
+  Upsert({renamed});
+  SearchIndex restarted;
+  ASSERT_TRUE(restarted.Load(*store_->View()).ok());
+  Searcher searcher(&restarted, store_.get());
+  absl::StatusOr<v1::SearchPractitionersResponse> next = searcher.Search(request, kToday);
+  EXPECT_THAT(ViolationFields(next.status()), ElementsAre("page_token"));
+  // The index that saw the write still pages on.
+  EXPECT_TRUE(searcher_->Search(request, kToday).ok());
 }
 
 // physioregd indexes in the background: writes made while the load runs must all reach the
