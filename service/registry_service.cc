@@ -1,5 +1,8 @@
 #include "service/registry_service.h"
 
+#include <chrono>
+
+#include "absl/time/time.h"
 #include "service/auth.h"
 #include "service/core/verification.h"
 #include "service/grpc_status.h"
@@ -23,8 +26,23 @@ grpc::ServerUnaryReactor* RegistryService::SearchPractitioners(
     grpc::CallbackServerContext* context, const v1::SearchPractitionersRequest* request,
     v1::SearchPractitionersResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  // The searcher returns public views only (no private_contact).
-  Finish(reactor, searcher_->Search(*request, registry_->Today()), response);
+  // The caller's deadline bounds the search too (its answer would be thrown away).
+  absl::Time deadline = absl::InfiniteFuture();
+  if (context->deadline() != std::chrono::system_clock::time_point::max()) {
+    deadline = absl::FromChrono(context->deadline());
+  }
+  const bool queued = search_queue_.TryPost([this, context, request, response, reactor, deadline] {
+    if (context->IsCancelled()) {
+      reactor->Finish(grpc::Status::CANCELLED);
+      return;
+    }
+    // The searcher returns public views only (no private_contact).
+    Finish(reactor, searcher_->Search(*request, registry_->Today(), deadline), response);
+  });
+  if (!queued) {
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "too many searches in progress, retry"));
+  }
   return reactor;
 }
 

@@ -1,7 +1,9 @@
 // Thin gRPC handlers of the public Registry service. Reads are short RocksDB point lookups,
-// answered inline with DefaultReactor(); so is SearchPractitioners, an in-memory index lookup
-// plus one page of point reads. RPCs not built yet are left to the generated base class,
-// which answers UNIMPLEMENTED: WatchChanges, GetVerificationKeys.
+// answered inline with DefaultReactor(). SearchPractitioners can cost far more (a wide or
+// fuzzy query), so it runs on its own worker with a bounded queue (see search::WorkQueue):
+// searches then never hold gRPC's callback threads and cannot starve Get / Verify; a full
+// queue answers RESOURCE_EXHAUSTED at once. RPCs not built yet are left to the generated base
+// class, which answers UNIMPLEMENTED: WatchChanges, GetVerificationKeys.
 #ifndef PHYSIOREG_SERVICE_REGISTRY_SERVICE_H_
 #define PHYSIOREG_SERVICE_REGISTRY_SERVICE_H_
 
@@ -10,11 +12,17 @@
 #include "service/core/api_keys.h"
 #include "service/core/registry.h"
 #include "service/core/search/query.h"
+#include "service/core/search/work_queue.h"
 
 namespace physioreg::service {
 
 class RegistryService final : public physioreg::v1::Registry::CallbackService {
  public:
+  // One worker: the machine has 2 cores, and the other stays for everything else. Searches
+  // take milliseconds (at most the search budget), so 16 waiting is under a second or so.
+  static constexpr int kSearchWorkers = 1;
+  static constexpr size_t kMaxWaitingSearches = 16;
+
   RegistryService(const core::Registry* registry, const core::ApiKeys* keys,
                   const search::Searcher* searcher)
       : registry_(registry), keys_(keys), searcher_(searcher) {
@@ -51,6 +59,8 @@ class RegistryService final : public physioreg::v1::Registry::CallbackService {
   ArenaAllocator<physioreg::v1::VerifyAuthorizationRequest,
                  physioreg::v1::VerifyAuthorizationResponse>
       verify_allocator_;
+  // Last, so it is joined first, while everything its tasks use is still there.
+  search::WorkQueue search_queue_{kSearchWorkers, kMaxWaitingSearches};
 };
 
 }  // namespace physioreg::service

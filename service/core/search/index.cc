@@ -122,13 +122,14 @@ void IntersectWith(std::vector<uint32_t>* docs, const std::vector<uint32_t>& oth
 // std::inplace_merge rounds were 15 % of the server's CPU under a search load, plus their
 // buffer allocations).
 std::vector<uint32_t> Union(const std::vector<const std::vector<uint32_t>*>& parts,
-                            size_t doc_count) {
+                            size_t doc_count, Deadline* deadline) {
   size_t total = 0;
   for (const std::vector<uint32_t>* part : parts) total += part->size();
   std::vector<uint32_t> out;
   out.reserve(total);
   if (total < doc_count / 256) {
     for (const std::vector<uint32_t>* part : parts) {
+      if (deadline->Expired()) return {};
       out.insert(out.end(), part->begin(), part->end());
     }
     SortUnique(&out);
@@ -136,6 +137,7 @@ std::vector<uint32_t> Union(const std::vector<const std::vector<uint32_t>*>& par
   }
   std::vector<uint64_t> bits((doc_count + 63) / 64, 0);
   for (const std::vector<uint32_t>* part : parts) {
+    if (deadline->Expired()) return {};
     for (uint32_t doc : *part) bits[doc / 64] |= uint64_t{1} << (doc % 64);
   }
   for (size_t word = 0; word < bits.size(); ++word) {
@@ -196,11 +198,22 @@ absl::string_view SearchIndex::IdOf(const Doc& doc) {
 }
 
 absl::Status SearchIndex::Load(const storage::ReadView& view) {
+  {
+    std::unique_lock lock(mu_);
+    loading_ = true;
+  }
   absl::Status status = view.ForEachPractitioner([this](const v1::Practitioner& record) {
     Put(record);
     loaded_.fetch_add(1, std::memory_order_relaxed);
     return !stopping_.load(std::memory_order_relaxed);
   });
+  {
+    std::unique_lock lock(mu_);
+    loading_ = false;
+    // Positions before the view are not known (nothing can page from there anyway).
+    revision_ = std::max(revision_, view.revision());
+    horizon_ = std::max(horizon_, revision_);
+  }
   Compact();
   return status;
 }
@@ -263,9 +276,9 @@ SearchIndex::~SearchIndex() {
 void SearchIndex::Apply(const storage::Commit& commit) {
   for (const storage::RecordChange& change : commit.changes) {
     if (change.event.kind() == v1::ChangeEvent::DELETED) {
-      Remove(change.record.registration_id());
+      Remove(change.record.registration_id(), change.event.revision());
     } else {
-      Put(change.record);
+      Put(change.record, change.event.revision());
     }
   }
 }
@@ -460,8 +473,62 @@ void SearchIndex::UpdatePostings(uint32_t doc_id, const Memberships& before,
   }
 }
 
-void SearchIndex::Put(const v1::Practitioner& record) {
+SearchIndex::PositionData SearchIndex::PositionDataOf(const Doc& doc) {
+  return PositionData{doc.sort_key, doc.terms, doc.locations};
+}
+
+bool SearchIndex::SamePosition(const Doc& a, const Doc& b) {
+  if (a.sort_key != b.sort_key || a.terms != b.terms) return false;
+  if (a.locations.size() != b.locations.size()) return false;
+  auto same = [](float x, float y) { return x == y || (std::isnan(x) && std::isnan(y)); };
+  for (size_t i = 0; i < a.locations.size(); ++i) {
+    if (!same(a.locations[i].latitude, b.locations[i].latitude) ||
+        !same(a.locations[i].longitude, b.locations[i].longitude)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+int64_t SearchIndex::NextRevision(int64_t given) {
+  if (loading_) return revision_;
+  const int64_t revision = given > 0 ? given : revision_ + 1;
+  revision_ = std::max(revision_, revision);
+  return revision;
+}
+
+void SearchIndex::RecordChange(int64_t revision, absl::string_view registration_id,
+                               const Doc& before) {
+  // While loading, and for commits replayed after a background load (already in the view),
+  // no page token can be older than the change.
+  if (loading_ || revision <= horizon_) return;
+  changes_.push_back(Change{revision, std::string(registration_id), PositionDataOf(before)});
+  changes_by_id_[registration_id].push_back(&changes_.back());
+  while (changes_.size() > max_changes_) {
+    const Change& oldest = changes_.front();
+    horizon_ = std::max(horizon_, oldest.revision);
+    auto it = changes_by_id_.find(oldest.registration_id);
+    it->second.erase(it->second.begin());
+    if (it->second.empty()) changes_by_id_.erase(it);
+    changes_.pop_front();
+  }
+}
+
+const SearchIndex::PositionData* SearchIndex::PositionAsOf(absl::string_view registration_id,
+                                                           int64_t revision) const {
+  auto it = changes_by_id_.find(registration_id);
+  if (it == changes_by_id_.end()) return nullptr;
+  // The first change after `revision` saw the data in force at `revision` (changes that do
+  // not move a registrant are not recorded, so they do not matter).
+  for (const Change* change : it->second) {
+    if (change->revision > revision) return &change->before;
+  }
+  return nullptr;
+}
+
+void SearchIndex::Put(const v1::Practitioner& record, int64_t revision) {
   std::unique_lock lock(mu_);
+  const int64_t change_revision = NextRevision(revision);
   Doc doc = MakeDoc(record);
   uint32_t doc_id;
   Memberships before;
@@ -469,6 +536,9 @@ void SearchIndex::Put(const v1::Practitioner& record) {
   if (auto it = doc_ids_.find(absl::string_view(record.registration_id())); it != doc_ids_.end()) {
     doc_id = *it;
     before = MembershipsOf(docs_[doc_id]);
+    if (!SamePosition(docs_[doc_id], doc)) {
+      RecordChange(change_revision, record.registration_id(), docs_[doc_id]);
+    }
     ordered_.erase({docs_[doc_id].sort_key, doc_id});
     docs_[doc_id] = std::move(doc);  // Same id, so its place in doc_ids_ holds.
   } else {
@@ -488,15 +558,16 @@ void SearchIndex::Put(const v1::Practitioner& record) {
   UpdateAuthorizedBits(doc_id);
 }
 
-void SearchIndex::Remove(absl::string_view registration_id) {
+void SearchIndex::Remove(absl::string_view registration_id, int64_t revision) {
   std::unique_lock lock(mu_);
-  RemoveLocked(registration_id);
+  RemoveLocked(registration_id, NextRevision(revision));
 }
 
-void SearchIndex::RemoveLocked(absl::string_view registration_id) {
+void SearchIndex::RemoveLocked(absl::string_view registration_id, int64_t revision) {
   auto it = doc_ids_.find(registration_id);
   if (it == doc_ids_.end()) return;
   const uint32_t doc_id = *it;
+  RecordChange(revision, registration_id, docs_[doc_id]);
   doc_ids_.erase(it);
   UpdatePostings(doc_id, MembershipsOf(docs_[doc_id]), Memberships());
   ordered_.erase({docs_[doc_id].sort_key, doc_id});
@@ -506,10 +577,30 @@ void SearchIndex::RemoveLocked(absl::string_view registration_id) {
   --live_;
 }
 
-Page SearchIndex::Search(const Query& q, int32_t today) const {
+absl::StatusOr<Page> SearchIndex::Search(const Query& q, int32_t today, Deadline* deadline) const {
+  Deadline no_deadline;
+  if (deadline == nullptr) deadline = &no_deadline;
+  const auto out_of_time = [] {
+    return absl::DeadlineExceededError("the search ran out of its time budget");
+  };
   std::shared_lock lock(mu_);
   Page page;
   const size_t page_size = static_cast<size_t>(std::max(q.page_size, 1));
+  // Positions are those as of the first page's revision: a registrant that moved since (a
+  // rename, a new location) keeps its old place, so the pages already read and those to come
+  // still split the order at the same points.
+  page.revision = revision_;
+  if (q.as_of_revision) {
+    if (*q.as_of_revision < horizon_) {
+      return absl::FailedPreconditionError(
+          "the register changed too much since the first page (or the server restarted after "
+          "writes)");
+    }
+    page.revision = *q.as_of_revision;
+  }
+  const int64_t as_of = page.revision;
+  const bool moved_since =
+      q.as_of_revision && !changes_.empty() && changes_.back().revision > *q.as_of_revision;
 
   // Per query token, how each term matches it: 0 no, 1 within the allowed edits, 2 by prefix.
   const size_t n_tokens = q.name_tokens.size();
@@ -522,6 +613,7 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
     for (auto it = term_ids_.lower_bound(token);
          it != term_ids_.end() && absl::string_view(it->first).substr(0, token.size()) == token;
          ++it) {
+      if (deadline->Expired()) return out_of_time();
       match[i][it->second] = 2;
       token_terms[i].push_back(it->second);
       token_cost[i] += terms_[it->second].postings.size();
@@ -531,6 +623,7 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
     const int max_edits = MaxEdits(query32);
     if (max_edits == 0) continue;
     for (uint32_t id = 0; id < terms_.size(); ++id) {
+      if (deadline->Expired()) return out_of_time();
       if (match[i][id] != 0 || terms_[id].postings.empty()) continue;
       if (FuzzyPrefixDistance(query32, terms_[id].code_points, max_edits) <= max_edits) {
         match[i][id] = 1;
@@ -559,13 +652,34 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
   if (no_criteria) {
     // Browsing: the ordered set already is the result order.
     page.total_size = live_;
+    // Registrants that moved since the token's revision, at their old places after the cursor;
+    // the ordered set gives everyone else.
+    absl::flat_hash_set<uint32_t> moved_docs;
+    std::vector<std::pair<absl::string_view, uint32_t>> moved;
+    if (moved_since) {
+      for (auto c = changes_.rbegin(); c != changes_.rend() && c->revision > as_of; ++c) {
+        auto doc = doc_ids_.find(absl::string_view(c->registration_id));
+        if (doc == doc_ids_.end() || !moved_docs.insert(*doc).second) continue;
+        if (deadline->Expired()) return out_of_time();
+        const PositionData* old = PositionAsOf(c->registration_id, as_of);
+        if (!q.after || old->sort_key > q.after->key) moved.emplace_back(old->sort_key, *doc);
+      }
+      std::sort(moved.begin(), moved.end());
+    }
     auto it = q.after ? ordered_.upper_bound({q.after->key, std::numeric_limits<uint32_t>::max()})
                       : ordered_.begin();
-    for (; it != ordered_.end() && page.hits.size() < page_size; ++it) {
-      page.hits.push_back(
-          Hit{std::string(IdOf(docs_[it->second])), 0, Position{0, 0, std::string(it->first)}});
+    auto next_unmoved = [&] {
+      while (it != ordered_.end() && moved_docs.contains(it->second)) ++it;
+    };
+    size_t m = 0;
+    for (next_unmoved(); page.hits.size() < page_size; next_unmoved()) {
+      const bool from_moved =
+          m < moved.size() && (it == ordered_.end() || moved[m].first < it->first);
+      if (!from_moved && it == ordered_.end()) break;
+      const auto& [key, doc] = from_moved ? moved[m++] : *it++;
+      page.hits.push_back(Hit{std::string(IdOf(docs_[doc])), 0, Position{0, 0, std::string(key)}});
     }
-    page.more = it != ordered_.end();
+    page.more = it != ordered_.end() || m < moved.size();
     return page;
   }
 
@@ -583,6 +697,7 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
     int lng_hi = static_cast<int>(std::floor((q.longitude + dlng) * kCellsPerDegree));
     if (lng_hi - lng_lo >= kLngCells - 1) lng_lo = -kLngCells / 2, lng_hi = kLngCells / 2 - 1;
     for (int lat = lat_lo; lat <= lat_hi; ++lat) {
+      if (deadline->Expired()) return out_of_time();
       for (int lng = lng_lo; lng <= lng_hi; ++lng) {
         // Across the antimeridian the cells continue on the other side.
         const int wrapped =
@@ -633,12 +748,14 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
     // criterion per candidate (which happens anyway).
     if (i > 0 && list.postings == nullptr && list.cost > 8 * candidates.size()) continue;
     if (i == 0) {
-      candidates = list.postings != nullptr ? *list.postings : Union(list.parts, docs_.size());
+      candidates =
+          list.postings != nullptr ? *list.postings : Union(list.parts, docs_.size(), deadline);
     } else if (list.postings != nullptr) {
       IntersectWith(&candidates, *list.postings);
     } else {
-      IntersectWith(&candidates, Union(list.parts, docs_.size()));
+      IntersectWith(&candidates, Union(list.parts, docs_.size(), deadline));
     }
+    if (deadline->Expired()) return out_of_time();
     if (candidates.empty()) break;
   }
 
@@ -651,8 +768,10 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
     uint8_t tier;
     double distance_km;
     uint32_t doc;
+    const std::string* key;  // The doc's sort key, or its key as of the token's revision.
+    double shown_km;         // Its distance now (distance_km may be the one as of then).
   };
-  auto key_of = [this](const Candidate& c) -> const std::string& { return docs_[c.doc].sort_key; };
+  auto key_of = [](const Candidate& c) -> const std::string& { return *c.key; };
   auto before = [&key_of](const Candidate& a, const Candidate& b) {
     if (a.tier != b.tier) return a.tier < b.tier;
     if (a.distance_km != b.distance_km) return a.distance_km < b.distance_km;
@@ -704,10 +823,31 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
       if (!(distance <= q.radius_km)) return;
     }
     ++page.total_size;
-    const Candidate c{tier, distance, doc_id};
+    Candidate c{tier, distance, doc_id, &doc.sort_key, distance};
+    if (moved_since) {
+      if (const PositionData* old = PositionAsOf(IdOf(doc), as_of)) {
+        // Its place as of the token's revision (it may not have matched then: any fixed
+        // place will do, as long as it stays the same from page to page).
+        c.key = &old->sort_key;
+        c.tier = 0;
+        for (size_t i = 0; i < n_tokens; ++i) {
+          uint8_t token_best = 0;
+          for (uint32_t term : old->terms) token_best = std::max(token_best, match[i][term]);
+          if (token_best != 2) c.tier = 1;
+        }
+        if (q.near) {
+          c.distance_km = std::numeric_limits<double>::infinity();
+          for (const Location& l : old->locations) {
+            if (std::isnan(l.latitude)) continue;
+            c.distance_km = std::min(c.distance_km,
+                                     DistanceKm(q.latitude, q.longitude, l.latitude, l.longitude));
+          }
+        }
+      }
+    }
     if (q.after) {
       const Position& a = *q.after;
-      if (std::tie(c.tier, c.distance_km, doc.sort_key) <= std::tie(a.tier, a.distance_km, a.key)) {
+      if (std::tie(c.tier, c.distance_km, *c.key) <= std::tie(a.tier, a.distance_km, a.key)) {
         return;
       }
     }
@@ -721,9 +861,15 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
   };
 
   if (scan_all) {
-    for (uint32_t doc_id = 0; doc_id < docs_.size(); ++doc_id) consider_doc(doc_id);
+    for (uint32_t doc_id = 0; doc_id < docs_.size(); ++doc_id) {
+      if (deadline->Expired()) return out_of_time();
+      consider_doc(doc_id);
+    }
   } else {
-    for (uint32_t doc_id : candidates) consider_doc(doc_id);
+    for (uint32_t doc_id : candidates) {
+      if (deadline->Expired()) return out_of_time();
+      consider_doc(doc_id);
+    }
   }
 
   page.more = after_count > static_cast<int64_t>(page_size);
@@ -731,8 +877,7 @@ Page SearchIndex::Search(const Query& q, int32_t today) const {
   for (size_t i = best.size(); i-- > 0;) {
     const Candidate& c = best.top();
     const Doc& doc = docs_[c.doc];
-    page.hits[i] =
-        Hit{std::string(IdOf(doc)), c.distance_km, Position{c.tier, c.distance_km, doc.sort_key}};
+    page.hits[i] = Hit{std::string(IdOf(doc)), c.shown_km, Position{c.tier, c.distance_km, *c.key}};
     best.pop();
   }
   return page;

@@ -30,7 +30,9 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/hash/hash.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "physioreg/v1/practitioner.pb.h"
 #include "storage/store.h"
 
@@ -62,6 +64,10 @@ struct Query {
   double latitude = 0, longitude = 0, radius_km = 0;
   int page_size = 20;
   std::optional<Position> after;  // From the page token.
+  // From the page token: the index revision of the first page. Positions are evaluated as of
+  // it, so that a registrant that moves in the order while the client pages is still seen
+  // exactly once.
+  std::optional<int64_t> as_of_revision;
 };
 
 struct Hit {
@@ -74,6 +80,33 @@ struct Page {
   std::vector<Hit> hits;
   int64_t total_size = 0;  // Every match, whatever page this is.
   bool more = false;       // Matches remain after the last hit.
+  int64_t revision = 0;    // The revision positions are as of (for the next page token).
+};
+
+// A search's time budget, checked inside the matching loops so that no query (many terms to
+// compare, huge unions) holds a worker and the index's shared lock for long. The clock is
+// injected so tests can make it expire deterministically.
+class Deadline {
+ public:
+  // Never expires.
+  Deadline() = default;
+  Deadline(absl::Time at, std::function<absl::Time()> clock) : at_(at), clock_(std::move(clock)) {}
+
+  // True once the clock has reached the deadline (and from then on). Reads the clock on the
+  // first call and then every kStride calls, so a loop may call it once per step.
+  bool Expired() {
+    if (expired_) return true;
+    if (clock_ == nullptr || calls_++ % kStride != 0) return false;
+    expired_ = clock_() >= at_;
+    return expired_;
+  }
+
+ private:
+  static constexpr uint32_t kStride = 256;
+  absl::Time at_ = absl::InfiniteFuture();
+  std::function<absl::Time()> clock_;
+  uint32_t calls_ = 0;
+  bool expired_ = false;
 };
 
 // Edit distance (insertions, deletions, substitutions, adjacent transpositions) between
@@ -83,7 +116,11 @@ int FuzzyPrefixDistance(const std::u32string& query, const std::u32string& term,
 
 class SearchIndex {
  public:
-  SearchIndex() = default;
+  // How many position changes (renames, moves, deletions) the index remembers for paging.
+  static constexpr size_t kDefaultPositionHistory = 100'000;
+
+  explicit SearchIndex(size_t position_history = kDefaultPositionHistory)
+      : max_changes_(position_history) {}
   // Stops a background load still running (it must end before the store closes).
   ~SearchIndex();
   SearchIndex(const SearchIndex&) = delete;
@@ -110,14 +147,19 @@ class SearchIndex {
 
   // The commit listener: applies every change of a commit.
   void Apply(const storage::Commit& commit);
-  // Adds or replaces one registrant (the stored record, with status timelines).
-  void Put(const physioreg::v1::Practitioner& record);
-  void Remove(absl::string_view registration_id);
+  // Adds or replaces one registrant (the stored record, with status timelines). `revision`
+  // is the store's revision of the change (0: the index's last revision + 1).
+  void Put(const physioreg::v1::Practitioner& record, int64_t revision = 0);
+  void Remove(absl::string_view registration_id, int64_t revision = 0);
   // Returns the spare capacity of the posting lists (Load does it after the bulk load).
   void Compact();
 
-  // Matches of `query` on day `today` (DayNumber), the page after `query.after`.
-  Page Search(const Query& query, int32_t today) const;
+  // Matches of `query` on day `today` (DayNumber), the page after `query.after`, positions
+  // as of `query.as_of_revision`. DEADLINE_EXCEEDED once `deadline` (none when null)
+  // expires; FAILED_PRECONDITION when the positions as of that revision are no longer known
+  // (more than the position history changed since, or the index was reloaded after writes).
+  [[nodiscard]] absl::StatusOr<Page> Search(const Query& query, int32_t today,
+                                            Deadline* deadline = nullptr) const;
 
   int64_t size() const;
 
@@ -173,6 +215,27 @@ class SearchIndex {
     std::vector<uint32_t> terms, cities, languages, activities, cells;
   };
 
+  // What a registrant's place in the result order is computed from, as it was before a change.
+  struct PositionData {
+    std::string sort_key;
+    absl::InlinedVector<uint32_t, 8> terms;
+    absl::InlinedVector<Location, 1> locations;
+  };
+  struct Change {
+    int64_t revision = 0;
+    std::string registration_id;
+    PositionData before;
+  };
+  static PositionData PositionDataOf(const Doc& doc);
+  static bool SamePosition(const Doc& a, const Doc& b);
+  // The revision of a new change (`given`, or the last + 1), recording it as the last.
+  int64_t NextRevision(int64_t given);
+  // Remembers `before` (the registrant's data before the change at `revision`).
+  void RecordChange(int64_t revision, absl::string_view registration_id, const Doc& before);
+  // The registrant's position data as of `revision` (or, if it was created after, right after
+  // its creation) when it changed since; null when its current data is that.
+  const PositionData* PositionAsOf(absl::string_view registration_id, int64_t revision) const;
+
   static bool AuthorizedOn(const Doc& doc, int activity, int32_t day);
   std::shared_ptr<const std::vector<uint64_t>> AuthorizedBits(int activity, int32_t day) const;
   void UpdateAuthorizedBits(uint32_t doc_id);
@@ -183,7 +246,7 @@ class SearchIndex {
   Memberships MembershipsOf(const Doc& doc) const;
   void UpdatePostings(uint32_t doc_id, const Memberships& before, const Memberships& after);
   Postings* PostingList(int kind, uint32_t id);
-  void RemoveLocked(absl::string_view registration_id);
+  void RemoveLocked(absl::string_view registration_id, int64_t revision);
 
   mutable std::shared_mutex mu_;
   // Background load: commits arriving before it ends wait in pending_ (under attach_mu_).
@@ -200,6 +263,19 @@ class SearchIndex {
   absl::flat_hash_set<uint32_t, IdHash, IdEq> doc_ids_{0, IdHash{&docs_}, IdEq{&docs_}};
   absl::btree_set<std::pair<absl::string_view, uint32_t>> ordered_;
   int64_t live_ = 0;
+
+  // Paging as of a revision: the last revision applied, and the position-changing changes
+  // since horizon_ (oldest first; the oldest dropped past max_changes_). A page token of a
+  // revision before horizon_ cannot be evaluated any more. Creations are not recorded: a
+  // registrant created after a token's revision is placed by its first data, which is the
+  // `before` of its next change.
+  const size_t max_changes_;
+  bool loading_ = false;
+  int64_t revision_ = 0;
+  int64_t horizon_ = 0;
+  std::deque<Change> changes_;
+  // Per registrant, its changes oldest first (mostly one: a std::deque would cost ~600 bytes).
+  absl::flat_hash_map<std::string, absl::InlinedVector<const Change*, 1>> changes_by_id_;
 
   // Terms sorted, so that a prefix is a range; std::map nodes keep the strings in place.
   std::map<std::string, uint32_t> term_ids_;

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -21,7 +22,8 @@ namespace {
 
 namespace v1 = physioreg::v1;
 
-constexpr char kTokenVersion = 'S';
+// 'T': with the revision of the first page (tokens of version 'S' had none).
+constexpr char kTokenVersion = 'T';
 constexpr size_t kChecksumBytes = 8;
 // Not a secret: the checksum tells a token that was edited from one we issued. A client that
 // forges a consistent token gains nothing: any position is a legal place to continue from.
@@ -52,7 +54,12 @@ std::string QueryHash(const Query& q) {
   return Sha256("query", canonical).substr(0, 8);
 }
 
-std::optional<Position> DecodePageToken(absl::string_view token, const Query& query) {
+struct PageToken {
+  Position after;
+  int64_t revision = 0;
+};
+
+std::optional<PageToken> DecodePageToken(absl::string_view token, const Query& query) {
   std::string raw;
   if (!absl::WebSafeBase64Unescape(token, &raw) || raw.size() < 1 + 8 + kChecksumBytes) {
     return std::nullopt;
@@ -65,18 +72,25 @@ std::optional<Position> DecodePageToken(absl::string_view token, const Query& qu
   in.remove_prefix(1);
   if (in.substr(0, 8) != QueryHash(query)) return std::nullopt;
   in.remove_prefix(8);
+  std::optional<uint64_t> revision = storage::ConsumeUint64(&in);
   std::optional<uint64_t> tier = storage::ConsumeUint64(&in);
   std::optional<uint64_t> distance = storage::ConsumeUint64(&in);
   std::optional<std::string> key = storage::ConsumeString(&in);
-  if (!tier || !distance || !key || !in.empty() || *tier > 1) return std::nullopt;
-  return Position{static_cast<uint8_t>(*tier), absl::bit_cast<double>(*distance), *std::move(key)};
+  if (!revision || !tier || !distance || !key || !in.empty() || *tier > 1 ||
+      *revision > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return std::nullopt;
+  }
+  return PageToken{
+      Position{static_cast<uint8_t>(*tier), absl::bit_cast<double>(*distance), *std::move(key)},
+      static_cast<int64_t>(*revision)};
 }
 
 }  // namespace
 
-std::string EncodePageToken(const Query& query, const Position& last) {
+std::string EncodePageToken(const Query& query, const Position& last, int64_t revision) {
   std::string payload(1, kTokenVersion);
   payload += QueryHash(query);
+  storage::AppendUint64(&payload, static_cast<uint64_t>(revision));
   storage::AppendUint64(&payload, last.tier);
   storage::AppendUint64(&payload, absl::bit_cast<uint64_t>(last.distance_km));
   storage::AppendString(&payload, last.key);
@@ -86,7 +100,7 @@ std::string EncodePageToken(const Query& query, const Position& last) {
 
 absl::StatusOr<Query> ParseQuery(const v1::SearchPractitionersRequest& request) {
   core::Violations v;
-  core::ValidateText(request.name(), "name", core::kMaxNameBytes, &v);
+  core::ValidateText(request.name(), "name", kMaxSearchNameBytes, &v);
   core::ValidateText(request.city(), "city", core::kMaxTextBytes, &v);
   core::ValidateText(request.postal_code_prefix(), "postal_code_prefix", 16, &v);
   core::ValidateText(request.language(), "language", core::kMaxTextBytes, &v);
@@ -118,6 +132,21 @@ absl::StatusOr<Query> ParseQuery(const v1::SearchPractitionersRequest& request) 
   q.activity = request.activity();
   q.register_ = request.register_();
   q.language = NormalizeKey(request.language());
+  // A criterion given but normalized to nothing ("🙂", "--") would match everyone: the
+  // client asked for something, so it gets an error rather than the whole register.
+  constexpr absl::string_view kNothingLeft = "has no letters or digits";
+  if (!request.name().empty() && q.name_tokens.empty()) v.Add("name", std::string(kNothingLeft));
+  if (q.name_tokens.size() > static_cast<size_t>(kMaxNameTokens)) {
+    v.Add("name", absl::StrCat("has ", q.name_tokens.size(), " words; at most ", kMaxNameTokens));
+  }
+  if (!request.city().empty() && q.city.empty()) v.Add("city", std::string(kNothingLeft));
+  if (!request.postal_code_prefix().empty() && q.postal_code_prefix.empty()) {
+    v.Add("postal_code_prefix", std::string(kNothingLeft));
+  }
+  if (!request.language().empty() && q.language.empty()) {
+    v.Add("language", std::string(kNothingLeft));
+  }
+  if (!v.empty()) return v.ToStatus();
   if (request.has_near()) {
     q.near = true;
     q.latitude = request.near().latitude();
@@ -127,17 +156,20 @@ absl::StatusOr<Query> ParseQuery(const v1::SearchPractitionersRequest& request) 
   q.page_size =
       request.page_size() == 0 ? kDefaultPageSize : std::min(request.page_size(), kMaxPageSize);
   if (!request.page_token().empty()) {
-    q.after = DecodePageToken(request.page_token(), q);
-    if (!q.after) {
+    std::optional<PageToken> token = DecodePageToken(request.page_token(), q);
+    if (!token) {
       v.Add("page_token", "is not a page token of this search (the criteria must not change)");
       return v.ToStatus();
     }
+    q.after = std::move(token->after);
+    q.as_of_revision = token->revision;
   }
   return q;
 }
 
 absl::StatusOr<v1::SearchPractitionersResponse> Searcher::Search(
-    const v1::SearchPractitionersRequest& request, absl::string_view today) const {
+    const v1::SearchPractitionersRequest& request, absl::string_view today,
+    absl::Time deadline) const {
   absl::StatusOr<Query> query = ParseQuery(request);
   if (!query.ok()) return query.status();
   if (!index_->ready()) {
@@ -148,7 +180,22 @@ absl::StatusOr<v1::SearchPractitionersResponse> Searcher::Search(
   if (absl::Status loaded = index_->load_status(); !loaded.ok()) return loaded;
   const std::optional<int32_t> day = DayNumber(today);
   if (!day) return absl::InternalError(absl::StrCat("today '", today, "' is not a date"));
-  const Page page = index_->Search(*query, *day);
+  Deadline budget(std::min(clock_() + budget_, deadline), clock_);
+  absl::StatusOr<Page> found = index_->Search(*query, *day, &budget);
+  if (absl::IsDeadlineExceeded(found.status())) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "the search needed more than its ", absl::FormatDuration(budget_),
+        " budget (or the call's deadline); narrow it: more letters per name token, fewer "
+        "tokens, no fuzzy, or a city, near or activity filter"));
+  }
+  if (absl::IsFailedPrecondition(found.status())) {
+    core::Violations expired;
+    expired.Add("page_token", absl::StrCat("has expired: ", found.status().message(),
+                                           "; search again from the first page"));
+    return expired.ToStatus();
+  }
+  if (!found.ok()) return found.status();
+  const Page& page = *found;
 
   v1::SearchPractitionersResponse response;
   response.set_total_size(page.total_size);
@@ -158,15 +205,31 @@ absl::StatusOr<v1::SearchPractitionersResponse> Searcher::Search(
   ids.reserve(page.hits.size());
   for (const Hit& hit : page.hits) ids.push_back(hit.registration_id);
   std::unique_ptr<storage::ReadView> view = store_->View();
+  // Records may be large (hundreds of KiB each within every field limit): the page stops
+  // before the record that would take it past kMaxPageBytes (one record always fits) and
+  // continues from there.
+  size_t page_bytes = 0;
+  size_t cut = page.hits.size();  // The first hit left for the next page.
   absl::Status read = view->VisitPractitioners(ids, [&](size_t i, const v1::Practitioner* record) {
     // Indexed and stored in the same commit; a record missing here was deleted in between.
-    if (record == nullptr) return;
-    *response.add_practitioners() = core::PublicView(*record);
+    if (cut != page.hits.size() || record == nullptr) return;
+    v1::Practitioner public_record = core::PublicView(*record);
+    // The record and its framing, and its distance.
+    const size_t bytes = public_record.ByteSizeLong() + 16;
+    if (response.practitioners_size() > 0 && page_bytes + bytes > kMaxPageBytes) {
+      cut = i;
+      return;
+    }
+    page_bytes += bytes;
+    *response.add_practitioners() = std::move(public_record);
     if (query->near) response.add_distances_km(page.hits[i].distance_km);
   });
   if (!read.ok()) return read;
-  if (page.more && !page.hits.empty()) {
-    response.set_next_page_token(EncodePageToken(*query, page.hits.back().position));
+  if (cut < page.hits.size()) {
+    response.set_next_page_token(
+        EncodePageToken(*query, page.hits[cut - 1].position, page.revision));
+  } else if (page.more && !page.hits.empty()) {
+    response.set_next_page_token(EncodePageToken(*query, page.hits.back().position, page.revision));
   }
   return response;
 }

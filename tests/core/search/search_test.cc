@@ -323,7 +323,7 @@ TEST_F(SearchTest, ActivityFilterAgreesWithVerifyOnEveryDate) {
       Query query;
       query.activity = activity;
       query.page_size = 100000;
-      Page page = index_.Search(query, *DayNumber(date));
+      Page page = *index_.Search(query, *DayNumber(date));
       std::set<std::string> found;
       for (const Hit& hit : page.hits) found.insert(hit.registration_id);
       EXPECT_EQ(found, expected) << date << " " << v1::RestrictedActivity_Name(activity);
@@ -340,8 +340,8 @@ TEST_F(SearchTest, PagingWhileWritesHappenSeesEachStableRegistrantOnce) {
   for (const auto& r : records) initial.insert(r.registration_id());
 
   // The writer adds new registrants (anywhere in the order) and re-uploads existing ones with
-  // other languages (their position stays). The reader waits for a commit between pages, so
-  // pages and writes interleave on every run.
+  // other languages (their position stays) or other names (they move). The reader waits for a
+  // commit between pages, so pages and writes interleave on every run.
   std::mutex mu;
   std::condition_variable cv;
   int64_t commits = 0;
@@ -353,6 +353,8 @@ TEST_F(SearchTest, PagingWhileWritesHappenSeesEachStableRegistrantOnce) {
         *request.add_practitioners() = tools::GenerateRegistrant(99, 100000 + batch * 5 + i);
         v1::Practitioner changed = records[(batch * 5 + i) % records.size()];
         changed.add_languages(absl::StrCat("Language ", batch));
+        // Renames move registrants to either end of the order, across the reader's cursor.
+        if (i % 2 == 0) changed.set_family_name(absl::StrCat(batch % 2 ? "Aa" : "Zz", batch));
         *request.add_practitioners() = changed;
       }
       ASSERT_TRUE(registry_->Upsert(request, "k1").ok());
@@ -377,6 +379,144 @@ TEST_F(SearchTest, PagingWhileWritesHappenSeesEachStableRegistrantOnce) {
   for (const auto& [id, n] : count) EXPECT_EQ(n, 1) << id;
   for (const std::string& id : initial) EXPECT_EQ(count[id], 1) << id;
   EXPECT_GT(seen_commits, 10);
+}
+
+// A registrant renamed (or moved) while a client pages changes place in the order: one already
+// seen and moved after the cursor came back a second time, one not seen yet and moved before
+// the cursor was never seen. Positions are evaluated as of the first page's revision, so
+// every registrant that exists throughout is seen exactly once, whatever the criteria.
+TEST_F(SearchTest, PagingSeesRenamedAndMovedRegistrantsExactlyOnce) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 0; i < 30; ++i) {
+    records.push_back(Person(absl::StrCat("PT-", 500 + i), "Ann",
+                             absl::StrCat("Fam", std::string(1, static_cast<char>('a' + i / 26)),
+                                          std::string(1, static_cast<char>('a' + i % 26))),
+                             "Calgary", 51.0447 + i * 0.001, -114.0719));
+  }
+  const std::vector<std::function<void(v1::SearchPractitionersRequest*)>> cases = {
+      [](auto*) {},  // Browsing the register.
+      [](auto* r) { r->set_name("fam"); },
+      [](auto* r) {
+        r->set_name("ann fam");
+        r->set_fuzzy(true);
+      },
+      [](auto* r) {
+        r->set_city("calgary");
+        r->set_activity(v1::DRY_NEEDLING);
+      },
+      [](auto* r) {
+        r->mutable_near()->set_latitude(51.0447);
+        r->mutable_near()->set_longitude(-114.0719);
+        r->mutable_near()->set_radius_km(50);
+      },
+  };
+  for (size_t c = 0; c < cases.size(); ++c) {
+    Upsert(records);  // The first names and places again.
+    v1::SearchPractitionersRequest request;
+    cases[c](&request);
+    request.set_page_size(5);
+    std::vector<std::string> ids;
+    int page = 0;
+    do {
+      v1::SearchPractitionersResponse r = SearchOk(request);
+      EXPECT_EQ(r.total_size(), 30) << c;
+      for (const auto& p : r.practitioners()) ids.push_back(p.registration_id());
+      request.set_page_token(r.next_page_token());
+      if (page == 0) {
+        ASSERT_THAT(ids, ::testing::Contains(records[1].registration_id())) << c;
+        ASSERT_THAT(ids, ::testing::Not(::testing::Contains(records[20].registration_id())));
+        // Seen, now last in every order; not seen, now first in every order.
+        v1::Practitioner seen = records[1];
+        seen.set_family_name("Famzz");
+        seen.mutable_locations(0)->set_latitude(51.0447 + 0.1);
+        v1::Practitioner unseen = records[20];
+        unseen.set_family_name("Fam");
+        unseen.mutable_locations(0)->set_latitude(51.0447);
+        Upsert({seen, unseen});
+      } else if (page == 2) {
+        // Moving again changes nothing either, nor does a change that moves no one.
+        v1::Practitioner again = records[20];
+        again.set_family_name("Fama");
+        v1::Practitioner languages = records[25];
+        languages.add_languages("Cree");
+        Upsert({again, languages});
+      }
+      ASSERT_LT(++page, 20) << c;
+    } while (!request.page_token().empty());
+    std::map<std::string, int> count;
+    for (const std::string& id : ids) ++count[id];
+    for (const v1::Practitioner& p : records) {
+      EXPECT_EQ(count[p.registration_id()], 1) << "case " << c << " " << p.registration_id();
+    }
+    EXPECT_EQ(ids.size(), records.size()) << c;
+  }
+}
+
+// The index remembers a bounded number of moves; a token older than what it remembers is
+// refused with a clear message instead of silently repeating or skipping registrants.
+TEST_F(SearchTest, PageTokensExpireOnceTheirRevisionIsForgotten) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 0; i < 10; ++i) {
+    records.push_back(Person(absl::StrCat("PT-", 700 + i), "Bo", absl::StrCat("Name", i), "Calgary",
+                             51.0447, -114.0719));
+  }
+  Upsert(records);
+  SearchIndex small(/*position_history=*/2);
+  ASSERT_TRUE(small.Load(*store_->View()).ok());
+  Searcher searcher(&small, store_.get());
+  v1::SearchPractitionersRequest request;
+  request.set_page_size(3);
+  absl::StatusOr<v1::SearchPractitionersResponse> first = searcher.Search(request, kToday);
+  ASSERT_TRUE(first.ok()) << first.status();
+  request.set_page_token(first->next_page_token());
+  auto rename = [&](int i, const std::string& family) {
+    v1::Practitioner p = records[i];
+    p.set_family_name(family);
+    small.Put(p);
+  };
+  rename(0, "Zed");
+  rename(8, "Abe");
+  EXPECT_TRUE(searcher.Search(request, kToday).ok());  // Two moves: still remembered.
+  rename(5, "Kay");
+  absl::StatusOr<v1::SearchPractitionersResponse> expired = searcher.Search(request, kToday);
+  ASSERT_EQ(expired.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ViolationFields(expired.status()), ElementsAre("page_token"));
+  EXPECT_THAT(std::string(expired.status().message()), ::testing::HasSubstr("expired"));
+  request.clear_page_token();
+  EXPECT_TRUE(searcher.Search(request, kToday).ok());  // A new listing starts fine.
+}
+
+// After a restart the index is loaded anew and knows no earlier moves: a token from before
+// still works when nothing was written since, and is refused when something was.
+TEST_F(SearchTest, PageTokensSurviveARestartWithoutWritesOnly) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 0; i < 10; ++i) {
+    records.push_back(Person(absl::StrCat("PT-", 800 + i), "Cy", absl::StrCat("Name", i), "Calgary",
+                             51.0447, -114.0719));
+  }
+  Upsert(records);
+  v1::SearchPractitionersRequest request;
+  request.set_page_size(4);
+  request.set_page_token(SearchOk(request).next_page_token());
+  ASSERT_FALSE(request.page_token().empty());
+  {
+    SearchIndex restarted;
+    ASSERT_TRUE(restarted.Load(*store_->View()).ok());
+    Searcher searcher(&restarted, store_.get());
+    absl::StatusOr<v1::SearchPractitionersResponse> next = searcher.Search(request, kToday);
+    ASSERT_TRUE(next.ok()) << next.status();
+    EXPECT_EQ(next->practitioners(0).registration_id(), "PT-804");
+  }
+  v1::Practitioner renamed = records[9];
+  renamed.set_family_name("Aardvark");
+  Upsert({renamed});
+  SearchIndex restarted;
+  ASSERT_TRUE(restarted.Load(*store_->View()).ok());
+  Searcher searcher(&restarted, store_.get());
+  absl::StatusOr<v1::SearchPractitionersResponse> next = searcher.Search(request, kToday);
+  EXPECT_THAT(ViolationFields(next.status()), ElementsAre("page_token"));
+  // The index that saw the write still pages on.
+  EXPECT_TRUE(searcher_->Search(request, kToday).ok());
 }
 
 // physioregd indexes in the background: writes made while the load runs must all reach the
@@ -484,11 +624,137 @@ TEST_F(SearchTest, BadInputNamesTheField) {
   EXPECT_EQ(SearchOk(request).practitioners_size(), 2);
 }
 
+// A criterion that normalizes to nothing would match everyone (the whole register came back
+// for a name of "🙂"); it is refused, naming the field.
+TEST_F(SearchTest, CriteriaWithoutLettersOrDigitsAreRefused) {
+  UpsertTable();
+  for (const char* text : {"🙂", "--", "'", " . ", "\u200b"}) {
+    for (const char* field : {"name", "city", "language"}) {
+      v1::SearchPractitionersRequest request;
+      if (field == std::string("name")) request.set_name(text);
+      if (field == std::string("city")) request.set_city(text);
+      if (field == std::string("language")) request.set_language(text);
+      absl::StatusOr<v1::SearchPractitionersResponse> r = searcher_->Search(request, kToday);
+      ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << field << " " << text;
+      EXPECT_THAT(ViolationFields(r.status()), ElementsAre(field)) << text;
+      EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("no letters or digits"));
+    }
+  }
+  v1::SearchPractitionersRequest spaces;
+  spaces.set_postal_code_prefix("   ");
+  EXPECT_THAT(ViolationFields(searcher_->Search(spaces, kToday).status()),
+              ElementsAre("postal_code_prefix"));
+  // The register is untouched and a real name still finds its registrant.
+  v1::SearchPractitionersRequest real;
+  real.set_name("🙂 helene");
+  EXPECT_EQ(SearchOk(real).total_size(), 1);
+  EXPECT_EQ(SearchOk(v1::SearchPractitionersRequest()).total_size(), 8);
+}
+
+// Fuzzy search compares every name token with every distinct term, so a 50-token name cost
+// 61 ms at 100,000 registrants: names are capped at 8 tokens.
+TEST_F(SearchTest, NameTokensAreLimited) {
+  UpsertTable();
+  v1::SearchPractitionersRequest request;
+  request.set_fuzzy(true);
+  request.set_name("helene obrien smith a b c d e f");  // 9 tokens.
+  absl::StatusOr<v1::SearchPractitionersResponse> r = searcher_->Search(request, kToday);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ViolationFields(r.status()), ElementsAre("name"));
+  EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("at most 8"));
+  request.set_name("helene obrien smith lena t");  // Within the limit.
+  EXPECT_EQ(SearchOk(request).total_size(), 1);
+}
+
+// Each search has a time budget, checked inside the matching loops. The clock is injected:
+// it stands still, or jumps past the budget at a chosen read, so nothing here is timed.
+TEST_F(SearchTest, SearchesStopAtTheirTimeBudget) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 0; i < 2000; ++i) records.push_back(tools::GenerateRegistrant(11, i));
+  Upsert(records);
+  v1::SearchPractitionersRequest request;
+  request.set_name("jonh smyth");
+  request.set_fuzzy(true);
+  const absl::Time now = absl::FromUnixSeconds(1'800'000'000);
+  int64_t reads = 0;
+  int64_t expire_at_read = 0;  // 0: never.
+  auto clock = [&] {
+    ++reads;
+    return expire_at_read != 0 && reads >= expire_at_read ? now + absl::Seconds(1) : now;
+  };
+  Searcher timed(&index_, store_.get(), clock, absl::Milliseconds(250));
+  absl::StatusOr<v1::SearchPractitionersResponse> full = timed.Search(request, kToday);
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_GT(full->total_size(), 0);
+  const int64_t total_reads = reads;
+  EXPECT_GT(total_reads, 3);  // Read again and again while the search runs.
+  for (expire_at_read = 2; expire_at_read <= total_reads; ++expire_at_read) {
+    reads = 0;
+    absl::StatusOr<v1::SearchPractitionersResponse> r = timed.Search(request, kToday);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded) << expire_at_read;
+    EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("250ms budget"));
+    EXPECT_EQ(reads, expire_at_read);  // It stopped at the first read past the budget.
+  }
+  // The caller's deadline, when earlier, ends it too.
+  expire_at_read = 0;
+  EXPECT_EQ(timed.Search(request, kToday, now).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(timed.Search(request, kToday, now + absl::Seconds(1)).ok());
+}
+
+// 100 large records (each valid, ~45 KB public) on one page of 100 were a 4.5 MB answer: a
+// page stops at kMaxPageBytes and its token continues after the last record sent.
+TEST_F(SearchTest, PagesStopAtTheirByteLimit) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 0; i < 100; ++i) {
+    v1::Practitioner p =
+        Person(absl::StrCat("PT-", 1000 + i), "Large", "Record", "Calgary", 51.0447, -114.0719);
+    for (int n = 0; n < core::kMaxListItems; ++n) {
+      p.add_former_names(std::string(core::kMaxNameBytes - 3, 'f') + std::to_string(n % 10));
+      p.add_conditions(std::string(core::kMaxLongTextBytes / 2, 'c'));
+    }
+    while (p.locations_size() < core::kMaxListItems) {
+      v1::PracticeLocation* l = p.add_locations();
+      *l = p.locations(0);
+      l->set_clinic_name(std::string(core::kMaxTextBytes, 'k'));
+      l->set_street_address(std::string(core::kMaxTextBytes, 's'));
+    }
+    records.push_back(std::move(p));
+  }
+  Upsert(records);
+  ASSERT_GT(core::PublicView(records[0]).ByteSizeLong(), 40'000u);
+
+  v1::SearchPractitionersRequest request;
+  request.set_name("large record");
+  request.mutable_near()->set_latitude(51.0447);
+  request.mutable_near()->set_longitude(-114.0719);
+  request.mutable_near()->set_radius_km(5);
+  request.set_page_size(100);
+  std::vector<std::string> ids;
+  int pages = 0;
+  do {
+    v1::SearchPractitionersResponse r = SearchOk(request);
+    EXPECT_LE(r.ByteSizeLong(), kMaxPageBytes + 4096);
+    EXPECT_GT(r.practitioners_size(), 0);
+    EXPECT_EQ(r.distances_km_size(), r.practitioners_size());
+    EXPECT_EQ(r.total_size(), 100);
+    for (const auto& p : r.practitioners()) ids.push_back(p.registration_id());
+    request.set_page_token(r.next_page_token());
+    ASSERT_LT(++pages, 20);
+  } while (!request.page_token().empty());
+  EXPECT_GT(pages, 3);
+  std::set<std::string> unique(ids.begin(), ids.end());
+  EXPECT_EQ(unique.size(), 100u);
+  EXPECT_EQ(ids.size(), 100u);
+}
+
 TEST(SearchIndexTest, DeletionsFreeDocNumbersThatLaterRegistrantsReuse) {
   SearchIndex index;
   auto ids = [&](const Query& q) {
     std::vector<std::string> out;
-    for (const Hit& hit : index.Search(q, *DayNumber(kToday)).hits) {
+    const absl::StatusOr<Page> page = index.Search(q, *DayNumber(kToday));
+    EXPECT_TRUE(page.ok()) << page.status();
+    for (const Hit& hit : page->hits) {
       out.push_back(hit.registration_id);
     }
     return out;
