@@ -127,8 +127,105 @@ TEST_F(CliTest, WritesWithoutTokenAreUnauthenticated) {
 TEST_F(CliTest, UsageErrorsExitTwo) {
   EXPECT_EQ(Cli({}).exit_code, 2);
   EXPECT_EQ(Cli({"verify", "PT-1", "--activity", "juggling"}).exit_code, 2);
-  EXPECT_EQ(Cli({"frobnicate"}).exit_code, 2);
+  CommandResult unknown = Cli({"frobnicate"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_THAT(unknown.output, HasSubstr("unknown command 'frobnicate'"));
   EXPECT_EQ(Cli({"--help"}).exit_code, 0);
+}
+
+// A typo in an option must not quietly answer another question (here: for today).
+TEST_F(CliTest, UnknownOptionsSwitchValuesExtraAndMissingArgumentsAreUsageErrors) {
+  const std::string file = WriteJsonl({ValidPractitioner("PT-1")}, "one.jsonl");
+  ASSERT_EQ(Cli({"upsert", "--file", file}, true).exit_code, 0);
+  const std::vector<std::vector<std::string>> bad = {
+      {"verify", "PT-1", "--activity", "DRY_NEEDLING", "--as_of", "2025-06-15"},
+      {"verify", "PT-1", "--activity", "DRY_NEEDLING", "--asof=2025-06-15"},
+      {"verify", "PT-1", "PT-2", "--activity", "DRY_NEEDLING"},
+      {"verify", "PT-1", "--activity"},
+      {"verify", "--activity", "DRY_NEEDLING"},
+      {"search", "--name", "brien", "--fuzzy=yes"},
+      {"search", "--name", "brien", "--all=no"},
+      {"--json=1", "get", "PT-1"},
+      {"get", "PT-1", "extra"},
+      {"get", "PT-1", "--city", "Calgary"},
+      {"history", "PT-1", "--page-size", "many"},
+      {"health", "--wait", "soon"},
+      {"keys", "revoke"},
+      {"keys", "list", "extra"},
+      {"keys"},
+      {"export", "--format", "xml"},
+  };
+  for (const auto& args : bad) {
+    CommandResult result = Cli(args);
+    EXPECT_EQ(result.exit_code, 2) << args[0] << " " << args.back() << ": " << result.output;
+    EXPECT_THAT(result.output, HasSubstr("physioreg: ")) << result.output;
+    EXPECT_THAT(result.output, Not(HasSubstr("AUTHORIZED"))) << result.output;
+    EXPECT_THAT(result.output, Not(HasSubstr("Hélène"))) << result.output;
+  }
+  // A regulator command with a typo is refused before anything reaches the server.
+  v1::Practitioner renamed = ValidPractitioner("PT-1");
+  renamed.set_given_name("Changed");
+  const std::string changed = WriteJsonl({renamed}, "changed.jsonl");
+  CommandResult upsert = Cli({"upsert", "--file", changed, "--request_id", "r1"}, true);
+  EXPECT_EQ(upsert.exit_code, 2) << upsert.output;
+  CommandResult status = Cli({"set-permit-status", "PT-1", "--status", "SUSPENDED", "--reason",
+                              "audit", "--effective_on", "2025-01-01"},
+                             true);
+  EXPECT_EQ(status.exit_code, 2) << status.output;
+  CommandResult get = Cli({"get", "PT-1"});
+  EXPECT_THAT(get.output, HasSubstr("Hélène"));
+  EXPECT_THAT(get.output, HasSubstr("ACTIVE"));
+  EXPECT_THAT(get.output, Not(HasSubstr("Changed")));
+}
+
+TEST_F(CliTest, EveryCommandHasHelp) {
+  const std::vector<std::vector<std::string>> commands = {{"get"},
+                                                          {"search"},
+                                                          {"verify"},
+                                                          {"batch-verify"},
+                                                          {"history"},
+                                                          {"health"},
+                                                          {"upsert"},
+                                                          {"import"},
+                                                          {"export"},
+                                                          {"keys"},
+                                                          {"keys", "create"},
+                                                          {"keys", "list"},
+                                                          {"keys", "revoke"},
+                                                          {"set-authorization-status"},
+                                                          {"set-permit-status"}};
+  for (std::vector<std::string> args : commands) {
+    std::string usage = "Usage: physioreg";
+    for (const std::string& word : args) usage += " " + word;
+    args.push_back("--help");
+    CommandResult help = Cli(args);
+    EXPECT_EQ(help.exit_code, 0) << usage << ": " << help.output;
+    EXPECT_THAT(help.output, HasSubstr(usage)) << help.output;
+  }
+  CommandResult verify = Cli({"verify", "--help"});
+  EXPECT_THAT(verify.output, HasSubstr("--as-of"));
+  EXPECT_THAT(verify.output, HasSubstr("--activity"));
+}
+
+// Global options may come from the environment, and may also follow the command.
+TEST_F(CliTest, GlobalOptionsFromEnvironmentOrAfterTheCommand) {
+  CommandResult keys = RunCommand({"/usr/bin/env", "PHYSIOREG_ADDRESS=" + server_->address(),
+                                   "PHYSIOREG_TOKEN_FILE=" + dir_.Sub("data/regulator.token"),
+                                   PHYSIOREG_CLI_PATH, "keys", "list"});
+  EXPECT_EQ(keys.exit_code, 0) << keys.output;
+  EXPECT_THAT(keys.output, HasSubstr("REGULATOR"));
+  // The flag wins over the environment.
+  CommandResult flag = RunCommand({"/usr/bin/env", "PHYSIOREG_ADDRESS=127.0.0.1:1",
+                                   PHYSIOREG_CLI_PATH, "--address", server_->address(), "health"});
+  EXPECT_EQ(flag.exit_code, 0) << flag.output;
+  const std::string file = WriteJsonl({ValidPractitioner("PT-1")}, "one.jsonl");
+  ASSERT_EQ(Cli({"upsert", "--file", file}, true).exit_code, 0);
+  CommandResult json =
+      RunCommand({PHYSIOREG_CLI_PATH, "get", "PT-1", "--json", "--address", server_->address()});
+  v1::Practitioner parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json.output, &parsed).ok())
+      << json.output;
+  EXPECT_EQ(parsed.registration_id(), "PT-1");
 }
 
 TEST_F(CliTest, KeysCreateListRevoke) {
