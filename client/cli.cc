@@ -3,6 +3,8 @@
 #include <grpcpp/support/error_details.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -91,9 +93,18 @@ v1::RestrictedActivity Activity(const Options& o) {
                                            "activity (--activity)");
 }
 
+// An enum value for a person: its name, or `none` for the zero value (FOO_UNSPECIFIED), which
+// means "not set" and says nothing to a reader.
+template <typename Enum>
+std::string Shown(Enum value, const std::string& (*name)(Enum), const std::string& none = "-") {
+  return static_cast<int>(value) == 0 ? none : name(value);
+}
+
 std::string ToJson(const google::protobuf::Message& message, bool multiline) {
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = multiline;
+  // false, 0 and "" too: a refused verification must say "authorized": false.
+  options.always_print_primitive_fields = true;
   options.preserve_proto_field_names = true;
   std::string json;
   (void)google::protobuf::util::MessageToJsonString(message, &json, options);
@@ -139,8 +150,10 @@ void PrintPractitioner(const v1::Practitioner& p) {
   }
   const v1::Permit& permit = p.permit();
   std::printf(
-      "  permit: %s register, %s, registered %s%s\n", v1::Register_Name(permit.register_()).c_str(),
-      v1::Permit::Status_Name(permit.status()).c_str(), permit.registered_on().c_str(),
+      "  permit: %s register, %s, registered %s%s\n",
+      Shown(permit.register_(), &v1::Register_Name, "unknown").c_str(),
+      Shown(permit.status(), &v1::Permit::Status_Name, "status unknown").c_str(),
+      permit.registered_on().c_str(),
       permit.expires_on().empty() ? "" : absl::StrCat(", expires ", permit.expires_on()).c_str());
   PrintTimeline(permit.status_history(), "      ");
   for (const auto& condition : p.conditions()) std::printf("  condition: %s\n", condition.c_str());
@@ -148,10 +161,11 @@ void PrintPractitioner(const v1::Practitioner& p) {
   for (const auto& a : p.authorizations()) {
     std::vector<std::string> techniques;
     for (int t : a.techniques())
-      techniques.push_back(v1::Technique_Name(static_cast<v1::Technique>(t)));
+      techniques.push_back(Shown(static_cast<v1::Technique>(t), &v1::Technique_Name, "unknown"));
     std::printf(
-        "  %-28s %-10s granted %s%s%s\n", v1::RestrictedActivity_Name(a.activity()).c_str(),
-        v1::Authorization::Status_Name(a.status()).c_str(),
+        "  %-28s %-10s granted %s%s%s\n",
+        Shown(a.activity(), &v1::RestrictedActivity_Name, "unknown activity").c_str(),
+        Shown(a.status(), &v1::Authorization::Status_Name).c_str(),
         a.granted_on().empty() ? "-" : a.granted_on().c_str(),
         a.expires_on().empty() ? "" : absl::StrCat(", expires ", a.expires_on()).c_str(),
         techniques.empty() ? "" : absl::StrCat(" [", absl::StrJoin(techniques, ", "), "]").c_str());
@@ -177,9 +191,32 @@ void PrintPractitioner(const v1::Practitioner& p) {
               Timestamp(p.update_time()).c_str());
 }
 
+// The location with coordinates nearest to `point` (great-circle distance, as the server
+// measures it), or null when none has coordinates.
+const v1::PracticeLocation* Nearest(const v1::Practitioner& p, const v1::GeoFilter& point) {
+  constexpr double kEarthRadiusKm = 6371.0088;
+  constexpr double kRadians = 3.14159265358979323846 / 180;
+  const v1::PracticeLocation* nearest = nullptr;
+  double best = 0;
+  for (const v1::PracticeLocation& l : p.locations()) {
+    if (l.latitude() == 0 && l.longitude() == 0) continue;  // No coordinates.
+    const double dlat = (l.latitude() - point.latitude()) * kRadians;
+    const double dlng = (l.longitude() - point.longitude()) * kRadians;
+    const double a = std::sin(dlat / 2) * std::sin(dlat / 2) +
+                     std::cos(point.latitude() * kRadians) * std::cos(l.latitude() * kRadians) *
+                         std::sin(dlng / 2) * std::sin(dlng / 2);
+    const double km = 2 * kEarthRadiusKm * std::asin(std::min(1.0, std::sqrt(a)));
+    if (nearest == nullptr || km < best) {
+      nearest = &l;
+      best = km;
+    }
+  }
+  return nearest;
+}
+
 void PrintVerification(const v1::VerifyAuthorizationResponse& r, const std::string& activity) {
   std::printf("%-12s %-28s %s  %-32s %s\n", r.registration_id().c_str(), activity.c_str(),
-              r.as_of().c_str(), v1::VerificationReason_Name(r.reason()).c_str(),
+              r.as_of().c_str(), Shown(r.reason(), &v1::VerificationReason_Name).c_str(),
               r.display_name().c_str());
   if (r.authorized()) {
     for (const auto& condition : r.authorization().conditions()) {
@@ -248,11 +285,14 @@ struct Cli {
           std::string where;
           if (!p.locations().empty()) where = p.locations(0).city();
           if (i < response.distances_km_size()) {
+            // The distance is to the nearest location: name that one's city.
+            const v1::PracticeLocation* nearest = Nearest(p, request.near());
+            if (nearest != nullptr) where = nearest->city();
             where += absl::StrFormat(" (%.1f km)", response.distances_km(i));
           }
           std::printf("%-12s %s %-12s %s\n", p.registration_id().c_str(),
                       PadRight(absl::StrCat(p.given_name(), " ", p.family_name()), 40).c_str(),
-                      v1::Permit::Status_Name(p.permit().status()).c_str(), where.c_str());
+                      Shown(p.permit().status(), &v1::Permit::Status_Name).c_str(), where.c_str());
         }
       }
       shown += response.practitioners_size();
@@ -287,9 +327,16 @@ struct Cli {
       Print(response);
     } else {
       PrintVerification(response, v1::RestrictedActivity_Name(request.activity()));
-      std::printf("permit status on %s: %s; register revision %lld; checked %s\n",
-                  response.as_of().c_str(),
-                  v1::Permit::Status_Name(response.permit_status()).c_str(),
+      std::string permit;
+      if (response.reason() == v1::NOT_REGISTERED) {
+        permit = absl::StrCat(response.registration_id(), " is not on the register");
+      } else if (response.permit_status() == v1::Permit::STATUS_UNSPECIFIED) {
+        permit = absl::StrCat("no permit on ", response.as_of());
+      } else {
+        permit = absl::StrCat("permit status on ", response.as_of(), ": ",
+                              v1::Permit::Status_Name(response.permit_status()));
+      }
+      std::printf("%s; register revision %lld; checked %s\n", permit.c_str(),
                   static_cast<long long>(response.register_revision()),
                   Timestamp(response.checked_at()).c_str());
     }
@@ -348,7 +395,7 @@ struct Cli {
         } else {
           std::printf("%8lld  %s  %-28s %s\n", static_cast<long long>(event.revision()),
                       Timestamp(event.change_time()).c_str(),
-                      v1::ChangeEvent::Kind_Name(event.kind()).c_str(),
+                      Shown(event.kind(), &v1::ChangeEvent::Kind_Name).c_str(),
                       event.actor().empty() ? "" : absl::StrCat("by ", event.actor()).c_str());
         }
       }
@@ -491,7 +538,7 @@ struct Cli {
       if (json) return Print(response), 0;
       for (const auto& key : response.keys()) {
         std::printf("%s  %-9s %-8s %s  %s\n", key.key_id().c_str(),
-                    v1::Role_Name(key.role()).c_str(), key.revoked() ? "revoked" : "active",
+                    Shown(key.role(), &v1::Role_Name).c_str(), key.revoked() ? "revoked" : "active",
                     Timestamp(key.create_time()).c_str(), key.description().c_str());
       }
     } else if (action == "revoke") {

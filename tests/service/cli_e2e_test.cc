@@ -304,5 +304,60 @@ TEST_F(CliTest, SearchFindsByNameAndFiltersAndPagesThroughEverything) {
   EXPECT_THAT(bad.output, HasSubstr("near.radius_km"));
 }
 
+// The distance shown is to the nearest location, so the city next to it must be that one's.
+TEST_F(CliTest, SearchNearNamesTheCityOfTheNearestLocation) {
+  v1::Practitioner p = ValidPractitioner("PT-1");
+  v1::PracticeLocation calgary = p.locations(0);
+  v1::PracticeLocation* airdrie = p.mutable_locations(0);
+  airdrie->set_city("Airdrie");
+  airdrie->set_postal_code("T4B 0A1");
+  airdrie->set_latitude(51.2917);
+  airdrie->set_longitude(-114.0144);
+  *p.add_locations() = calgary;
+  ASSERT_EQ(Cli({"upsert", "--file", WriteJsonl({p}, "one.jsonl")}, true).exit_code, 0);
+
+  CommandResult calgary_search =
+      Cli({"search", "--near", "51.0447,-114.0719", "--radius-km", "50"});
+  ASSERT_EQ(calgary_search.exit_code, 0) << calgary_search.output;
+  EXPECT_THAT(calgary_search.output, HasSubstr("Calgary (0.0 km)"));
+  EXPECT_THAT(calgary_search.output, Not(HasSubstr("Airdrie")));
+  CommandResult airdrie_search =
+      Cli({"search", "--near", "51.2917,-114.0144", "--radius-km", "50"});
+  ASSERT_EQ(airdrie_search.exit_code, 0) << airdrie_search.output;
+  EXPECT_THAT(airdrie_search.output, HasSubstr("Airdrie (0.0 km)"));
+}
+
+TEST_F(CliTest, NotRegisteredReadsPlainlyAndJsonKeepsFalseAndZero) {
+  CommandResult verify = Cli({"verify", "PT-404", "--activity", "DRY_NEEDLING"});
+  EXPECT_EQ(verify.exit_code, 3) << verify.output;
+  EXPECT_THAT(verify.output, HasSubstr("NOT_REGISTERED"));
+  EXPECT_THAT(verify.output, HasSubstr("PT-404 is not on the register"));
+  EXPECT_THAT(verify.output, Not(HasSubstr("UNSPECIFIED")));
+  EXPECT_THAT(verify.output, Not(HasSubstr("permit status")));
+
+  CommandResult json = Cli({"--json", "verify", "PT-404", "--activity", "DRY_NEEDLING"});
+  EXPECT_EQ(json.exit_code, 3) << json.output;
+  EXPECT_THAT(json.output, HasSubstr("\"authorized\": false"));
+  v1::VerifyAuthorizationResponse parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json.output, &parsed).ok())
+      << json.output;
+  EXPECT_EQ(parsed.reason(), v1::NOT_REGISTERED);
+
+  CommandResult batch =
+      Cli({"--json", "batch-verify", "--activity", "DRY_NEEDLING", "PT-404", "PT-405"});
+  EXPECT_EQ(batch.exit_code, 3) << batch.output;
+  EXPECT_THAT(batch.output, HasSubstr("\"authorized\":false"));
+  EXPECT_THAT(batch.output, HasSubstr("\"register_revision\":\"0\""));
+
+  // A registrant looked up before their permit existed: no permit, never STATUS_UNSPECIFIED.
+  ASSERT_EQ(Cli({"upsert", "--file", WriteJsonl({ValidPractitioner("PT-1")}, "one.jsonl")}, true)
+                .exit_code,
+            0);
+  CommandResult before =
+      Cli({"verify", "PT-1", "--activity", "DRY_NEEDLING", "--as-of", "2010-01-01"});
+  EXPECT_EQ(before.exit_code, 3) << before.output;
+  EXPECT_THAT(before.output, Not(HasSubstr("UNSPECIFIED")));
+}
+
 }  // namespace
 }  // namespace physioreg
