@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -742,6 +743,9 @@ int Run(CommandLine& line) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Past a file-size limit a write then fails with EFBIG, which export reports, instead of the
+  // signal killing the process mid-file.
+  std::signal(SIGXFSZ, SIG_IGN);
   CommandLine line;
   try {
     line.Parse(argc, argv);

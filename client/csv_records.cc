@@ -405,8 +405,9 @@ absl::StatusOr<v1::Practitioner> CsvRecordParser::Parse(const std::vector<std::s
 absl::StatusOr<std::vector<std::string>> CsvRow(const v1::Practitioner& practitioner) {
   if (practitioner.locations_size() > kCsvLocationGroups) {
     return absl::FailedPreconditionError(
-        absl::StrCat(practitioner.registration_id(), " has ", practitioner.locations_size(),
-                     " locations; CSV holds ", kCsvLocationGroups, " (export as jsonl instead)"));
+        absl::StrCat("registrant ", practitioner.registration_id(), " has ",
+                     practitioner.locations_size(), " practice locations; a CSV row holds ",
+                     kCsvLocationGroups, " (export with --format jsonl instead)"));
   }
   std::vector<std::string> row;
   for (const auto& column : AllColumns()) row.push_back(column.get(practitioner));

@@ -1,14 +1,20 @@
 #include "client/transfer.h"
 
+#include <fcntl.h>
 #include <google/protobuf/util/json_util.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -341,58 +347,153 @@ int RunImport(const Connection& connection, const ImportOptions& options) {
   return rejected_records == 0 ? 0 : 1;
 }
 
+namespace {
+
+// Where an export goes: stdout, or a temporary file beside the output that is renamed over it
+// only once every byte is written and synced, so a failed export (full disk, a record CSV
+// cannot hold, a broken stream) leaves the previous output as it was. Every write is checked.
+class ExportSink {
+ public:
+  ExportSink() = default;
+  ExportSink(const ExportSink&) = delete;
+  ExportSink& operator=(const ExportSink&) = delete;
+  ~ExportSink() { Abandon(); }
+
+  // `owner_only`: the file gets mode 0600 (private contact details); otherwise 0666 - umask.
+  [[nodiscard]] absl::Status Open(const std::string& output, bool owner_only) {
+    output_ = output;
+    if (output.empty()) {
+      fd_ = STDOUT_FILENO;
+      return absl::OkStatus();
+    }
+    const std::filesystem::path path(output);
+    const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
+    temp_ = (dir / absl::StrCat(".", path.filename().string(), ".tmp-XXXXXX")).string();
+    fd_ = ::mkostemp(temp_.data(), O_CLOEXEC);  // Created 0600.
+    if (fd_ < 0) {
+      const int error = errno;
+      temp_.clear();
+      return Failed(absl::StrCat("cannot create a file in ", dir.string()), error);
+    }
+    mode_t mode = 0600;
+    if (!owner_only) {
+      const mode_t mask = ::umask(0);
+      ::umask(mask);
+      mode = 0666 & ~mask;
+    }
+    if (::fchmod(fd_, mode) != 0) return Failed("cannot set the mode of " + temp_, errno);
+    return absl::OkStatus();
+  }
+
+  [[nodiscard]] absl::Status Write(absl::string_view data) {
+    buffer_.append(data.data(), data.size());
+    return buffer_.size() >= kFlushAt ? Flush() : absl::OkStatus();
+  }
+
+  // Flushes, syncs and closes the file and renames it over the output.
+  [[nodiscard]] absl::Status Commit() {
+    if (absl::Status s = Flush(); !s.ok()) return s;
+    if (temp_.empty()) return absl::OkStatus();  // stdout
+    if (::fsync(fd_) != 0) return Failed("cannot write " + output_, errno);
+    const int fd = std::exchange(fd_, -1);
+    if (::close(fd) != 0) return Failed("cannot write " + output_, errno);
+    if (::rename(temp_.c_str(), output_.c_str()) != 0) {
+      return Failed("cannot replace " + output_, errno);
+    }
+    temp_.clear();
+    return absl::OkStatus();
+  }
+
+  // Removes the temporary file (the output is left as it was).
+  void Abandon() {
+    if (!temp_.empty()) {
+      if (fd_ >= 0) ::close(fd_);
+      ::unlink(temp_.c_str());
+      temp_.clear();
+    }
+    fd_ = -1;
+  }
+
+ private:
+  static constexpr size_t kFlushAt = 1 << 16;
+
+  absl::Status Flush() {
+    absl::string_view rest = buffer_;
+    while (!rest.empty()) {
+      const ssize_t n = ::write(fd_, rest.data(), rest.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        return Failed(absl::StrCat("cannot write ", output_.empty() ? "stdout" : output_),
+                      n < 0 ? errno : EIO);
+      }
+      rest.remove_prefix(static_cast<size_t>(n));
+    }
+    buffer_.clear();
+    return absl::OkStatus();
+  }
+
+  static absl::Status Failed(const std::string& what, int error) {
+    return absl::UnavailableError(absl::StrCat(what, ": ", std::strerror(error)));
+  }
+
+  std::string output_;
+  std::string temp_;  // Non-empty while the temporary file exists.
+  int fd_ = -1;
+  std::string buffer_;
+};
+
+}  // namespace
+
 int RunExport(const Connection& connection, const ExportOptions& options) {
   if (options.format != "jsonl" && options.format != "csv") {
     std::fprintf(stderr, "physioreg: --format must be jsonl or csv\n");
     return 2;
   }
-  std::ofstream file;
-  if (!options.output.empty()) {
-    file.open(options.output, std::ios::binary);
-    if (!file) {
-      std::fprintf(stderr, "physioreg: cannot write %s\n", options.output.c_str());
-      return 2;
-    }
+  ExportSink out;
+  if (absl::Status s = out.Open(options.output, options.include_private); !s.ok()) {
+    std::fprintf(stderr, "physioreg: %s\n", std::string(s.message()).c_str());
+    return 2;
   }
-  std::ostream& out = options.output.empty() ? std::cout : file;
   v1::ExportPractitionersRequest request;
   request.set_include_private(options.include_private);
   auto context = connection.Context(kDayInSeconds);
   auto stub = connection.Admin();
   std::unique_ptr<grpc::ClientReader<v1::Practitioner>> stream =
       stub->ExportPractitioners(context.get(), request);
-  if (options.format == "csv") out << CsvRecord(CsvColumns());
   google::protobuf::util::JsonPrintOptions json_options;
   json_options.preserve_proto_field_names = false;
   int64_t count = 0;
   v1::Practitioner record;
-  absl::Status row_error;
-  while (stream->Read(&record)) {
+  // The first failure on this side (a write, a record CSV cannot hold); it stops the stream.
+  absl::Status failed;
+  if (options.format == "csv") failed = out.Write(CsvRecord(CsvColumns()));
+  while (failed.ok() && stream->Read(&record)) {
     if (options.format == "csv") {
       absl::StatusOr<std::vector<std::string>> row = CsvRow(record);
-      if (!row.ok()) {
-        row_error = row.status();
-        context->TryCancel();
-        break;
-      }
-      out << CsvRecord(*row);
+      failed = row.ok() ? out.Write(CsvRecord(*row)) : row.status();
     } else {
       std::string json;
       (void)google::protobuf::util::MessageToJsonString(record, &json, json_options);
-      out << json << "\n";
+      json.push_back('\n');
+      failed = out.Write(json);
     }
     ++count;
   }
+  if (!failed.ok()) context->TryCancel();
   grpc::Status status = stream->Finish();
-  if (!row_error.ok()) {
-    std::fprintf(stderr, "physioreg: %s\n", std::string(row_error.message()).c_str());
+  if (failed.ok() && status.ok()) failed = out.Commit();
+  if (!failed.ok()) {
+    out.Abandon();
+    std::fprintf(
+        stderr, "physioreg: export failed: %s%s\n", std::string(failed.message()).c_str(),
+        options.output.empty() ? "" : absl::StrCat("; ", options.output, " is unchanged").c_str());
     return 1;
   }
   if (!status.ok()) {
+    out.Abandon();
     std::fprintf(stderr, "%s", FormatError(status).c_str());
     return 1;
   }
-  out.flush();
   const auto& metadata = context->GetServerInitialMetadata();
   auto revision = metadata.find("physioreg-revision");
   std::fprintf(stderr, "exported %lld registrants at register revision %s\n",

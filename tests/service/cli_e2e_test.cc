@@ -3,8 +3,12 @@
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "physioreg/v1/registry.pb.h"
 #include "tests/support/records.h"
@@ -357,6 +361,105 @@ TEST_F(CliTest, NotRegisteredReadsPlainlyAndJsonKeepsFalseAndZero) {
       Cli({"verify", "PT-1", "--activity", "DRY_NEEDLING", "--as-of", "2010-01-01"});
   EXPECT_EQ(before.exit_code, 3) << before.output;
   EXPECT_THAT(before.output, Not(HasSubstr("UNSPECIFIED")));
+}
+
+// The names in `dir`, to see that a failed export leaves no temporary file behind.
+std::vector<std::string> Listing(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+// A full disk (here: a file-size limit, so writes fail with EFBIG) must fail the export and
+// leave the previous output as it was.
+TEST_F(CliTest, ExportThatCannotBeWrittenFailsAndKeepsThePreviousOutput) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 1; i <= 40; ++i) records.push_back(ValidPractitioner("PT-" + std::to_string(i)));
+  ASSERT_EQ(Cli({"upsert", "--file", WriteJsonl(records, "forty.jsonl")}, true).exit_code, 0);
+  const std::string dir = dir_.Sub("out");
+  std::filesystem::create_directory(dir);
+  for (const std::string format : {"jsonl", "csv"}) {
+    const std::string output = dir + "/register." + format;
+    WriteFile(output, "the previous export\n");
+    CommandResult full =
+        RunCommand({"/usr/bin/prlimit", "--fsize=8192", PHYSIOREG_CLI_PATH, "--address",
+                    server_->address(), "--token-file", dir_.Sub("data/regulator.token"), "export",
+                    "--format", format, "--output", output});
+    EXPECT_EQ(full.exit_code, 1) << full.output;
+    EXPECT_THAT(full.output, HasSubstr("File too large"));
+    EXPECT_THAT(full.output, HasSubstr("is unchanged"));
+    EXPECT_THAT(full.output, Not(HasSubstr("exported 40")));
+    EXPECT_EQ(ReadFile(output), "the previous export\n");
+  }
+  EXPECT_THAT(Listing(dir), ::testing::ElementsAre("register.csv", "register.jsonl"));
+
+  // Without the limit the same export replaces the file.
+  const std::string output = dir + "/register.jsonl";
+  CommandResult fine = Cli({"export", "--output", output}, true);
+  ASSERT_EQ(fine.exit_code, 0) << fine.output;
+  EXPECT_THAT(fine.output, HasSubstr("exported 40 registrants"));
+  EXPECT_THAT(ReadFile(output), HasSubstr("PT-40"));
+  EXPECT_THAT(Listing(dir), ::testing::ElementsAre("register.csv", "register.jsonl"));
+}
+
+TEST_F(CliTest, ExportWithPrivateContactIsOwnerOnly) {
+  ASSERT_EQ(Cli({"upsert", "--file", WriteJsonl({ValidPractitioner("PT-1")}, "one.jsonl")}, true)
+                .exit_code,
+            0);
+  const std::string output = dir_.Sub("private.csv");
+  WriteFile(output, "old");
+  ::chmod(output.c_str(), 0644);
+  CommandResult exported =
+      Cli({"export", "--format", "csv", "--include-private", "--output", output}, true);
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  EXPECT_THAT(ReadFile(output), HasSubstr("helene.obrien@example.ca"));
+  struct stat st {};
+  ASSERT_EQ(::stat(output.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  const std::string fresh = dir_.Sub("fresh.jsonl");
+  ASSERT_EQ(Cli({"export", "--include-private", "--output", fresh}, true).exit_code, 0);
+  ASSERT_EQ(::stat(fresh.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+// A registrant CSV cannot hold fails the export by name instead of leaving a partial file.
+TEST_F(CliTest, CsvExportRefusesARecordItCannotHold) {
+  v1::Practitioner wide = ValidPractitioner("PT-2");
+  for (int i = 0; i < 3; ++i) *wide.add_locations() = wide.locations(0);
+  for (int i = 1; i < wide.locations_size(); ++i) {
+    wide.mutable_locations(i)->set_clinic_name("Clinic " + std::to_string(i));
+  }
+  ASSERT_EQ(
+      Cli({"upsert", "--file", WriteJsonl({ValidPractitioner("PT-1"), wide}, "two.jsonl")}, true)
+          .exit_code,
+      0);
+  const std::string dir = dir_.Sub("out");
+  std::filesystem::create_directory(dir);
+  const std::string output = dir + "/register.csv";
+  WriteFile(output, "the previous export\n");
+  CommandResult csv = Cli({"export", "--format", "csv", "--output", output}, true);
+  EXPECT_EQ(csv.exit_code, 1) << csv.output;
+  EXPECT_THAT(csv.output, HasSubstr("PT-2"));
+  EXPECT_THAT(csv.output, HasSubstr("--format jsonl"));
+  EXPECT_THAT(csv.output, Not(HasSubstr("exported")));
+  EXPECT_EQ(ReadFile(output), "the previous export\n");
+  EXPECT_THAT(Listing(dir), ::testing::ElementsAre("register.csv"));
+  CommandResult jsonl = Cli({"export", "--output", dir + "/register.jsonl"}, true);
+  EXPECT_EQ(jsonl.exit_code, 0) << jsonl.output;
 }
 
 }  // namespace
