@@ -414,13 +414,17 @@ struct Cli {
     for (std::string line; std::getline(in, line);) {
       ++line_number;
       if (absl::StripAsciiWhitespace(line).empty()) continue;
-      v1::Practitioner& record = records.emplace_back();
-      auto parsed = google::protobuf::util::JsonStringToMessage(line, &record);
-      if (!parsed.ok()) {
-        std::fprintf(stderr, "error: %s:%d: %s\n", path.c_str(), line_number,
-                     std::string(parsed.message()).c_str());
+      // Nothing is sent unless every line reads (and is UTF-8, which the server needs).
+      physioreg::client::RecordSource::Item item =
+          physioreg::client::ParseJsonLine(line_number, line);
+      if (!item.record.ok()) {
+        std::fprintf(stderr, "error: %s:%d: %s%s%s; nothing was sent\n", path.c_str(), line_number,
+                     item.registration_id.empty() ? "" : (item.registration_id + ": ").c_str(),
+                     item.field.empty() ? "" : (item.field + ": ").c_str(),
+                     std::string(item.record.status().message()).c_str());
         return 1;
       }
+      records.push_back(*std::move(item.record));
     }
     int64_t created = 0, updated = 0, unchanged = 0, revision = 0;
     for (size_t start = 0, batch = 0; start < records.size(); start += 1000, ++batch) {

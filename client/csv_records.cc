@@ -402,6 +402,17 @@ absl::StatusOr<v1::Practitioner> CsvRecordParser::Parse(const std::vector<std::s
   return p;
 }
 
+const std::string& CsvRecordParser::ColumnName(size_t index) const {
+  return columns_.at(index)->name;
+}
+
+std::string CsvRecordParser::RegistrationId(const std::vector<std::string>& row) const {
+  for (size_t i = 0; i < columns_.size() && i < row.size(); ++i) {
+    if (columns_[i]->name == "registration_id") return row[i];
+  }
+  return "";
+}
+
 absl::StatusOr<std::vector<std::string>> CsvRow(const v1::Practitioner& practitioner) {
   if (practitioner.locations_size() > kCsvLocationGroups) {
     return absl::FailedPreconditionError(

@@ -32,6 +32,12 @@ class CsvRecordParser {
   [[nodiscard]] absl::StatusOr<physioreg::v1::Practitioner> Parse(
       const std::vector<std::string>& row) const;
 
+  // The header name of column `index` of the rows (lower case).
+  const std::string& ColumnName(size_t index) const;
+  size_t size() const { return columns_.size(); }
+  // The row's registration_id cell ("" when there is none).
+  std::string RegistrationId(const std::vector<std::string>& row) const;
+
   // One column of the layout: its header name and how it reads and writes a registrant.
   struct Column;
 

@@ -22,6 +22,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "client/csv.h"
@@ -33,6 +34,59 @@ namespace {
 namespace v1 = physioreg::v1;
 
 constexpr int kDayInSeconds = 24 * 60 * 60;
+
+// `text` with every byte that is not part of valid UTF-8 shown as '?', for messages.
+std::string Printable(absl::string_view text) {
+  std::string shown;
+  while (!text.empty()) {
+    const size_t valid = ValidUtf8Prefix(text);
+    shown.append(text.data(), valid);
+    if (valid == text.size()) break;
+    shown.push_back('?');
+    text.remove_prefix(valid + 1);
+  }
+  return shown;
+}
+
+absl::Status NotUtf8(absl::string_view text, size_t at) {
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "not valid UTF-8 (byte 0x%02X after \"%s\"); save the file as UTF-8 (\"CSV UTF-8\" in a "
+      "spreadsheet)",
+      static_cast<unsigned char>(text[at]),
+      Printable(text.substr(at > 20 ? at - 20 : 0, at > 20 ? 20 : at))));
+}
+
+// Stands in for bytes that are not UTF-8 so that the rest of a JSON line can be parsed to
+// find the field holding them: a private-use code point (U+10FFFD) no register text holds.
+constexpr absl::string_view kBadBytesMark = "\xF4\x8F\xBF\xBD";
+
+// The path ("locations[0].city") of the first string in `message` that contains `needle`.
+std::string FindText(const google::protobuf::Message& message, absl::string_view needle) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection* reflection = message.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const FieldDescriptor* field : fields) {
+    const int count = field->is_repeated() ? reflection->FieldSize(message, field) : 1;
+    for (int i = 0; i < count; ++i) {
+      const std::string name =
+          field->is_repeated() ? absl::StrCat(field->name(), "[", i, "]") : field->name();
+      if (field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+        const std::string text = field->is_repeated()
+                                     ? reflection->GetRepeatedString(message, field, i)
+                                     : reflection->GetString(message, field);
+        if (absl::StrContains(text, needle)) return name;
+      } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        const std::string inner =
+            FindText(field->is_repeated() ? reflection->GetRepeatedMessage(message, field, i)
+                                          : reflection->GetMessage(message, field),
+                     needle);
+        if (!inner.empty()) return absl::StrCat(name, ".", inner);
+      }
+    }
+  }
+  return "";
+}
 
 class FileSource : public RecordSource {
  public:
@@ -61,13 +115,7 @@ class JsonlSource final : public FileSource {
       ++line_;
       bytes_read_ += static_cast<int64_t>(line.size()) + 1;
       if (absl::StripAsciiWhitespace(line).empty()) continue;
-      Item item{line_, v1::Practitioner()};
-      auto parsed = google::protobuf::util::JsonStringToMessage(line, &*item.record);
-      if (!parsed.ok()) {
-        item.record =
-            absl::InvalidArgumentError(absl::StrCat("json: ", parsed.message().as_string()));
-      }
-      return item;
+      return ParseJsonLine(line_, line);
     }
     if (in_.bad()) return absl::DataLossError("the file could not be read to its end");
     return std::nullopt;
@@ -101,7 +149,17 @@ class CsvSource final : public FileSource {
       if (!read.ok()) return read.status();
       if (!*read) return std::nullopt;
       if (row.size() == 1 && row[0].empty()) continue;  // A blank line.
-      return Item{reader_.record_line(), parser_->Parse(row)};
+      Item item{reader_.record_line(), v1::Practitioner(), "", ""};
+      for (size_t i = 0; i < row.size(); ++i) {
+        if (const size_t valid = ValidUtf8Prefix(row[i]); valid < row[i].size()) {
+          item.record = NotUtf8(row[i], valid);
+          item.registration_id = Printable(parser_->RegistrationId(row));
+          item.field = i < parser_->size() ? parser_->ColumnName(i) : "";
+          return item;
+        }
+      }
+      item.record = parser_->Parse(row);
+      return item;
     }
   }
 
@@ -208,8 +266,9 @@ class ChunkReader {
           chunk.lines.push_back(next.line);
           *chunk.records.Add() = *std::move(next.record);
         } else {
-          chunk.unreadable.push_back(
-              {next.line, "", "", std::string(next.record.status().message())});
+          chunk.unreadable.push_back({next.line, std::move(next.registration_id),
+                                      std::move(next.field),
+                                      std::string(next.record.status().message())});
         }
       }
       chunk.fraction = source_->Fraction();
@@ -231,6 +290,34 @@ class ChunkReader {
 };
 
 }  // namespace
+
+RecordSource::Item ParseJsonLine(int64_t line_number, const std::string& line) {
+  RecordSource::Item item{line_number, v1::Practitioner(), "", ""};
+  const size_t valid = ValidUtf8Prefix(line);
+  if (valid < line.size()) {
+    item.record = NotUtf8(line, valid);
+    // Parse a copy with the bad bytes marked to learn which field and registrant they are in.
+    std::string marked;
+    for (absl::string_view rest = line; !rest.empty();) {
+      const size_t ok = ValidUtf8Prefix(rest);
+      marked.append(rest.data(), ok);
+      if (ok == rest.size()) break;
+      marked.append(kBadBytesMark.data(), kBadBytesMark.size());
+      rest.remove_prefix(ok + 1);
+    }
+    v1::Practitioner record;
+    if (google::protobuf::util::JsonStringToMessage(marked, &record).ok()) {
+      item.field = FindText(record, kBadBytesMark);
+      item.registration_id = absl::StrReplaceAll(record.registration_id(), {{kBadBytesMark, "?"}});
+    }
+    return item;
+  }
+  auto parsed = google::protobuf::util::JsonStringToMessage(line, &*item.record);
+  if (!parsed.ok()) {
+    item.record = absl::InvalidArgumentError(absl::StrCat("json: ", parsed.message().as_string()));
+  }
+  return item;
+}
 
 absl::StatusOr<std::unique_ptr<RecordSource>> RecordSource::Open(const std::string& path) {
   const std::string lower = absl::AsciiStrToLower(path);
@@ -269,17 +356,20 @@ int RunImport(const Connection& connection, const ImportOptions& options) {
   request.set_import_id(options.import_id);  // The first message names the import.
   Progress progress;
   absl::Status read_status;
+  // A failed write means the server ended the call; the file is still read to its end, to
+  // hold the server's answer against what the whole file holds (see below).
+  bool stream_open = true;
   {
     ChunkReader reader(source->get(), std::max(options.chunk_size, 1));
     bool sent_any = false;
-    for (bool stream_open = true; stream_open;) {
+    while (true) {
       FileChunk chunk = reader.Next();
       line_of_index.insert(line_of_index.end(), chunk.lines.begin(), chunk.lines.end());
       unreadable += static_cast<int64_t>(chunk.unreadable.size());
       for (Reject& r : chunk.unreadable) rejects.push_back(std::move(r));
       read_status = chunk.read_status;
       const bool last = chunk.at_end || !read_status.ok();
-      if (read_status.ok() && (!chunk.records.empty() || (last && !sent_any))) {
+      if (stream_open && read_status.ok() && (!chunk.records.empty() || (last && !sent_any))) {
         // Write blocks while the server is busy: flow control keeps memory bounded both sides.
         request.mutable_practitioners()->Swap(&chunk.records);
         stream_open = stream->Write(request);
@@ -308,6 +398,18 @@ int RunImport(const Connection& connection, const ImportOptions& options) {
     std::fprintf(stderr, "%s", FormatError(status).c_str());
     return 1;
   }
+  // An answer must account for every record of the file: a server that stopped reading early
+  // (or a replay of an import of another file) is a failure, never a success summary.
+  const auto records = static_cast<int64_t>(line_of_index.size());
+  if (summary.received() != records) {
+    std::fprintf(stderr,
+                 "physioreg: import of %s failed: the server acknowledged %lld of the file's %lld "
+                 "records (%s); the rest were not imported\n",
+                 options.path.c_str(), static_cast<long long>(summary.received()),
+                 static_cast<long long>(records),
+                 stream_open ? "the stream ended early" : "it stopped reading");
+    return 1;
+  }
   for (const v1::RejectedRecord& rejected : summary.rejected()) {
     const int64_t line = rejected.index() < static_cast<int64_t>(line_of_index.size())
                              ? line_of_index[rejected.index()]
@@ -327,7 +429,12 @@ int RunImport(const Connection& connection, const ImportOptions& options) {
     for (const Reject& r : rejects) {
       out << CsvRecord({absl::StrCat(r.line), r.registration_id, r.field, r.message});
     }
-    std::fprintf(stderr, "rejected records are listed in %s\n", path.c_str());
+    out.close();
+    if (out.fail()) {
+      std::fprintf(stderr, "physioreg: cannot write the rejects file %s\n", path.c_str());
+    } else {
+      std::fprintf(stderr, "rejected records are listed in %s\n", path.c_str());
+    }
   }
   if (options.json) {
     std::printf(

@@ -155,5 +155,18 @@ TEST(CsvRecordsTest, MoreLocationsThanColumnsRefusesToExport) {
   EXPECT_EQ(CsvRow(p).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST(Utf8Test, ValidPrefixStopsAtTheFirstByteThatIsNotUtf8) {
+  EXPECT_EQ(ValidUtf8Prefix(""), 0u);
+  EXPECT_EQ(ValidUtf8Prefix("plain"), 5u);
+  EXPECT_EQ(ValidUtf8Prefix("Hélène Nguyễn 🙂"),
+            std::string("Hélène Nguyễn 🙂").size());
+  EXPECT_EQ(ValidUtf8Prefix("H\xE9l\xE8ne"), 1u);      // Windows-1252.
+  EXPECT_EQ(ValidUtf8Prefix("ab\xC3"), 2u);            // Cut short.
+  EXPECT_EQ(ValidUtf8Prefix("\xC0\xAF"), 0u);          // Overlong '/'.
+  EXPECT_EQ(ValidUtf8Prefix("\xED\xA0\x80"), 0u);      // A surrogate.
+  EXPECT_EQ(ValidUtf8Prefix("\xF4\x90\x80\x80"), 0u);  // Past U+10FFFF.
+  EXPECT_EQ(ValidUtf8Prefix("a\x80"), 1u);             // A lone continuation byte.
+}
+
 }  // namespace
 }  // namespace physioreg::client

@@ -1,6 +1,9 @@
 // The physioreg CLI binary against a real physioregd.
 #include <gmock/gmock.h>
 #include <google/protobuf/util/json_util.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -10,6 +13,10 @@
 #include <fstream>
 #include <iterator>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_replace.h"
+#include "client/csv.h"
+#include "physioreg/v1/registry.grpc.pb.h"
 #include "physioreg/v1/registry.pb.h"
 #include "tests/support/records.h"
 #include "tests/support/subprocess.h"
@@ -378,6 +385,14 @@ std::string ReadFile(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+std::string JsonLine(const v1::Practitioner& record) {
+  std::string json;
+  EXPECT_TRUE(google::protobuf::util::MessageToJsonString(record, &json).ok());
+  return json;
+}
+
+bool ValidUtf8(const std::string& text) { return client::ValidUtf8Prefix(text) == text.size(); }
+
 void WriteFile(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;
@@ -460,6 +475,99 @@ TEST_F(CliTest, CsvExportRefusesARecordItCannotHold) {
   EXPECT_THAT(Listing(dir), ::testing::ElementsAre("register.csv"));
   CommandResult jsonl = Cli({"export", "--output", dir + "/register.jsonl"}, true);
   EXPECT_EQ(jsonl.exit_code, 0) << jsonl.output;
+}
+
+// A file saved as Windows-1252 ("Hélène" with byte 0xE9): the row is rejected on the client,
+// named in the rejects file, and the other rows are imported.
+TEST_F(CliTest, ImportRejectsRowsThatAreNotUtf8AndImportsTheRest) {
+  const std::string csv = dir_.Sub("cp1252.csv");
+  WriteFile(csv,
+            "registration_id,given_name,family_name,register,permit_status,registered_on\r\n"
+            "PT-1,Anna,Smith,GENERAL,ACTIVE,2015-04-01\r\n"
+            "PT-2,H\xE9l\xE8ne,Tremblay,GENERAL,ACTIVE,2015-04-01\r\n"
+            "PT-3,Bob,Jones,GENERAL,ACTIVE,2015-04-01\r\n");
+  const std::string csv_rejects = dir_.Sub("csv-rejects.csv");
+  CommandResult imported = Cli({"import", csv, "--rejects", csv_rejects}, true);
+  EXPECT_EQ(imported.exit_code, 1) << imported.output;
+  EXPECT_THAT(imported.output, HasSubstr("3 received, 2 applied, 0 unchanged, 1 rejected"));
+  const std::string rejected = ReadFile(csv_rejects);
+  EXPECT_THAT(rejected,
+              HasSubstr("3,PT-2,given_name,\"not valid UTF-8 (byte 0xE9 after \"\"H\"\")"));
+  EXPECT_EQ(ValidUtf8(rejected), true);
+  EXPECT_EQ(Cli({"get", "PT-1"}).exit_code, 0);
+  EXPECT_EQ(Cli({"get", "PT-3"}).exit_code, 0);
+  EXPECT_THAT(Cli({"get", "PT-2"}).output, HasSubstr("NOT_FOUND"));
+
+  // The same in JSONL: the line's registrant and field are named.
+  std::string line = JsonLine(ValidPractitioner("PT-5"));
+  ASSERT_TRUE(absl::StrContains(line, "H\xC3\xA9l\xC3\xA8ne")) << line;
+  line = absl::StrReplaceAll(line, {{"H\xC3\xA9l\xC3\xA8ne", "H\xE9l\xE8ne"}});
+  const std::string jsonl = dir_.Sub("cp1252.jsonl");
+  WriteFile(jsonl, JsonLine(ValidPractitioner("PT-4")) + "\n" + line + "\n" +
+                       JsonLine(ValidPractitioner("PT-6")) + "\n");
+  const std::string jsonl_rejects = dir_.Sub("jsonl-rejects.csv");
+  CommandResult json =
+      Cli({"import", jsonl, "--rejects", jsonl_rejects, "--chunk-size", "1"}, true);
+  EXPECT_EQ(json.exit_code, 1) << json.output;
+  EXPECT_THAT(json.output, HasSubstr("3 received, 2 applied, 0 unchanged, 1 rejected"));
+  EXPECT_THAT(ReadFile(jsonl_rejects), HasSubstr("2,PT-5,given_name,\"not valid UTF-8"));
+  EXPECT_EQ(Cli({"get", "PT-4"}).exit_code, 0);
+  EXPECT_EQ(Cli({"get", "PT-6"}).exit_code, 0);
+  EXPECT_THAT(Cli({"get", "PT-5"}).output, HasSubstr("NOT_FOUND"));
+
+  // upsert sends nothing when a line is not UTF-8.
+  WriteFile(jsonl, JsonLine(ValidPractitioner("PT-7")) + "\n" + line + "\n");
+  CommandResult upsert = Cli({"upsert", "--file", jsonl}, true);
+  EXPECT_EQ(upsert.exit_code, 1) << upsert.output;
+  EXPECT_THAT(upsert.output, HasSubstr(":2: PT-5: given_name: not valid UTF-8"));
+  EXPECT_TRUE(ValidUtf8(upsert.output)) << upsert.output;
+  EXPECT_THAT(Cli({"get", "PT-7"}).output, HasSubstr("NOT_FOUND"));
+}
+
+// Stands in for a server that ends an import early: after the first message it answers OK
+// with a summary of that message only, or fails the call.
+class EarlyEndAdmin final : public v1::RegistryAdmin::Service {
+ public:
+  explicit EarlyEndAdmin(grpc::Status answer) : answer_(std::move(answer)) {}
+  grpc::Status ImportPractitioners(grpc::ServerContext*,
+                                   grpc::ServerReader<v1::ImportPractitionersRequest>* reader,
+                                   v1::ImportPractitionersResponse* response) override {
+    v1::ImportPractitionersRequest first;
+    if (reader->Read(&first)) {
+      response->set_received(first.practitioners_size());
+      response->set_applied(first.practitioners_size());
+    }
+    return answer_;
+  }
+
+ private:
+  grpc::Status answer_;
+};
+
+TEST_F(CliTest, ImportNeverReportsSuccessWhenTheServerStopsEarly) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 1; i <= 50; ++i) records.push_back(ValidPractitioner("PT-" + std::to_string(i)));
+  const std::string file = WriteJsonl(records, "fifty.jsonl");
+  for (const grpc::Status& answer :
+       {grpc::Status::OK, grpc::Status(grpc::StatusCode::INTERNAL, "disk on fire")}) {
+    EarlyEndAdmin service(answer);
+    int port = 0;
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&service);
+    std::unique_ptr<grpc::Server> fake = builder.BuildAndStart();
+    ASSERT_GT(port, 0);
+    CommandResult imported =
+        RunCommand({PHYSIOREG_CLI_PATH, "--address", "127.0.0.1:" + std::to_string(port), "import",
+                    file, "--chunk-size", "1"});
+    EXPECT_EQ(imported.exit_code, 1) << imported.output;
+    EXPECT_THAT(imported.output, Not(HasSubstr("received,")));
+    EXPECT_THAT(imported.output, Not(HasSubstr("applied")));
+    EXPECT_THAT(imported.output,
+                HasSubstr(answer.ok() ? "the server acknowledged 1 of the file's 50 records"
+                                      : "disk on fire"));
+    fake->Shutdown();
+  }
 }
 
 }  // namespace
