@@ -570,5 +570,47 @@ TEST_F(CliTest, ImportNeverReportsSuccessWhenTheServerStopsEarly) {
   }
 }
 
+// CSV export -> import reproduces the register: a reason with a line break, edge spaces, and
+// cells a spreadsheet would run as formulas (written with a leading apostrophe).
+TEST_F(CliTest, CsvExportImportReproducesSpacesLineBreaksAndFormulaCells) {
+  v1::Practitioner p = ValidPractitioner("PT-1");
+  p.set_preferred_name("  Léna  ");
+  p.set_family_name("=O'Brien-Smith");
+  p.add_former_names(" Gagnon");
+  p.mutable_private_contact()->set_phone("+1 403 555 0100");
+  p.mutable_locations(0)->set_phone("+1 403 555 0143");
+  auto* permit_change = p.mutable_permit()->add_status_history();
+  permit_change->set_status("ACTIVE");
+  permit_change->set_effective_on("2015-04-01");
+  permit_change->set_reason("Registered\nafter review of file 12");
+  auto* change = p.mutable_authorizations(0)->add_status_history();
+  change->set_status("AUTHORIZED");
+  change->set_effective_on("2019-04-02");
+  change->set_reason("@granted  ");
+  ASSERT_EQ(Cli({"upsert", "--file", WriteJsonl({p}, "one.jsonl")}, true).exit_code, 0);
+
+  const std::string csv = dir_.Sub("register.csv");
+  CommandResult exported =
+      Cli({"export", "--format", "csv", "--include-private", "--output", csv}, true);
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  const std::string text = ReadFile(csv);
+  EXPECT_THAT(text, HasSubstr(",'+1 403 555 0100,"));
+  EXPECT_THAT(text, HasSubstr(",'=O'Brien-Smith,"));
+  EXPECT_THAT(text, Not(HasSubstr(",=O'Brien")));
+
+  CommandResult imported = Cli({"import", csv}, true);
+  EXPECT_EQ(imported.exit_code, 0) << imported.output;
+  EXPECT_THAT(imported.output, HasSubstr("1 received, 0 applied, 1 unchanged, 0 rejected"));
+  CommandResult json = Cli({"--json", "get", "PT-1"}, true);
+  v1::Practitioner stored;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json.output, &stored).ok())
+      << json.output;
+  EXPECT_EQ(stored.preferred_name(), "  Léna  ");
+  EXPECT_EQ(stored.family_name(), "=O'Brien-Smith");
+  EXPECT_EQ(stored.former_names(1), " Gagnon");
+  EXPECT_EQ(stored.permit().status_history(0).reason(), "Registered\nafter review of file 12");
+  EXPECT_EQ(stored.authorizations(0).status_history(0).reason(), "@granted  ");
+}
+
 }  // namespace
 }  // namespace physioreg
