@@ -427,7 +427,10 @@ int RunImport(const Connection& connection, const ImportOptions& options) {
     std::ofstream out(path, std::ios::binary);
     out << CsvRecord({"line", "registration_id", "field", "message"});
     for (const Reject& r : rejects) {
-      out << CsvRecord({absl::StrCat(r.line), r.registration_id, r.field, r.message});
+      // The file's own text comes back here (an ID like "=HYPERLINK(...)" is rejected): keep
+      // a spreadsheet from running it.
+      out << CsvRecord({absl::StrCat(r.line), ToSpreadsheetCell(r.registration_id),
+                        ToSpreadsheetCell(r.field), ToSpreadsheetCell(r.message)});
     }
     out.close();
     if (out.fail()) {
@@ -580,9 +583,15 @@ int RunExport(const Connection& connection, const ExportOptions& options) {
       failed = row.ok() ? out.Write(CsvRecord(*row)) : row.status();
     } else {
       std::string json;
-      (void)google::protobuf::util::MessageToJsonString(record, &json, json_options);
-      json.push_back('\n');
-      failed = out.Write(json);
+      const auto printed = google::protobuf::util::MessageToJsonString(record, &json, json_options);
+      if (printed.ok()) {
+        json.push_back('\n');
+        failed = out.Write(json);
+      } else {
+        failed = absl::InternalError(
+            absl::StrCat("registrant ", record.registration_id(),
+                         " cannot be written as JSON: ", printed.message().as_string()));
+      }
     }
     ++count;
   }

@@ -612,5 +612,19 @@ TEST_F(CliTest, CsvExportImportReproducesSpacesLineBreaksAndFormulaCells) {
   EXPECT_EQ(stored.authorizations(0).status_history(0).reason(), "@granted  ");
 }
 
+// The rejects file quotes the input back; a spreadsheet must not run it.
+TEST_F(CliTest, RejectsFileNeutralisesFormulaCells) {
+  const std::string csv = dir_.Sub("formula.csv");
+  WriteFile(csv,
+            "registration_id,given_name,family_name,register,permit_status,registered_on\r\n"
+            "=1+2,Anna,Smith,GENERAL,ACTIVE,2015-04-01\r\n");
+  const std::string rejects = dir_.Sub("rejects.csv");
+  CommandResult imported = Cli({"import", csv, "--rejects", rejects}, true);
+  EXPECT_EQ(imported.exit_code, 1) << imported.output;
+  const std::string text = ReadFile(rejects);
+  EXPECT_THAT(text, HasSubstr("\n2,'=1+2,registration_id,")) << text;
+  EXPECT_THAT(text, Not(HasSubstr(",=1+2"))) << text;
+}
+
 }  // namespace
 }  // namespace physioreg
