@@ -133,31 +133,37 @@ std::string Timestamp(const google::protobuf::Timestamp& ts) {
                           absl::UTCTimeZone());
 }
 
+// Text from the register for a terminal: control characters, C1 codes and bidi overrides
+// (which could rewrite or reorder what a person reads) are shown as escapes.
+std::string S(absl::string_view text) { return physioreg::client::ForTerminal(text); }
+
 void PrintTimeline(const google::protobuf::RepeatedPtrField<v1::StatusChange>& history,
                    const std::string& indent) {
   for (const auto& change : history) {
-    std::printf("%s%s  %-10s %s\n", indent.c_str(), change.effective_on().c_str(),
-                change.status().c_str(), change.reason().c_str());
+    std::printf("%s%s  %-10s %s\n", indent.c_str(), S(change.effective_on()).c_str(),
+                S(change.status()).c_str(), S(change.reason()).c_str());
   }
 }
 
 void PrintPractitioner(const v1::Practitioner& p) {
-  std::printf("%s  %s %s", p.registration_id().c_str(), p.given_name().c_str(),
-              p.family_name().c_str());
-  if (!p.preferred_name().empty()) std::printf(" (preferred: %s)", p.preferred_name().c_str());
+  std::printf("%s  %s %s", S(p.registration_id()).c_str(), S(p.given_name()).c_str(),
+              S(p.family_name()).c_str());
+  if (!p.preferred_name().empty()) std::printf(" (preferred: %s)", S(p.preferred_name()).c_str());
   std::printf("\n");
   if (!p.former_names().empty()) {
-    std::printf("  former names: %s\n", absl::StrJoin(p.former_names(), ", ").c_str());
+    std::printf("  former names: %s\n", S(absl::StrJoin(p.former_names(), ", ")).c_str());
   }
   const v1::Permit& permit = p.permit();
-  std::printf(
-      "  permit: %s register, %s, registered %s%s\n",
-      Shown(permit.register_(), &v1::Register_Name, "unknown").c_str(),
-      Shown(permit.status(), &v1::Permit::Status_Name, "status unknown").c_str(),
-      permit.registered_on().c_str(),
-      permit.expires_on().empty() ? "" : absl::StrCat(", expires ", permit.expires_on()).c_str());
+  std::printf("  permit: %s register, %s, registered %s%s\n",
+              Shown(permit.register_(), &v1::Register_Name, "unknown").c_str(),
+              Shown(permit.status(), &v1::Permit::Status_Name, "status unknown").c_str(),
+              S(permit.registered_on()).c_str(),
+              permit.expires_on().empty()
+                  ? ""
+                  : S(absl::StrCat(", expires ", permit.expires_on())).c_str());
   PrintTimeline(permit.status_history(), "      ");
-  for (const auto& condition : p.conditions()) std::printf("  condition: %s\n", condition.c_str());
+  for (const auto& condition : p.conditions())
+    std::printf("  condition: %s\n", S(condition).c_str());
   if (p.authorizations().empty()) std::printf("  authorizations: none\n");
   for (const auto& a : p.authorizations()) {
     std::vector<std::string> techniques;
@@ -167,26 +173,26 @@ void PrintPractitioner(const v1::Practitioner& p) {
         "  %-28s %-10s granted %s%s%s\n",
         Shown(a.activity(), &v1::RestrictedActivity_Name, "unknown activity").c_str(),
         Shown(a.status(), &v1::Authorization::Status_Name).c_str(),
-        a.granted_on().empty() ? "-" : a.granted_on().c_str(),
-        a.expires_on().empty() ? "" : absl::StrCat(", expires ", a.expires_on()).c_str(),
+        a.granted_on().empty() ? "-" : S(a.granted_on()).c_str(),
+        a.expires_on().empty() ? "" : S(absl::StrCat(", expires ", a.expires_on())).c_str(),
         techniques.empty() ? "" : absl::StrCat(" [", absl::StrJoin(techniques, ", "), "]").c_str());
     for (const auto& condition : a.conditions()) {
-      std::printf("      condition: %s\n", condition.c_str());
+      std::printf("      condition: %s\n", S(condition).c_str());
     }
     PrintTimeline(a.status_history(), "      ");
   }
   for (const auto& l : p.locations()) {
-    std::printf("  location: %s, %s, %s %s %s%s\n", l.clinic_name().c_str(),
-                l.street_address().c_str(), l.city().c_str(), l.province().c_str(),
-                l.postal_code().c_str(),
-                l.phone().empty() ? "" : absl::StrCat(", ", l.phone()).c_str());
+    std::printf("  location: %s, %s, %s %s %s%s\n", S(l.clinic_name()).c_str(),
+                S(l.street_address()).c_str(), S(l.city()).c_str(), S(l.province()).c_str(),
+                S(l.postal_code()).c_str(),
+                l.phone().empty() ? "" : S(absl::StrCat(", ", l.phone())).c_str());
   }
   if (!p.languages().empty()) {
-    std::printf("  languages: %s\n", absl::StrJoin(p.languages(), ", ").c_str());
+    std::printf("  languages: %s\n", S(absl::StrJoin(p.languages(), ", ")).c_str());
   }
   if (p.has_private_contact()) {
-    std::printf("  private contact: %s %s\n", p.private_contact().email().c_str(),
-                p.private_contact().phone().c_str());
+    std::printf("  private contact: %s %s\n", S(p.private_contact().email()).c_str(),
+                S(p.private_contact().phone()).c_str());
   }
   std::printf("  revision %lld, updated %s\n", static_cast<long long>(p.revision()),
               Timestamp(p.update_time()).c_str());
@@ -216,12 +222,12 @@ const v1::PracticeLocation* Nearest(const v1::Practitioner& p, const v1::GeoFilt
 }
 
 void PrintVerification(const v1::VerifyAuthorizationResponse& r, const std::string& activity) {
-  std::printf("%-12s %-28s %s  %-32s %s\n", r.registration_id().c_str(), activity.c_str(),
-              r.as_of().c_str(), Shown(r.reason(), &v1::VerificationReason_Name).c_str(),
-              r.display_name().c_str());
+  std::printf("%-12s %-28s %s  %-32s %s\n", S(r.registration_id()).c_str(), activity.c_str(),
+              S(r.as_of()).c_str(), Shown(r.reason(), &v1::VerificationReason_Name).c_str(),
+              S(r.display_name()).c_str());
   if (r.authorized()) {
     for (const auto& condition : r.authorization().conditions()) {
-      std::printf("%-12s   condition: %s\n", "", condition.c_str());
+      std::printf("%-12s   condition: %s\n", "", S(condition).c_str());
     }
   }
 }
@@ -291,9 +297,10 @@ struct Cli {
             if (nearest != nullptr) where = nearest->city();
             where += absl::StrFormat(" (%.1f km)", response.distances_km(i));
           }
-          std::printf("%-12s %s %-12s %s\n", p.registration_id().c_str(),
-                      PadRight(absl::StrCat(p.given_name(), " ", p.family_name()), 40).c_str(),
-                      Shown(p.permit().status(), &v1::Permit::Status_Name).c_str(), where.c_str());
+          std::printf("%-12s %s %-12s %s\n", S(p.registration_id()).c_str(),
+                      PadRight(S(absl::StrCat(p.given_name(), " ", p.family_name())), 40).c_str(),
+                      Shown(p.permit().status(), &v1::Permit::Status_Name).c_str(),
+                      S(where).c_str());
         }
       }
       shown += response.practitioners_size();
@@ -337,7 +344,7 @@ struct Cli {
         permit = absl::StrCat("permit status on ", response.as_of(), ": ",
                               v1::Permit::Status_Name(response.permit_status()));
       }
-      std::printf("%s; register revision %lld; checked %s\n", permit.c_str(),
+      std::printf("%s; register revision %lld; checked %s\n", S(permit).c_str(),
                   static_cast<long long>(response.register_revision()),
                   Timestamp(response.checked_at()).c_str());
     }
@@ -397,7 +404,7 @@ struct Cli {
           std::printf("%8lld  %s  %-28s %s\n", static_cast<long long>(event.revision()),
                       Timestamp(event.change_time()).c_str(),
                       Shown(event.kind(), &v1::ChangeEvent::Kind_Name).c_str(),
-                      event.actor().empty() ? "" : absl::StrCat("by ", event.actor()).c_str());
+                      event.actor().empty() ? "" : S(absl::StrCat("by ", event.actor())).c_str());
         }
       }
       request.set_page_token(response.next_page_token());
@@ -419,9 +426,9 @@ struct Cli {
           physioreg::client::ParseJsonLine(line_number, line);
       if (!item.record.ok()) {
         std::fprintf(stderr, "error: %s:%d: %s%s%s; nothing was sent\n", path.c_str(), line_number,
-                     item.registration_id.empty() ? "" : (item.registration_id + ": ").c_str(),
-                     item.field.empty() ? "" : (item.field + ": ").c_str(),
-                     std::string(item.record.status().message()).c_str());
+                     item.registration_id.empty() ? "" : S(item.registration_id + ": ").c_str(),
+                     item.field.empty() ? "" : S(item.field + ": ").c_str(),
+                     S(item.record.status().message()).c_str());
         return 1;
       }
       records.push_back(*std::move(item.record));
@@ -544,7 +551,7 @@ struct Cli {
       for (const auto& key : response.keys()) {
         std::printf("%s  %-9s %-8s %s  %s\n", key.key_id().c_str(),
                     Shown(key.role(), &v1::Role_Name).c_str(), key.revoked() ? "revoked" : "active",
-                    Timestamp(key.create_time()).c_str(), key.description().c_str());
+                    Timestamp(key.create_time()).c_str(), S(key.description()).c_str());
       }
     } else if (action == "revoke") {
       v1::RevokeApiKeyRequest request;

@@ -6,6 +6,7 @@
 
 #include <sstream>
 
+#include "client/connection.h"
 #include "client/csv_records.h"
 #include "tests/support/records.h"
 
@@ -279,6 +280,18 @@ TEST(Utf8Test, ValidPrefixStopsAtTheFirstByteThatIsNotUtf8) {
   EXPECT_EQ(ValidUtf8Prefix("\xED\xA0\x80"), 0u);      // A surrogate.
   EXPECT_EQ(ValidUtf8Prefix("\xF4\x90\x80\x80"), 0u);  // Past U+10FFFF.
   EXPECT_EQ(ValidUtf8Prefix("a\x80"), 1u);             // A lone continuation byte.
+}
+
+TEST(ForTerminalTest, ControlAndBidiCharactersAreShownAsEscapes) {
+  EXPECT_EQ(ForTerminal("Hélène O'Brien 🙂"), "Hélène O'Brien 🙂");
+  EXPECT_EQ(ForTerminal("a\x1b[2Jb"), "a\\x1B[2Jb");
+  EXPECT_EQ(ForTerminal("line\r\nnext\t\x7f"), "line\\x0D\\x0Anext\\x09\\x7F");
+  EXPECT_EQ(ForTerminal("abc\u202Egpj.exe"), "abc\\u202Egpj.exe");  // Right-to-left override.
+  EXPECT_EQ(ForTerminal("x\u2066y\u2069\u200F"), "x\\u2066y\\u2069\\u200F");
+  EXPECT_EQ(ForTerminal("\xC2\x9B"
+                        "31m"),
+            "\\u009B31m");                                   // C1 control sequence introducer.
+  EXPECT_EQ(ForTerminal("H\xE9l\xE8ne"), "H\\xE9l\\xE8ne");  // Not UTF-8.
 }
 
 }  // namespace

@@ -626,5 +626,18 @@ TEST_F(CliTest, RejectsFileNeutralisesFormulaCells) {
   EXPECT_THAT(text, Not(HasSubstr(",=1+2"))) << text;
 }
 
+// What the server quotes back from a request reaches a terminal escaped, never as a control
+// sequence (ESC [2J clears the screen; U+202E reverses the text after it).
+TEST_F(CliTest, TerminalNeverReceivesControlSequences) {
+  v1::Practitioner p = ValidPractitioner("PT-1");
+  p.mutable_permit()->set_registered_on("\x1b[2J\u202E2015");
+  CommandResult upsert = Cli({"upsert", "--file", WriteJsonl({p}, "bad.jsonl")}, true);
+  EXPECT_EQ(upsert.exit_code, 1) << upsert.output;
+  EXPECT_THAT(upsert.output, HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_THAT(upsert.output, HasSubstr("registered_on"));
+  EXPECT_THAT(upsert.output, Not(HasSubstr("\x1b"))) << upsert.output;
+  EXPECT_THAT(upsert.output, Not(HasSubstr("\u202E"))) << upsert.output;
+}
+
 }  // namespace
 }  // namespace physioreg
