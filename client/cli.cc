@@ -2,11 +2,14 @@
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/support/error_details.h>
 
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -29,87 +32,13 @@ namespace {
 
 namespace v1 = physioreg::v1;
 
-constexpr char kUsage[] =
-    R"(usage: physioreg [--address HOST:PORT] [--token-file FILE] [--json] COMMAND ...
-
-Public (no credentials):
-  get ID                               a registrant's public entry
-  search [--name TEXT] [--city C] [--postal-code-prefix P] [--activity A] [--register R]
-         [--language L] [--near LAT,LNG --radius-km KM] [--fuzzy] [--page-size N]
-         [--page-token T] [--all]      find registrants (every criterion must hold); one
-                                       page, or every page with --all
-  verify ID --activity A [--as-of D]   is ID authorized for A on D (default today)?
-                                       exit 0 when authorized, 3 when not
-  batch-verify --activity A [--as-of D] (ID... | --file FILE)
-                                       one line per ID (FILE: one ID per line)
-  history ID [--page-size N]           the registrant's change history (every page)
-  health [--wait SECONDS]              the server's grpc.health.v1 status (exit 0 if SERVING)
-
-Regulator (needs --token-file):
-  upsert --file F.jsonl [--request-id R]
-                                       one registrant per line (proto JSON), 1,000 per call
-  import FILE [--import-id ID] [--rejects R.csv] [--chunk-size N]
-                                       stream a whole register: .jsonl/.ndjson or .csv
-                                       (columns: README.md); progress on stderr; rejected
-                                       records to R.csv (default FILE.rejects.csv), exit 1
-  export [--format jsonl|csv] [--include-private] [--output FILE]
-                                       the whole register at one revision (stdout default)
-  set-authorization-status ID --activity A --status S [--effective-on D] [--reason TEXT]
-  set-permit-status ID --status S [--effective-on D] [--reason TEXT]
-  keys create --role REGULATOR|CLINIC [--description TEXT]
-  keys list
-  keys revoke KEY_ID
-
-Activities: DRY_NEEDLING ACUPUNCTURE SPINAL_MANIPULATION PELVIC_HEALTH_INTERNAL_EXAM
-            DIAGNOSTIC_IMAGING_ORDERING (any case)
-Environment: PHYSIOREG_ADDRESS, PHYSIOREG_TOKEN_FILE stand in for the flags.
-)";
-
 constexpr int kExitUsage = 2;
 constexpr int kExitNotAuthorized = 3;
-
-// --name value / --name=value options, and the positional arguments in order.
-struct Args {
-  std::vector<std::string> positional;
-  std::map<std::string, std::string> options;
-  std::set<std::string> switches;
-
-  std::string Get(const std::string& name, const std::string& fallback = "") const {
-    auto it = options.find(name);
-    return it == options.end() ? fallback : it->second;
-  }
-  bool Has(const std::string& name) const { return options.count(name) > 0; }
-};
 
 class UsageError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
-
-Args Parse(int argc, char** argv) {
-  static const std::set<std::string> kSwitches = {"json", "help", "include-private", "fuzzy",
-                                                  "all"};
-  Args args;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg.rfind("--", 0) != 0 || arg.size() == 2) {
-      args.positional.push_back(arg);
-      continue;
-    }
-    std::string name = arg.substr(2);
-    const size_t eq = name.find('=');
-    if (eq != std::string::npos) {
-      args.options[name.substr(0, eq)] = name.substr(eq + 1);
-    } else if (kSwitches.count(name)) {
-      args.switches.insert(name);
-    } else if (i + 1 < argc) {
-      args.options[name] = argv[++i];
-    } else {
-      throw UsageError(absl::StrCat("--", name, " needs a value"));
-    }
-  }
-  return args;
-}
 
 template <typename Enum>
 Enum ParseEnum(const std::string& text, bool (*parse)(const std::string&, Enum*),
@@ -121,19 +50,61 @@ Enum ParseEnum(const std::string& text, bool (*parse)(const std::string&, Enum*)
   return value;
 }
 
-v1::RestrictedActivity Activity(const Args& args) {
-  return ParseEnum<v1::RestrictedActivity>(args.Get("activity"), &v1::RestrictedActivity_Parse,
+// What the command line says; each command reads its own fields (CLI11 fills them).
+struct Options {
+  std::string address = "127.0.0.1:50051";
+  std::string token_file;
+  bool json = false;
+
+  std::string id;  // The registration ID (or key ID) the command is about.
+  std::vector<std::string> ids;
+  std::string file;
+  std::string activity;
+  std::string as_of;
+  std::string status;
+  std::string effective_on;
+  std::string reason;
+  // search
+  std::string name, city, postal_code_prefix, language, register_name, near, page_token;
+  double radius_km = 0;
+  bool fuzzy = false;
+  bool all = false;
+  int page_size = 0;
+  // upsert, import, export
+  std::string request_id;
+  std::string import_id;
+  std::string rejects;
+  int chunk_size = 1000;
+  std::string format = "jsonl";
+  bool include_private = false;
+  std::string output;
+  // keys, health
+  std::string role;
+  std::string description;
+  int wait_seconds = 0;
+
+  // Options given on the command line, as "command --name" (to tell unset from empty).
+  std::set<std::string> given;
+  bool Given(const std::string& option) const { return given.count(option) > 0; }
+};
+
+v1::RestrictedActivity Activity(const Options& o) {
+  return ParseEnum<v1::RestrictedActivity>(o.activity, &v1::RestrictedActivity_Parse,
                                            "activity (--activity)");
 }
 
-std::string Positional(const Args& args, size_t index, const std::string& what) {
-  if (args.positional.size() <= index) throw UsageError(absl::StrCat("missing ", what));
-  return args.positional[index];
+// An enum value for a person: its name, or `none` for the zero value (FOO_UNSPECIFIED), which
+// means "not set" and says nothing to a reader.
+template <typename Enum>
+std::string Shown(Enum value, const std::string& (*name)(Enum), const std::string& none = "-") {
+  return static_cast<int>(value) == 0 ? none : name(value);
 }
 
 std::string ToJson(const google::protobuf::Message& message, bool multiline) {
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = multiline;
+  // false, 0 and "" too: a refused verification must say "authorized": false.
+  options.always_print_primitive_fields = true;
   options.preserve_proto_field_names = true;
   std::string json;
   (void)google::protobuf::util::MessageToJsonString(message, &json, options);
@@ -161,69 +132,101 @@ std::string Timestamp(const google::protobuf::Timestamp& ts) {
                           absl::UTCTimeZone());
 }
 
+// Text from the register for a terminal: control characters, C1 codes and bidi overrides
+// (which could rewrite or reorder what a person reads) are shown as escapes.
+std::string S(absl::string_view text) { return physioreg::client::ForTerminal(text); }
+
 void PrintTimeline(const google::protobuf::RepeatedPtrField<v1::StatusChange>& history,
                    const std::string& indent) {
   for (const auto& change : history) {
-    std::printf("%s%s  %-10s %s\n", indent.c_str(), change.effective_on().c_str(),
-                change.status().c_str(), change.reason().c_str());
+    std::printf("%s%s  %-10s %s\n", indent.c_str(), S(change.effective_on()).c_str(),
+                S(change.status()).c_str(), S(change.reason()).c_str());
   }
 }
 
 void PrintPractitioner(const v1::Practitioner& p) {
-  std::printf("%s  %s %s", p.registration_id().c_str(), p.given_name().c_str(),
-              p.family_name().c_str());
-  if (!p.preferred_name().empty()) std::printf(" (preferred: %s)", p.preferred_name().c_str());
+  std::printf("%s  %s %s", S(p.registration_id()).c_str(), S(p.given_name()).c_str(),
+              S(p.family_name()).c_str());
+  if (!p.preferred_name().empty()) std::printf(" (preferred: %s)", S(p.preferred_name()).c_str());
   std::printf("\n");
   if (!p.former_names().empty()) {
-    std::printf("  former names: %s\n", absl::StrJoin(p.former_names(), ", ").c_str());
+    std::printf("  former names: %s\n", S(absl::StrJoin(p.former_names(), ", ")).c_str());
   }
   const v1::Permit& permit = p.permit();
-  std::printf(
-      "  permit: %s register, %s, registered %s%s\n", v1::Register_Name(permit.register_()).c_str(),
-      v1::Permit::Status_Name(permit.status()).c_str(), permit.registered_on().c_str(),
-      permit.expires_on().empty() ? "" : absl::StrCat(", expires ", permit.expires_on()).c_str());
+  std::printf("  permit: %s register, %s, registered %s%s\n",
+              Shown(permit.register_(), &v1::Register_Name, "unknown").c_str(),
+              Shown(permit.status(), &v1::Permit::Status_Name, "status unknown").c_str(),
+              S(permit.registered_on()).c_str(),
+              permit.expires_on().empty()
+                  ? ""
+                  : S(absl::StrCat(", expires ", permit.expires_on())).c_str());
   PrintTimeline(permit.status_history(), "      ");
-  for (const auto& condition : p.conditions()) std::printf("  condition: %s\n", condition.c_str());
+  for (const auto& condition : p.conditions())
+    std::printf("  condition: %s\n", S(condition).c_str());
   if (p.authorizations().empty()) std::printf("  authorizations: none\n");
   for (const auto& a : p.authorizations()) {
     std::vector<std::string> techniques;
     for (int t : a.techniques())
-      techniques.push_back(v1::Technique_Name(static_cast<v1::Technique>(t)));
+      techniques.push_back(Shown(static_cast<v1::Technique>(t), &v1::Technique_Name, "unknown"));
     std::printf(
-        "  %-28s %-10s granted %s%s%s\n", v1::RestrictedActivity_Name(a.activity()).c_str(),
-        v1::Authorization::Status_Name(a.status()).c_str(),
-        a.granted_on().empty() ? "-" : a.granted_on().c_str(),
-        a.expires_on().empty() ? "" : absl::StrCat(", expires ", a.expires_on()).c_str(),
+        "  %-28s %-10s granted %s%s%s\n",
+        Shown(a.activity(), &v1::RestrictedActivity_Name, "unknown activity").c_str(),
+        Shown(a.status(), &v1::Authorization::Status_Name).c_str(),
+        a.granted_on().empty() ? "-" : S(a.granted_on()).c_str(),
+        a.expires_on().empty() ? "" : S(absl::StrCat(", expires ", a.expires_on())).c_str(),
         techniques.empty() ? "" : absl::StrCat(" [", absl::StrJoin(techniques, ", "), "]").c_str());
     for (const auto& condition : a.conditions()) {
-      std::printf("      condition: %s\n", condition.c_str());
+      std::printf("      condition: %s\n", S(condition).c_str());
     }
     PrintTimeline(a.status_history(), "      ");
   }
   for (const auto& l : p.locations()) {
-    std::printf("  location: %s, %s, %s %s %s%s\n", l.clinic_name().c_str(),
-                l.street_address().c_str(), l.city().c_str(), l.province().c_str(),
-                l.postal_code().c_str(),
-                l.phone().empty() ? "" : absl::StrCat(", ", l.phone()).c_str());
+    std::printf("  location: %s, %s, %s %s %s%s\n", S(l.clinic_name()).c_str(),
+                S(l.street_address()).c_str(), S(l.city()).c_str(), S(l.province()).c_str(),
+                S(l.postal_code()).c_str(),
+                l.phone().empty() ? "" : S(absl::StrCat(", ", l.phone())).c_str());
   }
   if (!p.languages().empty()) {
-    std::printf("  languages: %s\n", absl::StrJoin(p.languages(), ", ").c_str());
+    std::printf("  languages: %s\n", S(absl::StrJoin(p.languages(), ", ")).c_str());
   }
   if (p.has_private_contact()) {
-    std::printf("  private contact: %s %s\n", p.private_contact().email().c_str(),
-                p.private_contact().phone().c_str());
+    std::printf("  private contact: %s %s\n", S(p.private_contact().email()).c_str(),
+                S(p.private_contact().phone()).c_str());
   }
   std::printf("  revision %lld, updated %s\n", static_cast<long long>(p.revision()),
               Timestamp(p.update_time()).c_str());
 }
 
+// The location with coordinates nearest to `point` (great-circle distance, as the server
+// measures it), or null when none has coordinates.
+const v1::PracticeLocation* Nearest(const v1::Practitioner& p, const v1::GeoFilter& point) {
+  constexpr double kEarthRadiusKm = 6371.0088;
+  constexpr double kRadians = 3.14159265358979323846 / 180;
+  const v1::PracticeLocation* nearest = nullptr;
+  double best = 0;
+  for (const v1::PracticeLocation& l : p.locations()) {
+    if (l.latitude() == 0 && l.longitude() == 0) continue;  // No coordinates.
+    const double dlat = (l.latitude() - point.latitude()) * kRadians;
+    const double dlng = (l.longitude() - point.longitude()) * kRadians;
+    const double a = std::sin(dlat / 2) * std::sin(dlat / 2) +
+                     std::cos(point.latitude() * kRadians) * std::cos(l.latitude() * kRadians) *
+                         std::sin(dlng / 2) * std::sin(dlng / 2);
+    const double km = 2 * kEarthRadiusKm * std::asin(std::min(1.0, std::sqrt(a)));
+    if (nearest == nullptr || km < best) {
+      nearest = &l;
+      best = km;
+    }
+  }
+  return nearest;
+}
+
 void PrintVerification(const v1::VerifyAuthorizationResponse& r, const std::string& activity) {
-  std::printf("%-12s %-28s %s  %-32s %s\n", r.registration_id().c_str(), activity.c_str(),
-              r.as_of().c_str(), v1::VerificationReason_Name(r.reason()).c_str(),
-              r.display_name().c_str());
+  std::printf("%-12s %-28s %s  %-32s %s\n", S(r.registration_id()).c_str(), activity.c_str(),
+              S(r.as_of()).c_str(), Shown(r.reason(), &v1::VerificationReason_Name).c_str(),
+              S(r.display_name()).c_str());
   if (r.authorized()) {
     for (const auto& condition : r.authorization().conditions()) {
-      std::printf("%-12s   condition: %s\n", "", condition.c_str());
+      std::printf("%-12s   condition: %s\n", "", S(condition).c_str());
     }
   }
 }
@@ -236,9 +239,9 @@ struct Cli {
     std::printf("%s\n", ToJson(message, true).c_str());
   }
 
-  int Get(const Args& args) const {
+  int Get(const Options& o) const {
     v1::GetPractitionerRequest request;
-    request.set_registration_id(Positional(args, 1, "registration ID"));
+    request.set_registration_id(o.id);
     v1::Practitioner response;
     grpc::Status status =
         connection.Registry()->GetPractitioner(connection.Context().get(), request, &response);
@@ -247,39 +250,33 @@ struct Cli {
     return 0;
   }
 
-  int Search(const Args& args) const {
+  int Search(const Options& o) const {
     v1::SearchPractitionersRequest request;
-    request.set_name(args.Get("name"));
-    request.set_city(args.Get("city"));
-    request.set_postal_code_prefix(args.Get("postal-code-prefix"));
-    request.set_language(args.Get("language"));
-    request.set_fuzzy(args.switches.count("fuzzy") > 0);
-    if (args.Has("activity")) request.set_activity(Activity(args));
-    if (args.Has("register")) {
-      request.set_register_(ParseEnum<v1::Register>(args.Get("register"), &v1::Register_Parse,
-                                                    "register (--register)"));
+    request.set_name(o.name);
+    request.set_city(o.city);
+    request.set_postal_code_prefix(o.postal_code_prefix);
+    request.set_language(o.language);
+    request.set_fuzzy(o.fuzzy);
+    if (o.Given("--activity")) request.set_activity(Activity(o));
+    if (o.Given("--register")) {
+      request.set_register_(
+          ParseEnum<v1::Register>(o.register_name, &v1::Register_Parse, "register (--register)"));
     }
-    if (args.Has("near") || args.Has("radius-km")) {
-      std::vector<std::string> parts = absl::StrSplit(args.Get("near"), ',');
-      double latitude = 0, longitude = 0, radius = 0;
+    if (o.Given("--near") || o.Given("--radius-km")) {
+      std::vector<std::string> parts = absl::StrSplit(o.near, ',');
+      double latitude = 0, longitude = 0;
       if (parts.size() != 2 || !absl::SimpleAtod(parts[0], &latitude) ||
           !absl::SimpleAtod(parts[1], &longitude)) {
         throw UsageError("--near takes LAT,LNG");
       }
-      if (!absl::SimpleAtod(args.Get("radius-km"), &radius)) {
-        throw UsageError("--near needs --radius-km KM");
-      }
+      if (!o.Given("--radius-km")) throw UsageError("--near needs --radius-km KM");
       request.mutable_near()->set_latitude(latitude);
       request.mutable_near()->set_longitude(longitude);
-      request.mutable_near()->set_radius_km(radius);
+      request.mutable_near()->set_radius_km(o.radius_km);
     }
-    int page_size = 0;
-    if (args.Has("page-size") && !absl::SimpleAtoi(args.Get("page-size"), &page_size)) {
-      throw UsageError("--page-size takes a number");
-    }
-    request.set_page_size(page_size);
-    request.set_page_token(args.Get("page-token"));
-    const bool all = args.switches.count("all") > 0;
+    request.set_page_size(o.page_size);
+    request.set_page_token(o.page_token);
+    const bool all = o.all;
     int64_t shown = 0;
     while (true) {
       v1::SearchPractitionersResponse response;
@@ -294,11 +291,15 @@ struct Cli {
           std::string where;
           if (!p.locations().empty()) where = p.locations(0).city();
           if (i < response.distances_km_size()) {
+            // The distance is to the nearest location: name that one's city.
+            const v1::PracticeLocation* nearest = Nearest(p, request.near());
+            if (nearest != nullptr) where = nearest->city();
             where += absl::StrFormat(" (%.1f km)", response.distances_km(i));
           }
-          std::printf("%-12s %s %-12s %s\n", p.registration_id().c_str(),
-                      PadRight(absl::StrCat(p.given_name(), " ", p.family_name()), 40).c_str(),
-                      v1::Permit::Status_Name(p.permit().status()).c_str(), where.c_str());
+          std::printf("%-12s %s %-12s %s\n", S(p.registration_id()).c_str(),
+                      PadRight(S(absl::StrCat(p.given_name(), " ", p.family_name())), 40).c_str(),
+                      Shown(p.permit().status(), &v1::Permit::Status_Name).c_str(),
+                      S(where).c_str());
         }
       }
       shown += response.practitioners_size();
@@ -320,11 +321,11 @@ struct Cli {
     return 0;
   }
 
-  int Verify(const Args& args) const {
+  int Verify(const Options& o) const {
     v1::VerifyAuthorizationRequest request;
-    request.set_registration_id(Positional(args, 1, "registration ID"));
-    request.set_activity(Activity(args));
-    request.set_as_of(args.Get("as-of"));
+    request.set_registration_id(o.id);
+    request.set_activity(Activity(o));
+    request.set_as_of(o.as_of);
     v1::VerifyAuthorizationResponse response;
     grpc::Status status =
         connection.Registry()->VerifyAuthorization(connection.Context().get(), request, &response);
@@ -333,27 +334,34 @@ struct Cli {
       Print(response);
     } else {
       PrintVerification(response, v1::RestrictedActivity_Name(request.activity()));
-      std::printf("permit status on %s: %s; register revision %lld; checked %s\n",
-                  response.as_of().c_str(),
-                  v1::Permit::Status_Name(response.permit_status()).c_str(),
+      std::string permit;
+      if (response.reason() == v1::NOT_REGISTERED) {
+        permit = absl::StrCat(response.registration_id(), " is not on the register");
+      } else if (response.permit_status() == v1::Permit::STATUS_UNSPECIFIED) {
+        permit = absl::StrCat("no permit on ", response.as_of());
+      } else {
+        permit = absl::StrCat("permit status on ", response.as_of(), ": ",
+                              v1::Permit::Status_Name(response.permit_status()));
+      }
+      std::printf("%s; register revision %lld; checked %s\n", S(permit).c_str(),
                   static_cast<long long>(response.register_revision()),
                   Timestamp(response.checked_at()).c_str());
     }
     return response.authorized() ? 0 : kExitNotAuthorized;
   }
 
-  int BatchVerify(const Args& args) const {
-    std::vector<std::string> ids(args.positional.begin() + 1, args.positional.end());
-    if (args.Has("file")) {
-      std::ifstream in(args.Get("file"));
-      if (!in) throw UsageError(absl::StrCat("cannot read ", args.Get("file")));
+  int BatchVerify(const Options& o) const {
+    std::vector<std::string> ids = o.ids;
+    if (!o.file.empty()) {
+      std::ifstream in(o.file);
+      if (!in) throw UsageError(absl::StrCat("cannot read ", o.file));
       for (std::string line; std::getline(in, line);) {
         std::string id(absl::StripAsciiWhitespace(line));
         if (!id.empty()) ids.push_back(id);
       }
     }
     if (ids.empty()) throw UsageError("no registration IDs given");
-    const v1::RestrictedActivity activity = Activity(args);
+    const v1::RestrictedActivity activity = Activity(o);
     int not_authorized = 0;
     for (size_t start = 0; start < ids.size(); start += 1000) {
       v1::BatchVerifyAuthorizationsRequest request;
@@ -361,7 +369,7 @@ struct Cli {
         auto* one = request.add_requests();
         one->set_registration_id(ids[i]);
         one->set_activity(activity);
-        one->set_as_of(args.Get("as-of"));
+        one->set_as_of(o.as_of);
       }
       v1::BatchVerifyAuthorizationsResponse response;
       grpc::Status status = connection.Registry()->BatchVerifyAuthorizations(
@@ -379,14 +387,10 @@ struct Cli {
     return not_authorized == 0 ? 0 : kExitNotAuthorized;
   }
 
-  int History(const Args& args) const {
+  int History(const Options& o) const {
     v1::ListPractitionerHistoryRequest request;
-    request.set_registration_id(Positional(args, 1, "registration ID"));
-    int page_size = 0;
-    if (args.Has("page-size") && !absl::SimpleAtoi(args.Get("page-size"), &page_size)) {
-      throw UsageError("--page-size takes a number");
-    }
-    request.set_page_size(page_size);
+    request.set_registration_id(o.id);
+    request.set_page_size(o.page_size);
     do {
       v1::ListPractitionerHistoryResponse response;
       grpc::Status status = connection.Registry()->ListPractitionerHistory(
@@ -398,8 +402,8 @@ struct Cli {
         } else {
           std::printf("%8lld  %s  %-28s %s\n", static_cast<long long>(event.revision()),
                       Timestamp(event.change_time()).c_str(),
-                      v1::ChangeEvent::Kind_Name(event.kind()).c_str(),
-                      event.actor().empty() ? "" : absl::StrCat("by ", event.actor()).c_str());
+                      Shown(event.kind(), &v1::ChangeEvent::Kind_Name).c_str(),
+                      event.actor().empty() ? "" : S(absl::StrCat("by ", event.actor())).c_str());
         }
       }
       request.set_page_token(response.next_page_token());
@@ -407,9 +411,8 @@ struct Cli {
     return 0;
   }
 
-  int Upsert(const Args& args) const {
-    const std::string path = args.Get("file");
-    if (path.empty()) throw UsageError("upsert needs --file F.jsonl");
+  int Upsert(const Options& o) const {
+    const std::string& path = o.file;
     std::ifstream in(path);
     if (!in) throw UsageError(absl::StrCat("cannot read ", path));
     std::vector<v1::Practitioner> records;
@@ -417,13 +420,17 @@ struct Cli {
     for (std::string line; std::getline(in, line);) {
       ++line_number;
       if (absl::StripAsciiWhitespace(line).empty()) continue;
-      v1::Practitioner& record = records.emplace_back();
-      auto parsed = google::protobuf::util::JsonStringToMessage(line, &record);
-      if (!parsed.ok()) {
-        std::fprintf(stderr, "error: %s:%d: %s\n", path.c_str(), line_number,
-                     std::string(parsed.message()).c_str());
+      // Nothing is sent unless every line reads (and is UTF-8, which the server needs).
+      physioreg::client::RecordSource::Item item =
+          physioreg::client::ParseJsonLine(line_number, line);
+      if (!item.record.ok()) {
+        std::fprintf(stderr, "error: %s:%d: %s%s%s; nothing was sent\n", path.c_str(), line_number,
+                     item.registration_id.empty() ? "" : S(item.registration_id + ": ").c_str(),
+                     item.field.empty() ? "" : S(item.field + ": ").c_str(),
+                     S(item.record.status().message()).c_str());
         return 1;
       }
+      records.push_back(*std::move(item.record));
     }
     int64_t created = 0, updated = 0, unchanged = 0, revision = 0;
     for (size_t start = 0, batch = 0; start < records.size(); start += 1000, ++batch) {
@@ -431,9 +438,8 @@ struct Cli {
       for (size_t i = start; i < records.size() && i < start + 1000; ++i) {
         *request.add_practitioners() = records[i];
       }
-      if (args.Has("request-id")) {
-        request.set_request_id(batch == 0 ? args.Get("request-id")
-                                          : absl::StrCat(args.Get("request-id"), "#", batch));
+      if (!o.request_id.empty()) {
+        request.set_request_id(batch == 0 ? o.request_id : absl::StrCat(o.request_id, "#", batch));
       }
       v1::UpsertPractitionersResponse response;
       grpc::Status status = connection.Admin()->UpsertPractitioners(connection.Context(120).get(),
@@ -464,14 +470,14 @@ struct Cli {
     return 0;
   }
 
-  int SetAuthorizationStatus(const Args& args) const {
+  int SetAuthorizationStatus(const Options& o) const {
     v1::SetAuthorizationStatusRequest request;
-    request.set_registration_id(Positional(args, 1, "registration ID"));
-    request.set_activity(Activity(args));
+    request.set_registration_id(o.id);
+    request.set_activity(Activity(o));
     request.set_status(ParseEnum<v1::Authorization::Status>(
-        args.Get("status"), &v1::Authorization::Status_Parse, "authorization status (--status)"));
-    request.set_effective_on(args.Get("effective-on"));
-    request.set_reason(args.Get("reason"));
+        o.status, &v1::Authorization::Status_Parse, "authorization status (--status)"));
+    request.set_effective_on(o.effective_on);
+    request.set_reason(o.reason);
     v1::Practitioner response;
     grpc::Status status =
         connection.Admin()->SetAuthorizationStatus(connection.Context().get(), request, &response);
@@ -480,13 +486,13 @@ struct Cli {
     return 0;
   }
 
-  int SetPermitStatus(const Args& args) const {
+  int SetPermitStatus(const Options& o) const {
     v1::SetPermitStatusRequest request;
-    request.set_registration_id(Positional(args, 1, "registration ID"));
-    request.set_status(ParseEnum<v1::Permit::Status>(args.Get("status"), &v1::Permit::Status_Parse,
+    request.set_registration_id(o.id);
+    request.set_status(ParseEnum<v1::Permit::Status>(o.status, &v1::Permit::Status_Parse,
                                                      "permit status (--status)"));
-    request.set_effective_on(args.Get("effective-on"));
-    request.set_reason(args.Get("reason"));
+    request.set_effective_on(o.effective_on);
+    request.set_reason(o.reason);
     v1::Practitioner response;
     grpc::Status status =
         connection.Admin()->SetPermitStatus(connection.Context().get(), request, &response);
@@ -495,11 +501,8 @@ struct Cli {
     return 0;
   }
 
-  int Health(const Args& args) const {
-    int wait_seconds = 0;
-    if (args.Has("wait") && !absl::SimpleAtoi(args.Get("wait"), &wait_seconds)) {
-      throw UsageError("--wait takes a number of seconds");
-    }
+  int Health(const Options& o) const {
+    const int wait_seconds = o.wait_seconds;
     auto stub = grpc::health::v1::Health::NewStub(connection.channel);
     const absl::Time give_up = absl::Now() + absl::Seconds(wait_seconds);
     while (true) {
@@ -523,13 +526,12 @@ struct Cli {
     }
   }
 
-  int Keys(const Args& args) const {
-    const std::string action = Positional(args, 1, "keys action (create, list, revoke)");
+  int Keys(const std::string& action, const Options& o) const {
     grpc::Status status;
     if (action == "create") {
       v1::CreateApiKeyRequest request;
-      request.set_role(ParseEnum<v1::Role>(args.Get("role"), &v1::Role_Parse, "role (--role)"));
-      request.set_description(args.Get("description"));
+      request.set_role(ParseEnum<v1::Role>(o.role, &v1::Role_Parse, "role (--role)"));
+      request.set_description(o.description);
       v1::CreateApiKeyResponse response;
       status = connection.Admin()->CreateApiKey(connection.Context().get(), request, &response);
       if (!status.ok()) return ReportError(status);
@@ -547,12 +549,12 @@ struct Cli {
       if (json) return Print(response), 0;
       for (const auto& key : response.keys()) {
         std::printf("%s  %-9s %-8s %s  %s\n", key.key_id().c_str(),
-                    v1::Role_Name(key.role()).c_str(), key.revoked() ? "revoked" : "active",
-                    Timestamp(key.create_time()).c_str(), key.description().c_str());
+                    Shown(key.role(), &v1::Role_Name).c_str(), key.revoked() ? "revoked" : "active",
+                    Timestamp(key.create_time()).c_str(), S(key.description()).c_str());
       }
     } else if (action == "revoke") {
       v1::RevokeApiKeyRequest request;
-      request.set_key_id(Positional(args, 2, "key id"));
+      request.set_key_id(o.id);
       v1::RevokeApiKeyResponse response;
       status = connection.Admin()->RevokeApiKey(connection.Context().get(), request, &response);
       if (!status.ok()) return ReportError(status);
@@ -564,64 +566,223 @@ struct Cli {
   }
 };
 
-std::string FromEnv(const char* name, const std::string& fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? value : fallback;
-}
+// The command line: every command and option, with their help. Parsing finishes before
+// anything is sent, so a usage error (exit 2) never reaches the server.
+class CommandLine {
+ public:
+  CommandLine() : app_("physioreg: the register's command-line client", "physioreg") {
+    app_.option_defaults()->disable_flag_override();  // --fuzzy=yes is a usage error.
+    app_.require_subcommand(1);
+    app_.fallthrough();  // Global options may also follow the command.
+    app_.footer(
+        "Activities: DRY_NEEDLING ACUPUNCTURE SPINAL_MANIPULATION PELVIC_HEALTH_INTERNAL_EXAM\n"
+        "            DIAGNOSTIC_IMAGING_ORDERING (any case)\n"
+        "Exit codes: 0 ok, 1 error, 2 usage error or unusable file, 3 not authorized (verify).\n"
+        "Run physioreg COMMAND --help for a command's options.");
+    app_.add_option("--address", o_.address, "physioregd's gRPC address HOST:PORT")
+        ->envname("PHYSIOREG_ADDRESS")
+        ->capture_default_str();
+    app_.add_option("--token-file", o_.token_file, "file holding an API key (regulator, clinic)")
+        ->envname("PHYSIOREG_TOKEN_FILE");
+    app_.add_flag("--json", o_.json, "print proto JSON instead of tables");
 
-int Run(int argc, char** argv) {
-  const Args args = Parse(argc, argv);
-  if (args.switches.count("help") || args.positional.empty()) {
-    std::fputs(kUsage, args.positional.empty() && !args.switches.count("help") ? stderr : stdout);
-    return args.switches.count("help") ? 0 : kExitUsage;
+    CLI::App* get = Command("get", "a registrant's public entry");
+    get->add_option("ID", o_.id, "registration ID")->required();
+
+    CLI::App* search =
+        Command("search", "find registrants (every criterion must hold); one page, or all");
+    search->add_option("--name", o_.name, "name (accents, case, punctuation ignored)");
+    search->add_option("--city", o_.city, "city of a practice location");
+    search->add_option("--postal-code-prefix", o_.postal_code_prefix, "postal code prefix");
+    search->add_option("--activity", o_.activity, "authorized today for this activity");
+    search->add_option("--register", o_.register_name, "GENERAL, PROVISIONAL or COURTESY");
+    search->add_option("--language", o_.language, "a language spoken");
+    search->add_option("--near", o_.near, "LAT,LNG of a point (needs --radius-km)");
+    search->add_option("--radius-km", o_.radius_km, "distance from --near in km");
+    search->add_flag("--fuzzy", o_.fuzzy, "allow one typo per name token");
+    search->add_option("--page-size", o_.page_size, "matches per page");
+    search->add_option("--page-token", o_.page_token, "the next_page_token of a previous page");
+    search->add_flag("--all", o_.all, "every page");
+
+    CLI::App* verify = Command(
+        "verify", "is ID authorized for an activity on a date? exit 0 when yes, 3 when not");
+    verify->add_option("ID", o_.id, "registration ID")->required();
+    verify->add_option("--activity", o_.activity, "restricted activity")->required();
+    verify->add_option("--as-of", o_.as_of, "YYYY-MM-DD (default today)");
+
+    CLI::App* batch = Command("batch-verify",
+                              "verify many IDs: one line per ID; exit 3 if any is not authorized");
+    batch->add_option("ID", o_.ids, "registration IDs");
+    batch->add_option("--file", o_.file, "a file of IDs, one per line");
+    batch->add_option("--activity", o_.activity, "restricted activity")->required();
+    batch->add_option("--as-of", o_.as_of, "YYYY-MM-DD (default today)");
+
+    CLI::App* history = Command("history", "the registrant's change history (every page)");
+    history->add_option("ID", o_.id, "registration ID")->required();
+    history->add_option("--page-size", o_.page_size, "events per call");
+
+    CLI::App* health = Command("health", "the server's grpc.health.v1 status (exit 0 if SERVING)");
+    health->add_option("--wait", o_.wait_seconds, "wait up to SECONDS for SERVING")
+        ->check(CLI::Range(0, 24 * 60 * 60));
+
+    CLI::App* upsert =
+        Command("upsert", "regulator: one registrant per line (proto JSON), 1,000 per call");
+    upsert->add_option("--file", o_.file, "F.jsonl")->required();
+    upsert->add_option("--request-id", o_.request_id, "makes a retried upload a replay");
+
+    CLI::App* import =
+        Command("import",
+                "regulator: stream a whole register from .jsonl/.ndjson or .csv "
+                "(columns: README.md); rejected records to the rejects file, exit 1");
+    import->add_option("FILE", o_.file, "the register to import")->required();
+    import->add_option("--import-id", o_.import_id, "makes a rerun of a finished import a replay");
+    import->add_option("--rejects", o_.rejects, "rejects file (default FILE.rejects.csv)");
+    import->add_option("--chunk-size", o_.chunk_size, "records per stream message")
+        ->check(CLI::Range(1, 1000000))
+        ->capture_default_str();
+
+    CLI::App* export_ =
+        Command("export", "regulator: the whole register at one revision (stdout by default)");
+    export_->add_option("--format", o_.format, "jsonl or csv")
+        ->check(CLI::IsMember({"jsonl", "csv"}))
+        ->capture_default_str();
+    export_->add_flag("--include-private", o_.include_private, "include private contact details");
+    export_->add_option("--output", o_.output, "write to FILE (replaced only when complete)");
+
+    CLI::App* set_authorization =
+        Command("set-authorization-status", "regulator: change an authorization's status");
+    set_authorization->add_option("ID", o_.id, "registration ID")->required();
+    set_authorization->add_option("--activity", o_.activity, "restricted activity")->required();
+    set_authorization->add_option("--status", o_.status, "AUTHORIZED, PENDING, SUSPENDED, REVOKED")
+        ->required();
+    set_authorization->add_option("--effective-on", o_.effective_on, "YYYY-MM-DD (default today)");
+    set_authorization->add_option("--reason", o_.reason, "why (kept in the status history)");
+
+    CLI::App* set_permit = Command("set-permit-status", "regulator: change the permit's status");
+    set_permit->add_option("ID", o_.id, "registration ID")->required();
+    set_permit->add_option("--status", o_.status, "ACTIVE, INACTIVE, SUSPENDED, CANCELLED")
+        ->required();
+    set_permit->add_option("--effective-on", o_.effective_on, "YYYY-MM-DD (default today)");
+    set_permit->add_option("--reason", o_.reason, "why (kept in the status history)");
+
+    CLI::App* keys = Command("keys", "regulator: API keys (create, list, revoke)");
+    keys->require_subcommand(1);
+    CLI::App* create = keys->add_subcommand("create", "a new key; its secret is shown once");
+    create->add_option("--role", o_.role, "REGULATOR or CLINIC")->required();
+    create->add_option("--description", o_.description, "who the key is for");
+    keys->add_subcommand("list", "every key (never the secrets)");
+    CLI::App* revoke = keys->add_subcommand("revoke", "revoke a key");
+    revoke->add_option("KEY_ID", o_.id, "the key's id")->required();
   }
-  const std::string address = args.Get("address", FromEnv("PHYSIOREG_ADDRESS", "127.0.0.1:50051"));
-  const std::string token_file = args.Get("token-file", FromEnv("PHYSIOREG_TOKEN_FILE", ""));
+
+  // Parses argv into options(); throws CLI::ParseError.
+  void Parse(int argc, char** argv) {
+    app_.parse(argc, argv);
+    for (CLI::App* command = &app_; command != nullptr;) {
+      for (const CLI::Option* option : command->get_options()) {
+        if (option->count() == 0) continue;
+        for (const std::string& name : option->get_lnames()) o_.given.insert("--" + name);
+      }
+      std::vector<CLI::App*> chosen = command->get_subcommands();
+      command = chosen.empty() ? nullptr : chosen.front();
+    }
+  }
+
+  // The command and its subcommand as far as parsed, e.g. {"keys", "create"}.
+  std::vector<std::string> path() {
+    std::vector<std::string> names;
+    for (CLI::App* command = &app_;;) {
+      std::vector<CLI::App*> chosen = command->get_subcommands();
+      if (chosen.empty()) return names;
+      command = chosen.front();
+      names.push_back(command->get_name());
+    }
+  }
+  const Options& options() const { return o_; }
+  CLI::App& app() { return app_; }
+
+ private:
+  CLI::App* Command(const std::string& name, const std::string& description) {
+    return app_.add_subcommand(name, description);
+  }
+
+  CLI::App app_;
+  Options o_;
+};
+
+int Run(CommandLine& line) {
+  const Options& o = line.options();
   std::string token;
-  if (!token_file.empty()) {
-    absl::StatusOr<std::string> read = physioreg::client::ReadTokenFile(token_file);
+  if (!o.token_file.empty()) {
+    absl::StatusOr<std::string> read = physioreg::client::ReadTokenFile(o.token_file);
     if (!read.ok()) throw UsageError(std::string(read.status().message()));
     token = *read;
   }
-  Cli cli{physioreg::client::Connect(address, token), args.switches.count("json") > 0};
-  const std::string& command = args.positional[0];
-  if (command == "get") return cli.Get(args);
-  if (command == "search") return cli.Search(args);
-  if (command == "verify") return cli.Verify(args);
-  if (command == "batch-verify") return cli.BatchVerify(args);
-  if (command == "history") return cli.History(args);
-  if (command == "upsert") return cli.Upsert(args);
-  if (command == "set-authorization-status") return cli.SetAuthorizationStatus(args);
-  if (command == "set-permit-status") return cli.SetPermitStatus(args);
-  if (command == "keys") return cli.Keys(args);
+  Cli cli{physioreg::client::Connect(o.address, token), o.json};
+  const std::vector<std::string> path = line.path();
+  const std::string& command = path.at(0);
+  if (command == "get") return cli.Get(o);
+  if (command == "search") return cli.Search(o);
+  if (command == "verify") return cli.Verify(o);
+  if (command == "batch-verify") return cli.BatchVerify(o);
+  if (command == "history") return cli.History(o);
+  if (command == "upsert") return cli.Upsert(o);
+  if (command == "set-authorization-status") return cli.SetAuthorizationStatus(o);
+  if (command == "set-permit-status") return cli.SetPermitStatus(o);
+  if (command == "keys") return cli.Keys(path.at(1), o);
   if (command == "import") {
     physioreg::client::ImportOptions options;
-    options.path = Positional(args, 1, "file to import");
-    options.import_id = args.Get("import-id");
-    options.rejects_path = args.Get("rejects");
-    options.json = cli.json;
-    if (args.Has("chunk-size") && (!absl::SimpleAtoi(args.Get("chunk-size"), &options.chunk_size) ||
-                                   options.chunk_size < 1)) {
-      throw UsageError("--chunk-size takes a positive number");
-    }
+    options.path = o.file;
+    options.import_id = o.import_id;
+    options.rejects_path = o.rejects;
+    options.json = o.json;
+    options.chunk_size = o.chunk_size;
     return physioreg::client::RunImport(cli.connection, options);
   }
   if (command == "export") {
     physioreg::client::ExportOptions options;
-    options.format = args.Get("format", "jsonl");
-    options.include_private = args.switches.count("include-private") > 0;
-    options.output = args.Get("output");
+    options.format = o.format;
+    options.include_private = o.include_private;
+    options.output = o.output;
     return physioreg::client::RunExport(cli.connection, options);
   }
-  if (command == "health") return cli.Health(args);
+  if (command == "health") return cli.Health(o);
   throw UsageError(absl::StrCat("unknown command '", command, "'"));
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Past a file-size limit a write then fails with EFBIG, which export reports, instead of the
+  // signal killing the process mid-file.
+  std::signal(SIGXFSZ, SIG_IGN);
+  CommandLine line;
   try {
-    return Run(argc, argv);
+    line.Parse(argc, argv);
+  } catch (const CLI::Success& help) {  // --help: the usage of the command it follows.
+    return line.app().exit(help);
+  } catch (const CLI::ParseError& e) {
+    const std::vector<std::string> path = line.path();
+    std::string message = e.what();
+    if (path.empty()) {
+      // CLI11 only says a command is required; name the word that is not one.
+      for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--address" || arg == "--token-file") {
+          ++i;
+        } else if (!arg.empty() && arg[0] != '-') {
+          message = absl::StrCat("unknown command '", arg, "'");
+          break;
+        }
+      }
+    }
+    const std::string see = path.empty() ? "" : " " + absl::StrJoin(path, " ");
+    std::fprintf(stderr, "physioreg: %s (see physioreg%s --help)\n", message.c_str(), see.c_str());
+    if (argc <= 1) std::fputs(line.app().help().c_str(), stderr);
+    return kExitUsage;
+  }
+  try {
+    return Run(line);
   } catch (const UsageError& e) {
     std::fprintf(stderr, "physioreg: %s (see physioreg --help)\n", e.what());
     return kExitUsage;

@@ -8,6 +8,8 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "client/csv.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 
@@ -56,18 +58,48 @@ std::string FormatError(const grpc::Status& status) {
                                                "UNAUTHENTICATED"};
   const int code = status.error_code();
   std::string text = absl::StrCat("error: ", code >= 0 && code <= 16 ? kCodeNames[code] : "UNKNOWN",
-                                  ": ", status.error_message(), "\n");
+                                  ": ", ForTerminal(status.error_message()), "\n");
   google::rpc::Status details;
   if (!status.error_details().empty() && details.ParseFromString(status.error_details())) {
     for (const auto& any : details.details()) {
       google::rpc::BadRequest bad;
       if (!any.UnpackTo(&bad)) continue;
       for (const auto& v : bad.field_violations()) {
-        absl::StrAppend(&text, "  ", v.field(), ": ", v.description(), "\n");
+        absl::StrAppend(&text, "  ", ForTerminal(v.field()), ": ", ForTerminal(v.description()),
+                        "\n");
       }
     }
   }
   return text;
+}
+
+std::string ForTerminal(absl::string_view text) {
+  std::string shown;
+  while (!text.empty()) {
+    const auto lead = static_cast<unsigned char>(text[0]);
+    if (ValidUtf8Prefix(text) == 0) {  // Not UTF-8.
+      absl::StrAppend(&shown, absl::StrFormat("\\x%02X", lead));
+      text.remove_prefix(1);
+      continue;
+    }
+    const size_t length = lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+    uint32_t code_point = length == 1 ? lead : lead & (0xFF >> (length + 1));
+    for (size_t i = 1; i < length; ++i) {
+      code_point = (code_point << 6) | (static_cast<unsigned char>(text[i]) & 0x3F);
+    }
+    if (code_point < 0x20 || code_point == 0x7F) {
+      absl::StrAppend(&shown, absl::StrFormat("\\x%02X", code_point));
+    } else if ((code_point >= 0x80 && code_point <= 0x9F) || code_point == 0x061C ||
+               code_point == 0x200E || code_point == 0x200F ||
+               (code_point >= 0x202A && code_point <= 0x202E) ||
+               (code_point >= 0x2066 && code_point <= 0x2069)) {
+      absl::StrAppend(&shown, absl::StrFormat("\\u%04X", code_point));
+    } else {
+      shown.append(text.data(), length);
+    }
+    text.remove_prefix(length);
+  }
+  return shown;
 }
 
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {

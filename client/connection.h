@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "physioreg/v1/registry.grpc.pb.h"
 
 namespace physioreg::client {
@@ -30,6 +31,10 @@ Connection Connect(const std::string& address, std::string token = "");
 // A failed call for people: "error: CODE: message", then each field violation of a
 // google.rpc.BadRequest detail on its own line.
 std::string FormatError(const grpc::Status& status);
+
+// `text` safe to print on a terminal: control characters (line breaks, ESC, ...), C1 codes,
+// bidi controls and bytes that are not UTF-8 appear as \xNN / \uNNNN escapes.
+std::string ForTerminal(absl::string_view text);
 
 // The secret in a token file (first line, whitespace trimmed).
 [[nodiscard]] absl::StatusOr<std::string> ReadTokenFile(const std::string& path);

@@ -74,6 +74,40 @@ absl::StatusOr<bool> CsvReader::Next(std::vector<std::string>* fields) {
   }
 }
 
+size_t ValidUtf8Prefix(absl::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t length = 0;
+    uint32_t code_point = 0, smallest = 0;
+    if ((lead & 0xE0) == 0xC0) {
+      length = 2, code_point = lead & 0x1F, smallest = 0x80;
+    } else if ((lead & 0xF0) == 0xE0) {
+      length = 3, code_point = lead & 0x0F, smallest = 0x800;
+    } else if ((lead & 0xF8) == 0xF0) {
+      length = 4, code_point = lead & 0x07, smallest = 0x10000;
+    } else {
+      return i;  // A continuation byte or 0xF8-0xFF cannot start a character.
+    }
+    if (text.size() - i < length) return i;
+    for (size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80) return i;
+      code_point = (code_point << 6) | (next & 0x3F);
+    }
+    if (code_point < smallest || code_point > 0x10FFFF ||
+        (code_point >= 0xD800 && code_point <= 0xDFFF)) {
+      return i;
+    }
+    i += length;
+  }
+  return i;
+}
+
 std::string CsvField(absl::string_view value) {
   const bool needs_quotes = value.find_first_of(",\"\r\n") != absl::string_view::npos ||
                             (!value.empty() && (value.front() == ' ' || value.back() == ' '));

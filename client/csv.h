@@ -37,6 +37,10 @@ class CsvReader {
   bool started_ = false;
 };
 
+// How many leading bytes of `text` are valid UTF-8 (text.size() when all are): no overlong
+// forms, surrogates or code points past U+10FFFF. Windows-1252 text ("H\xE9l\xE8ne") is not.
+size_t ValidUtf8Prefix(absl::string_view text);
+
 // A field as CSV: quoted when it holds a comma, quote, line break or edge space.
 std::string CsvField(absl::string_view value);
 // Fields joined with commas and ended with CRLF (as RFC 4180 writes records).

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -24,13 +25,73 @@ std::string Number(double value) {
   return std::string(buffer, end);
 }
 
+// List cells hold one item per line. An item keeps its spaces; a line break or backslash in
+// an item is written \n, \r or \\ (and, in training, a '|' inside a part \|), so that every
+// item reads back exactly.
+std::string EscapeItem(absl::string_view item, bool pipes = false) {
+  std::string escaped;
+  for (char c : item) {
+    switch (c) {
+      case '\\':
+        escaped += "\\\\";
+        break;
+      case '\n':
+        escaped += "\\n";
+        break;
+      case '\r':
+        escaped += "\\r";
+        break;
+      case '|':
+        escaped += pipes ? "\\|" : "|";
+        break;
+      default:
+        escaped.push_back(c);
+    }
+  }
+  return escaped;
+}
+
+// Undoes EscapeItem; a backslash before any other character is kept as it is.
+std::string UnescapeItem(absl::string_view text) {
+  std::string item;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char next = i + 1 < text.size() ? text[i + 1] : '\0';
+    if (text[i] == '\\' && (next == '\\' || next == 'n' || next == 'r' || next == '|')) {
+      item.push_back(next == 'n' ? '\n' : next == 'r' ? '\r' : next);
+      ++i;
+    } else {
+      item.push_back(text[i]);
+    }
+  }
+  return item;
+}
+
+// The lines of a list cell, still escaped: blank lines are skipped (no item is blank), the CR
+// of a CRLF line break dropped, and spaces kept.
 std::vector<std::string> Lines(const std::string& cell) {
   std::vector<std::string> lines;
   for (absl::string_view line : absl::StrSplit(cell, '\n')) {
-    line = absl::StripAsciiWhitespace(line);  // Also drops the CR of CRLF line breaks.
-    if (!line.empty()) lines.emplace_back(line);
+    if (absl::EndsWith(line, "\r")) line.remove_suffix(1);
+    if (!absl::StripAsciiWhitespace(line).empty()) lines.emplace_back(line);
   }
   return lines;
+}
+
+// `text` split at each '|' that is not escaped, each part unescaped.
+std::vector<std::string> SplitParts(absl::string_view text) {
+  std::vector<std::string> parts(1);
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\\' && i + 1 < text.size()) {
+      parts.back().append(text.data() + i, 2);
+      ++i;
+    } else if (text[i] == '|') {
+      parts.emplace_back();
+    } else {
+      parts.back().push_back(text[i]);
+    }
+  }
+  for (std::string& part : parts) part = UnescapeItem(part);
+  return parts;
 }
 
 template <typename Enum>
@@ -54,7 +115,7 @@ std::string HistoryCell(const RepeatedPtrField<v1::StatusChange>& history) {
   std::vector<std::string> lines;
   for (const auto& change : history) {
     lines.push_back(absl::StrCat(change.effective_on(), " ", change.status(),
-                                 change.reason().empty() ? "" : " ", change.reason()));
+                                 change.reason().empty() ? "" : " ", EscapeItem(change.reason())));
   }
   return absl::StrJoin(lines, "\n");
 }
@@ -62,7 +123,9 @@ std::string HistoryCell(const RepeatedPtrField<v1::StatusChange>& history) {
 absl::Status ParseHistory(const std::string& cell, RepeatedPtrField<v1::StatusChange>* history) {
   history->Clear();
   for (const std::string& line : Lines(cell)) {
-    std::vector<std::string> parts = absl::StrSplit(line, absl::MaxSplits(' ', 2));
+    // Spaces before the date are layout; after the status they belong to the reason.
+    std::vector<std::string> parts =
+        absl::StrSplit(absl::StripLeadingAsciiWhitespace(line), absl::MaxSplits(' ', 2));
     if (parts.size() < 2) {
       return absl::InvalidArgumentError(
           absl::StrCat("'", line, "' is not 'YYYY-MM-DD STATUS reason'"));
@@ -70,7 +133,7 @@ absl::Status ParseHistory(const std::string& cell, RepeatedPtrField<v1::StatusCh
     auto* change = history->Add();
     change->set_effective_on(parts[0]);
     change->set_status(absl::AsciiStrToUpper(parts[1]));
-    if (parts.size() == 3) change->set_reason(parts[2]);
+    if (parts.size() == 3) change->set_reason(UnescapeItem(parts[2]));
   }
   return absl::OkStatus();
 }
@@ -79,8 +142,9 @@ absl::Status ParseHistory(const std::string& cell, RepeatedPtrField<v1::StatusCh
 std::string TrainingCell(const RepeatedPtrField<v1::TrainingRecord>& training) {
   std::vector<std::string> lines;
   for (const auto& t : training) {
-    lines.push_back(absl::StrCat(t.completed_on(), " | ", Number(t.hours()), " | ", t.provider(),
-                                 " | ", t.course()));
+    lines.push_back(absl::StrCat(t.completed_on(), " | ", Number(t.hours()), " | ",
+                                 EscapeItem(t.provider(), true), " | ",
+                                 EscapeItem(t.course(), true)));
   }
   return absl::StrJoin(lines, "\n");
 }
@@ -89,12 +153,18 @@ absl::Status ParseTraining(const std::string& cell,
                            RepeatedPtrField<v1::TrainingRecord>* training) {
   training->Clear();
   for (const std::string& line : Lines(cell)) {
-    std::vector<std::string> parts = absl::StrSplit(line, absl::MaxSplits('|', 3));
+    std::vector<std::string> parts = SplitParts(line);
     if (parts.size() != 4) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("'", line, "' is not 'completed_on | hours | provider | course'"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", line, "' is not 'completed_on | hours | provider | course' (write a '|' as \\|)"));
     }
-    for (std::string& part : parts) absl::StripAsciiWhitespace(&part);
+    // The " | " separators' spaces are not part of the text; any other spaces are.
+    for (size_t i = 0; i < parts.size(); ++i) {
+      if (i > 0 && absl::StartsWith(parts[i], " ")) parts[i].erase(0, 1);
+      if (i + 1 < parts.size() && absl::EndsWith(parts[i], " ")) parts[i].pop_back();
+    }
+    absl::StripAsciiWhitespace(&parts[0]);
+    absl::StripAsciiWhitespace(&parts[1]);
     auto* t = training->Add();
     t->set_completed_on(parts[0]);
     double hours = 0;
@@ -107,12 +177,18 @@ absl::Status ParseTraining(const std::string& cell,
 }
 
 // Text-list cells: one item per line.
+std::string ListCell(const RepeatedPtrField<std::string>& items) {
+  std::vector<std::string> lines;
+  for (const std::string& item : items) lines.push_back(EscapeItem(item));
+  return absl::StrJoin(lines, "\n");
+}
+
 Getter ListGetter(const RepeatedPtrField<std::string>& (v1::Practitioner::*list)() const) {
-  return [list](const v1::Practitioner& p) { return absl::StrJoin((p.*list)(), "\n"); };
+  return [list](const v1::Practitioner& p) { return ListCell((p.*list)()); };
 }
 Setter ListSetter(RepeatedPtrField<std::string>* (v1::Practitioner::*list)()) {
   return [list](const std::string& cell, v1::Practitioner* p) {
-    for (std::string& item : Lines(cell)) *(p->*list)()->Add() = std::move(item);
+    for (const std::string& line : Lines(cell)) *(p->*list)()->Add() = UnescapeItem(line);
     return absl::OkStatus();
   };
 }
@@ -329,9 +405,9 @@ std::vector<CsvRecordParser::Column> BuildColumns() {
           return absl::OkStatus();
         });
     column(
-        "conditions", [](const A& a) { return absl::StrJoin(a.conditions(), "\n"); },
+        "conditions", [](const A& a) { return ListCell(a.conditions()); },
         [](const std::string& cell, A* a) {
-          for (std::string& line : Lines(cell)) a->add_conditions(std::move(line));
+          for (const std::string& line : Lines(cell)) a->add_conditions(UnescapeItem(line));
           return absl::OkStatus();
         });
     column(
@@ -346,12 +422,45 @@ std::vector<CsvRecordParser::Column> BuildColumns() {
   return c;
 }
 
+// Cells a spreadsheet would run as a formula start with = + - or @, after any apostrophes
+// (the apostrophes too, so that a value that itself starts with "'=" reads back).
+bool LooksLikeFormula(absl::string_view cell) {
+  const size_t start = cell.find_first_not_of('\'');
+  return start != absl::string_view::npos &&
+         absl::string_view("=+-@").find(cell[start]) != absl::string_view::npos;
+}
+
+// A plain decimal number ("-114.0719"): no spreadsheet runs it, so it needs no guard.
+bool IsPlainNumber(absl::string_view cell) {
+  if (!cell.empty() && (cell[0] == '-' || cell[0] == '+')) cell.remove_prefix(1);
+  if (cell.empty()) return false;
+  bool dot = false;
+  for (char c : cell) {
+    if (c == '.' && !dot) {
+      dot = true;
+    } else if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) {
+      return false;
+    }
+  }
+  return true;
+}
+
 const std::vector<CsvRecordParser::Column>& AllColumns() {
   static const auto* columns = new std::vector<CsvRecordParser::Column>(BuildColumns());
   return *columns;
 }
 
 }  // namespace
+
+std::string ToSpreadsheetCell(std::string value) {
+  if (LooksLikeFormula(value) && !IsPlainNumber(value)) value.insert(0, 1, '\'');
+  return value;
+}
+
+std::string FromSpreadsheetCell(absl::string_view cell) {
+  if (!cell.empty() && cell[0] == '\'' && LooksLikeFormula(cell)) cell.remove_prefix(1);
+  return std::string(cell);
+}
 
 std::vector<std::string> CsvColumns() {
   std::vector<std::string> names;
@@ -395,21 +504,35 @@ absl::StatusOr<v1::Practitioner> CsvRecordParser::Parse(const std::vector<std::s
   v1::Practitioner p;
   for (size_t i = 0; i < row.size(); ++i) {
     if (row[i].empty()) continue;  // Empty optional cells leave the field unset.
-    if (absl::Status s = columns_[i]->set(row[i], &p); !s.ok()) {
+    if (absl::Status s = columns_[i]->set(FromSpreadsheetCell(row[i]), &p); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(columns_[i]->name, ": ", s.message()));
     }
   }
   return p;
 }
 
+const std::string& CsvRecordParser::ColumnName(size_t index) const {
+  return columns_.at(index)->name;
+}
+
+std::string CsvRecordParser::RegistrationId(const std::vector<std::string>& row) const {
+  for (size_t i = 0; i < columns_.size() && i < row.size(); ++i) {
+    if (columns_[i]->name == "registration_id") return row[i];
+  }
+  return "";
+}
+
 absl::StatusOr<std::vector<std::string>> CsvRow(const v1::Practitioner& practitioner) {
   if (practitioner.locations_size() > kCsvLocationGroups) {
     return absl::FailedPreconditionError(
-        absl::StrCat(practitioner.registration_id(), " has ", practitioner.locations_size(),
-                     " locations; CSV holds ", kCsvLocationGroups, " (export as jsonl instead)"));
+        absl::StrCat("registrant ", practitioner.registration_id(), " has ",
+                     practitioner.locations_size(), " practice locations; a CSV row holds ",
+                     kCsvLocationGroups, " (export with --format jsonl instead)"));
   }
   std::vector<std::string> row;
-  for (const auto& column : AllColumns()) row.push_back(column.get(practitioner));
+  for (const auto& column : AllColumns()) {
+    row.push_back(ToSpreadsheetCell(column.get(practitioner)));
+  }
   return row;
 }
 

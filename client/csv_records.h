@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "physioreg/v1/practitioner.pb.h"
 
 namespace physioreg::client {
@@ -32,12 +33,25 @@ class CsvRecordParser {
   [[nodiscard]] absl::StatusOr<physioreg::v1::Practitioner> Parse(
       const std::vector<std::string>& row) const;
 
+  // The header name of column `index` of the rows (lower case).
+  const std::string& ColumnName(size_t index) const;
+  size_t size() const { return columns_.size(); }
+  // The row's registration_id cell ("" when there is none).
+  std::string RegistrationId(const std::vector<std::string>& row) const;
+
   // One column of the layout: its header name and how it reads and writes a registrant.
   struct Column;
 
  private:
   std::vector<const Column*> columns_;
 };
+
+// Spreadsheet formula injection: a cell that starts with = + - or @ (after any apostrophes)
+// is written with one more leading apostrophe, unless it is a plain number, so a spreadsheet
+// shows it as text; reading removes exactly that one apostrophe, so values read back exactly
+// ("+1 403 555 0100" is written "'+1 403 555 0100").
+std::string ToSpreadsheetCell(std::string value);
+std::string FromSpreadsheetCell(absl::string_view cell);
 
 // The row of `practitioner` under CsvColumns(); FAILED_PRECONDITION when it has more
 // locations than there are location columns.

@@ -1,14 +1,20 @@
 #include "client/transfer.h"
 
+#include <fcntl.h>
 #include <google/protobuf/util/json_util.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -16,6 +22,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "client/csv.h"
@@ -27,6 +34,59 @@ namespace {
 namespace v1 = physioreg::v1;
 
 constexpr int kDayInSeconds = 24 * 60 * 60;
+
+// `text` with every byte that is not part of valid UTF-8 shown as '?', for messages.
+std::string Printable(absl::string_view text) {
+  std::string shown;
+  while (!text.empty()) {
+    const size_t valid = ValidUtf8Prefix(text);
+    shown.append(text.data(), valid);
+    if (valid == text.size()) break;
+    shown.push_back('?');
+    text.remove_prefix(valid + 1);
+  }
+  return shown;
+}
+
+absl::Status NotUtf8(absl::string_view text, size_t at) {
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "not valid UTF-8 (byte 0x%02X after \"%s\"); save the file as UTF-8 (\"CSV UTF-8\" in a "
+      "spreadsheet)",
+      static_cast<unsigned char>(text[at]),
+      Printable(text.substr(at > 20 ? at - 20 : 0, at > 20 ? 20 : at))));
+}
+
+// Stands in for bytes that are not UTF-8 so that the rest of a JSON line can be parsed to
+// find the field holding them: a private-use code point (U+10FFFD) no register text holds.
+constexpr absl::string_view kBadBytesMark = "\xF4\x8F\xBF\xBD";
+
+// The path ("locations[0].city") of the first string in `message` that contains `needle`.
+std::string FindText(const google::protobuf::Message& message, absl::string_view needle) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection* reflection = message.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const FieldDescriptor* field : fields) {
+    const int count = field->is_repeated() ? reflection->FieldSize(message, field) : 1;
+    for (int i = 0; i < count; ++i) {
+      const std::string name =
+          field->is_repeated() ? absl::StrCat(field->name(), "[", i, "]") : field->name();
+      if (field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+        const std::string text = field->is_repeated()
+                                     ? reflection->GetRepeatedString(message, field, i)
+                                     : reflection->GetString(message, field);
+        if (absl::StrContains(text, needle)) return name;
+      } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        const std::string inner =
+            FindText(field->is_repeated() ? reflection->GetRepeatedMessage(message, field, i)
+                                          : reflection->GetMessage(message, field),
+                     needle);
+        if (!inner.empty()) return absl::StrCat(name, ".", inner);
+      }
+    }
+  }
+  return "";
+}
 
 class FileSource : public RecordSource {
  public:
@@ -55,13 +115,7 @@ class JsonlSource final : public FileSource {
       ++line_;
       bytes_read_ += static_cast<int64_t>(line.size()) + 1;
       if (absl::StripAsciiWhitespace(line).empty()) continue;
-      Item item{line_, v1::Practitioner()};
-      auto parsed = google::protobuf::util::JsonStringToMessage(line, &*item.record);
-      if (!parsed.ok()) {
-        item.record =
-            absl::InvalidArgumentError(absl::StrCat("json: ", parsed.message().as_string()));
-      }
-      return item;
+      return ParseJsonLine(line_, line);
     }
     if (in_.bad()) return absl::DataLossError("the file could not be read to its end");
     return std::nullopt;
@@ -95,7 +149,17 @@ class CsvSource final : public FileSource {
       if (!read.ok()) return read.status();
       if (!*read) return std::nullopt;
       if (row.size() == 1 && row[0].empty()) continue;  // A blank line.
-      return Item{reader_.record_line(), parser_->Parse(row)};
+      Item item{reader_.record_line(), v1::Practitioner(), "", ""};
+      for (size_t i = 0; i < row.size(); ++i) {
+        if (const size_t valid = ValidUtf8Prefix(row[i]); valid < row[i].size()) {
+          item.record = NotUtf8(row[i], valid);
+          item.registration_id = Printable(parser_->RegistrationId(row));
+          item.field = i < parser_->size() ? parser_->ColumnName(i) : "";
+          return item;
+        }
+      }
+      item.record = parser_->Parse(row);
+      return item;
     }
   }
 
@@ -202,8 +266,9 @@ class ChunkReader {
           chunk.lines.push_back(next.line);
           *chunk.records.Add() = *std::move(next.record);
         } else {
-          chunk.unreadable.push_back(
-              {next.line, "", "", std::string(next.record.status().message())});
+          chunk.unreadable.push_back({next.line, std::move(next.registration_id),
+                                      std::move(next.field),
+                                      std::string(next.record.status().message())});
         }
       }
       chunk.fraction = source_->Fraction();
@@ -225,6 +290,34 @@ class ChunkReader {
 };
 
 }  // namespace
+
+RecordSource::Item ParseJsonLine(int64_t line_number, const std::string& line) {
+  RecordSource::Item item{line_number, v1::Practitioner(), "", ""};
+  const size_t valid = ValidUtf8Prefix(line);
+  if (valid < line.size()) {
+    item.record = NotUtf8(line, valid);
+    // Parse a copy with the bad bytes marked to learn which field and registrant they are in.
+    std::string marked;
+    for (absl::string_view rest = line; !rest.empty();) {
+      const size_t ok = ValidUtf8Prefix(rest);
+      marked.append(rest.data(), ok);
+      if (ok == rest.size()) break;
+      marked.append(kBadBytesMark.data(), kBadBytesMark.size());
+      rest.remove_prefix(ok + 1);
+    }
+    v1::Practitioner record;
+    if (google::protobuf::util::JsonStringToMessage(marked, &record).ok()) {
+      item.field = FindText(record, kBadBytesMark);
+      item.registration_id = absl::StrReplaceAll(record.registration_id(), {{kBadBytesMark, "?"}});
+    }
+    return item;
+  }
+  auto parsed = google::protobuf::util::JsonStringToMessage(line, &*item.record);
+  if (!parsed.ok()) {
+    item.record = absl::InvalidArgumentError(absl::StrCat("json: ", parsed.message().as_string()));
+  }
+  return item;
+}
 
 absl::StatusOr<std::unique_ptr<RecordSource>> RecordSource::Open(const std::string& path) {
   const std::string lower = absl::AsciiStrToLower(path);
@@ -263,17 +356,20 @@ int RunImport(const Connection& connection, const ImportOptions& options) {
   request.set_import_id(options.import_id);  // The first message names the import.
   Progress progress;
   absl::Status read_status;
+  // A failed write means the server ended the call; the file is still read to its end, to
+  // hold the server's answer against what the whole file holds (see below).
+  bool stream_open = true;
   {
     ChunkReader reader(source->get(), std::max(options.chunk_size, 1));
     bool sent_any = false;
-    for (bool stream_open = true; stream_open;) {
+    while (true) {
       FileChunk chunk = reader.Next();
       line_of_index.insert(line_of_index.end(), chunk.lines.begin(), chunk.lines.end());
       unreadable += static_cast<int64_t>(chunk.unreadable.size());
       for (Reject& r : chunk.unreadable) rejects.push_back(std::move(r));
       read_status = chunk.read_status;
       const bool last = chunk.at_end || !read_status.ok();
-      if (read_status.ok() && (!chunk.records.empty() || (last && !sent_any))) {
+      if (stream_open && read_status.ok() && (!chunk.records.empty() || (last && !sent_any))) {
         // Write blocks while the server is busy: flow control keeps memory bounded both sides.
         request.mutable_practitioners()->Swap(&chunk.records);
         stream_open = stream->Write(request);
@@ -302,6 +398,18 @@ int RunImport(const Connection& connection, const ImportOptions& options) {
     std::fprintf(stderr, "%s", FormatError(status).c_str());
     return 1;
   }
+  // An answer must account for every record of the file: a server that stopped reading early
+  // (or a replay of an import of another file) is a failure, never a success summary.
+  const auto records = static_cast<int64_t>(line_of_index.size());
+  if (summary.received() != records) {
+    std::fprintf(stderr,
+                 "physioreg: import of %s failed: the server acknowledged %lld of the file's %lld "
+                 "records (%s); the rest were not imported\n",
+                 options.path.c_str(), static_cast<long long>(summary.received()),
+                 static_cast<long long>(records),
+                 stream_open ? "the stream ended early" : "it stopped reading");
+    return 1;
+  }
   for (const v1::RejectedRecord& rejected : summary.rejected()) {
     const int64_t line = rejected.index() < static_cast<int64_t>(line_of_index.size())
                              ? line_of_index[rejected.index()]
@@ -319,9 +427,17 @@ int RunImport(const Connection& connection, const ImportOptions& options) {
     std::ofstream out(path, std::ios::binary);
     out << CsvRecord({"line", "registration_id", "field", "message"});
     for (const Reject& r : rejects) {
-      out << CsvRecord({absl::StrCat(r.line), r.registration_id, r.field, r.message});
+      // The file's own text comes back here (an ID like "=HYPERLINK(...)" is rejected): keep
+      // a spreadsheet from running it.
+      out << CsvRecord({absl::StrCat(r.line), ToSpreadsheetCell(r.registration_id),
+                        ToSpreadsheetCell(r.field), ToSpreadsheetCell(r.message)});
     }
-    std::fprintf(stderr, "rejected records are listed in %s\n", path.c_str());
+    out.close();
+    if (out.fail()) {
+      std::fprintf(stderr, "physioreg: cannot write the rejects file %s\n", path.c_str());
+    } else {
+      std::fprintf(stderr, "rejected records are listed in %s\n", path.c_str());
+    }
   }
   if (options.json) {
     std::printf(
@@ -341,58 +457,159 @@ int RunImport(const Connection& connection, const ImportOptions& options) {
   return rejected_records == 0 ? 0 : 1;
 }
 
+namespace {
+
+// Where an export goes: stdout, or a temporary file beside the output that is renamed over it
+// only once every byte is written and synced, so a failed export (full disk, a record CSV
+// cannot hold, a broken stream) leaves the previous output as it was. Every write is checked.
+class ExportSink {
+ public:
+  ExportSink() = default;
+  ExportSink(const ExportSink&) = delete;
+  ExportSink& operator=(const ExportSink&) = delete;
+  ~ExportSink() { Abandon(); }
+
+  // `owner_only`: the file gets mode 0600 (private contact details); otherwise 0666 - umask.
+  [[nodiscard]] absl::Status Open(const std::string& output, bool owner_only) {
+    output_ = output;
+    if (output.empty()) {
+      fd_ = STDOUT_FILENO;
+      return absl::OkStatus();
+    }
+    const std::filesystem::path path(output);
+    const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
+    temp_ = (dir / absl::StrCat(".", path.filename().string(), ".tmp-XXXXXX")).string();
+    fd_ = ::mkostemp(temp_.data(), O_CLOEXEC);  // Created 0600.
+    if (fd_ < 0) {
+      const int error = errno;
+      temp_.clear();
+      return Failed(absl::StrCat("cannot create a file in ", dir.string()), error);
+    }
+    mode_t mode = 0600;
+    if (!owner_only) {
+      const mode_t mask = ::umask(0);
+      ::umask(mask);
+      mode = 0666 & ~mask;
+    }
+    if (::fchmod(fd_, mode) != 0) return Failed("cannot set the mode of " + temp_, errno);
+    return absl::OkStatus();
+  }
+
+  [[nodiscard]] absl::Status Write(absl::string_view data) {
+    buffer_.append(data.data(), data.size());
+    return buffer_.size() >= kFlushAt ? Flush() : absl::OkStatus();
+  }
+
+  // Flushes, syncs and closes the file and renames it over the output.
+  [[nodiscard]] absl::Status Commit() {
+    if (absl::Status s = Flush(); !s.ok()) return s;
+    if (temp_.empty()) return absl::OkStatus();  // stdout
+    if (::fsync(fd_) != 0) return Failed("cannot write " + output_, errno);
+    const int fd = std::exchange(fd_, -1);
+    if (::close(fd) != 0) return Failed("cannot write " + output_, errno);
+    if (::rename(temp_.c_str(), output_.c_str()) != 0) {
+      return Failed("cannot replace " + output_, errno);
+    }
+    temp_.clear();
+    return absl::OkStatus();
+  }
+
+  // Removes the temporary file (the output is left as it was).
+  void Abandon() {
+    if (!temp_.empty()) {
+      if (fd_ >= 0) ::close(fd_);
+      ::unlink(temp_.c_str());
+      temp_.clear();
+    }
+    fd_ = -1;
+  }
+
+ private:
+  static constexpr size_t kFlushAt = 1 << 16;
+
+  absl::Status Flush() {
+    absl::string_view rest = buffer_;
+    while (!rest.empty()) {
+      const ssize_t n = ::write(fd_, rest.data(), rest.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        return Failed(absl::StrCat("cannot write ", output_.empty() ? "stdout" : output_),
+                      n < 0 ? errno : EIO);
+      }
+      rest.remove_prefix(static_cast<size_t>(n));
+    }
+    buffer_.clear();
+    return absl::OkStatus();
+  }
+
+  static absl::Status Failed(const std::string& what, int error) {
+    return absl::UnavailableError(absl::StrCat(what, ": ", std::strerror(error)));
+  }
+
+  std::string output_;
+  std::string temp_;  // Non-empty while the temporary file exists.
+  int fd_ = -1;
+  std::string buffer_;
+};
+
+}  // namespace
+
 int RunExport(const Connection& connection, const ExportOptions& options) {
   if (options.format != "jsonl" && options.format != "csv") {
     std::fprintf(stderr, "physioreg: --format must be jsonl or csv\n");
     return 2;
   }
-  std::ofstream file;
-  if (!options.output.empty()) {
-    file.open(options.output, std::ios::binary);
-    if (!file) {
-      std::fprintf(stderr, "physioreg: cannot write %s\n", options.output.c_str());
-      return 2;
-    }
+  ExportSink out;
+  if (absl::Status s = out.Open(options.output, options.include_private); !s.ok()) {
+    std::fprintf(stderr, "physioreg: %s\n", std::string(s.message()).c_str());
+    return 2;
   }
-  std::ostream& out = options.output.empty() ? std::cout : file;
   v1::ExportPractitionersRequest request;
   request.set_include_private(options.include_private);
   auto context = connection.Context(kDayInSeconds);
   auto stub = connection.Admin();
   std::unique_ptr<grpc::ClientReader<v1::Practitioner>> stream =
       stub->ExportPractitioners(context.get(), request);
-  if (options.format == "csv") out << CsvRecord(CsvColumns());
   google::protobuf::util::JsonPrintOptions json_options;
   json_options.preserve_proto_field_names = false;
   int64_t count = 0;
   v1::Practitioner record;
-  absl::Status row_error;
-  while (stream->Read(&record)) {
+  // The first failure on this side (a write, a record CSV cannot hold); it stops the stream.
+  absl::Status failed;
+  if (options.format == "csv") failed = out.Write(CsvRecord(CsvColumns()));
+  while (failed.ok() && stream->Read(&record)) {
     if (options.format == "csv") {
       absl::StatusOr<std::vector<std::string>> row = CsvRow(record);
-      if (!row.ok()) {
-        row_error = row.status();
-        context->TryCancel();
-        break;
-      }
-      out << CsvRecord(*row);
+      failed = row.ok() ? out.Write(CsvRecord(*row)) : row.status();
     } else {
       std::string json;
-      (void)google::protobuf::util::MessageToJsonString(record, &json, json_options);
-      out << json << "\n";
+      const auto printed = google::protobuf::util::MessageToJsonString(record, &json, json_options);
+      if (printed.ok()) {
+        json.push_back('\n');
+        failed = out.Write(json);
+      } else {
+        failed = absl::InternalError(
+            absl::StrCat("registrant ", record.registration_id(),
+                         " cannot be written as JSON: ", printed.message().as_string()));
+      }
     }
     ++count;
   }
+  if (!failed.ok()) context->TryCancel();
   grpc::Status status = stream->Finish();
-  if (!row_error.ok()) {
-    std::fprintf(stderr, "physioreg: %s\n", std::string(row_error.message()).c_str());
+  if (failed.ok() && status.ok()) failed = out.Commit();
+  if (!failed.ok()) {
+    out.Abandon();
+    std::fprintf(
+        stderr, "physioreg: export failed: %s%s\n", std::string(failed.message()).c_str(),
+        options.output.empty() ? "" : absl::StrCat("; ", options.output, " is unchanged").c_str());
     return 1;
   }
   if (!status.ok()) {
+    out.Abandon();
     std::fprintf(stderr, "%s", FormatError(status).c_str());
     return 1;
   }
-  out.flush();
   const auto& metadata = context->GetServerInitialMetadata();
   auto revision = metadata.find("physioreg-revision");
   std::fprintf(stderr, "exported %lld registrants at register revision %s\n",

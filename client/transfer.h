@@ -22,6 +22,10 @@ class RecordSource {
     int64_t line = 0;
     // The registrant, or why its line could not be read (it is then not sent).
     absl::StatusOr<physioreg::v1::Practitioner> record;
+    // For a line that could not be read, when known: its registration_id and the field (CSV
+    // column or proto field path) at fault.
+    std::string registration_id;
+    std::string field;
   };
 
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<RecordSource>> Open(const std::string& path);
@@ -32,6 +36,11 @@ class RecordSource {
   // How far through the file reading is, from 0 to 1.
   virtual double Fraction() const = 0;
 };
+
+// One line of a JSONL file as a registrant. Text that is not valid UTF-8 (a file saved as
+// Windows-1252) is refused here, naming the field that holds it, and is never sent: the
+// server could not parse such a message.
+RecordSource::Item ParseJsonLine(int64_t line_number, const std::string& line);
 
 struct ImportOptions {
   std::string path;

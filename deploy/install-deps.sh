@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(build-essential cmake ninja-build ccache pkg-config git tzdata
           libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-          librocksdb-dev libabsl-dev libssl-dev libicu-dev libgtest-dev libgmock-dev
+          librocksdb-dev libabsl-dev libssl-dev libicu-dev libgtest-dev libgmock-dev libcli11-dev
           libbenchmark-dev libgoogle-perftools-dev jq)
 missing=()
 for p in "${packages[@]}"; do

@@ -1,11 +1,22 @@
 // The physioreg CLI binary against a real physioregd.
 #include <gmock/gmock.h>
 #include <google/protobuf/util/json_util.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_replace.h"
+#include "client/csv.h"
+#include "physioreg/v1/registry.grpc.pb.h"
 #include "physioreg/v1/registry.pb.h"
 #include "tests/support/records.h"
 #include "tests/support/subprocess.h"
@@ -127,8 +138,105 @@ TEST_F(CliTest, WritesWithoutTokenAreUnauthenticated) {
 TEST_F(CliTest, UsageErrorsExitTwo) {
   EXPECT_EQ(Cli({}).exit_code, 2);
   EXPECT_EQ(Cli({"verify", "PT-1", "--activity", "juggling"}).exit_code, 2);
-  EXPECT_EQ(Cli({"frobnicate"}).exit_code, 2);
+  CommandResult unknown = Cli({"frobnicate"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_THAT(unknown.output, HasSubstr("unknown command 'frobnicate'"));
   EXPECT_EQ(Cli({"--help"}).exit_code, 0);
+}
+
+// A typo in an option must not quietly answer another question (here: for today).
+TEST_F(CliTest, UnknownOptionsSwitchValuesExtraAndMissingArgumentsAreUsageErrors) {
+  const std::string file = WriteJsonl({ValidPractitioner("PT-1")}, "one.jsonl");
+  ASSERT_EQ(Cli({"upsert", "--file", file}, true).exit_code, 0);
+  const std::vector<std::vector<std::string>> bad = {
+      {"verify", "PT-1", "--activity", "DRY_NEEDLING", "--as_of", "2025-06-15"},
+      {"verify", "PT-1", "--activity", "DRY_NEEDLING", "--asof=2025-06-15"},
+      {"verify", "PT-1", "PT-2", "--activity", "DRY_NEEDLING"},
+      {"verify", "PT-1", "--activity"},
+      {"verify", "--activity", "DRY_NEEDLING"},
+      {"search", "--name", "brien", "--fuzzy=yes"},
+      {"search", "--name", "brien", "--all=no"},
+      {"--json=1", "get", "PT-1"},
+      {"get", "PT-1", "extra"},
+      {"get", "PT-1", "--city", "Calgary"},
+      {"history", "PT-1", "--page-size", "many"},
+      {"health", "--wait", "soon"},
+      {"keys", "revoke"},
+      {"keys", "list", "extra"},
+      {"keys"},
+      {"export", "--format", "xml"},
+  };
+  for (const auto& args : bad) {
+    CommandResult result = Cli(args);
+    EXPECT_EQ(result.exit_code, 2) << args[0] << " " << args.back() << ": " << result.output;
+    EXPECT_THAT(result.output, HasSubstr("physioreg: ")) << result.output;
+    EXPECT_THAT(result.output, Not(HasSubstr("AUTHORIZED"))) << result.output;
+    EXPECT_THAT(result.output, Not(HasSubstr("Hélène"))) << result.output;
+  }
+  // A regulator command with a typo is refused before anything reaches the server.
+  v1::Practitioner renamed = ValidPractitioner("PT-1");
+  renamed.set_given_name("Changed");
+  const std::string changed = WriteJsonl({renamed}, "changed.jsonl");
+  CommandResult upsert = Cli({"upsert", "--file", changed, "--request_id", "r1"}, true);
+  EXPECT_EQ(upsert.exit_code, 2) << upsert.output;
+  CommandResult status = Cli({"set-permit-status", "PT-1", "--status", "SUSPENDED", "--reason",
+                              "audit", "--effective_on", "2025-01-01"},
+                             true);
+  EXPECT_EQ(status.exit_code, 2) << status.output;
+  CommandResult get = Cli({"get", "PT-1"});
+  EXPECT_THAT(get.output, HasSubstr("Hélène"));
+  EXPECT_THAT(get.output, HasSubstr("ACTIVE"));
+  EXPECT_THAT(get.output, Not(HasSubstr("Changed")));
+}
+
+TEST_F(CliTest, EveryCommandHasHelp) {
+  const std::vector<std::vector<std::string>> commands = {{"get"},
+                                                          {"search"},
+                                                          {"verify"},
+                                                          {"batch-verify"},
+                                                          {"history"},
+                                                          {"health"},
+                                                          {"upsert"},
+                                                          {"import"},
+                                                          {"export"},
+                                                          {"keys"},
+                                                          {"keys", "create"},
+                                                          {"keys", "list"},
+                                                          {"keys", "revoke"},
+                                                          {"set-authorization-status"},
+                                                          {"set-permit-status"}};
+  for (std::vector<std::string> args : commands) {
+    std::string usage = "Usage: physioreg";
+    for (const std::string& word : args) usage += " " + word;
+    args.push_back("--help");
+    CommandResult help = Cli(args);
+    EXPECT_EQ(help.exit_code, 0) << usage << ": " << help.output;
+    EXPECT_THAT(help.output, HasSubstr(usage)) << help.output;
+  }
+  CommandResult verify = Cli({"verify", "--help"});
+  EXPECT_THAT(verify.output, HasSubstr("--as-of"));
+  EXPECT_THAT(verify.output, HasSubstr("--activity"));
+}
+
+// Global options may come from the environment, and may also follow the command.
+TEST_F(CliTest, GlobalOptionsFromEnvironmentOrAfterTheCommand) {
+  CommandResult keys = RunCommand({"/usr/bin/env", "PHYSIOREG_ADDRESS=" + server_->address(),
+                                   "PHYSIOREG_TOKEN_FILE=" + dir_.Sub("data/regulator.token"),
+                                   PHYSIOREG_CLI_PATH, "keys", "list"});
+  EXPECT_EQ(keys.exit_code, 0) << keys.output;
+  EXPECT_THAT(keys.output, HasSubstr("REGULATOR"));
+  // The flag wins over the environment.
+  CommandResult flag = RunCommand({"/usr/bin/env", "PHYSIOREG_ADDRESS=127.0.0.1:1",
+                                   PHYSIOREG_CLI_PATH, "--address", server_->address(), "health"});
+  EXPECT_EQ(flag.exit_code, 0) << flag.output;
+  const std::string file = WriteJsonl({ValidPractitioner("PT-1")}, "one.jsonl");
+  ASSERT_EQ(Cli({"upsert", "--file", file}, true).exit_code, 0);
+  CommandResult json =
+      RunCommand({PHYSIOREG_CLI_PATH, "get", "PT-1", "--json", "--address", server_->address()});
+  v1::Practitioner parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json.output, &parsed).ok())
+      << json.output;
+  EXPECT_EQ(parsed.registration_id(), "PT-1");
 }
 
 TEST_F(CliTest, KeysCreateListRevoke) {
@@ -205,6 +313,330 @@ TEST_F(CliTest, SearchFindsByNameAndFiltersAndPagesThroughEverything) {
   EXPECT_THAT(bad.output, HasSubstr("INVALID_ARGUMENT"));
   EXPECT_THAT(bad.output, HasSubstr("near.latitude"));
   EXPECT_THAT(bad.output, HasSubstr("near.radius_km"));
+}
+
+// The distance shown is to the nearest location, so the city next to it must be that one's.
+TEST_F(CliTest, SearchNearNamesTheCityOfTheNearestLocation) {
+  v1::Practitioner p = ValidPractitioner("PT-1");
+  v1::PracticeLocation calgary = p.locations(0);
+  v1::PracticeLocation* airdrie = p.mutable_locations(0);
+  airdrie->set_city("Airdrie");
+  airdrie->set_postal_code("T4B 0A1");
+  airdrie->set_latitude(51.2917);
+  airdrie->set_longitude(-114.0144);
+  *p.add_locations() = calgary;
+  ASSERT_EQ(Cli({"upsert", "--file", WriteJsonl({p}, "one.jsonl")}, true).exit_code, 0);
+
+  CommandResult calgary_search =
+      Cli({"search", "--near", "51.0447,-114.0719", "--radius-km", "50"});
+  ASSERT_EQ(calgary_search.exit_code, 0) << calgary_search.output;
+  EXPECT_THAT(calgary_search.output, HasSubstr("Calgary (0.0 km)"));
+  EXPECT_THAT(calgary_search.output, Not(HasSubstr("Airdrie")));
+  CommandResult airdrie_search =
+      Cli({"search", "--near", "51.2917,-114.0144", "--radius-km", "50"});
+  ASSERT_EQ(airdrie_search.exit_code, 0) << airdrie_search.output;
+  EXPECT_THAT(airdrie_search.output, HasSubstr("Airdrie (0.0 km)"));
+}
+
+TEST_F(CliTest, NotRegisteredReadsPlainlyAndJsonKeepsFalseAndZero) {
+  CommandResult verify = Cli({"verify", "PT-404", "--activity", "DRY_NEEDLING"});
+  EXPECT_EQ(verify.exit_code, 3) << verify.output;
+  EXPECT_THAT(verify.output, HasSubstr("NOT_REGISTERED"));
+  EXPECT_THAT(verify.output, HasSubstr("PT-404 is not on the register"));
+  EXPECT_THAT(verify.output, Not(HasSubstr("UNSPECIFIED")));
+  EXPECT_THAT(verify.output, Not(HasSubstr("permit status")));
+
+  CommandResult json = Cli({"--json", "verify", "PT-404", "--activity", "DRY_NEEDLING"});
+  EXPECT_EQ(json.exit_code, 3) << json.output;
+  EXPECT_THAT(json.output, HasSubstr("\"authorized\": false"));
+  v1::VerifyAuthorizationResponse parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json.output, &parsed).ok())
+      << json.output;
+  EXPECT_EQ(parsed.reason(), v1::NOT_REGISTERED);
+
+  CommandResult batch =
+      Cli({"--json", "batch-verify", "--activity", "DRY_NEEDLING", "PT-404", "PT-405"});
+  EXPECT_EQ(batch.exit_code, 3) << batch.output;
+  EXPECT_THAT(batch.output, HasSubstr("\"authorized\":false"));
+  EXPECT_THAT(batch.output, HasSubstr("\"register_revision\":\"0\""));
+
+  // A registrant looked up before their permit existed: no permit, never STATUS_UNSPECIFIED.
+  ASSERT_EQ(Cli({"upsert", "--file", WriteJsonl({ValidPractitioner("PT-1")}, "one.jsonl")}, true)
+                .exit_code,
+            0);
+  CommandResult before =
+      Cli({"verify", "PT-1", "--activity", "DRY_NEEDLING", "--as-of", "2010-01-01"});
+  EXPECT_EQ(before.exit_code, 3) << before.output;
+  EXPECT_THAT(before.output, Not(HasSubstr("UNSPECIFIED")));
+}
+
+// The names in `dir`, to see that a failed export leaves no temporary file behind.
+std::vector<std::string> Listing(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+std::string JsonLine(const v1::Practitioner& record) {
+  std::string json;
+  EXPECT_TRUE(google::protobuf::util::MessageToJsonString(record, &json).ok());
+  return json;
+}
+
+bool ValidUtf8(const std::string& text) { return client::ValidUtf8Prefix(text) == text.size(); }
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+// A full disk (here: a file-size limit, so writes fail with EFBIG) must fail the export and
+// leave the previous output as it was.
+TEST_F(CliTest, ExportThatCannotBeWrittenFailsAndKeepsThePreviousOutput) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 1; i <= 40; ++i) records.push_back(ValidPractitioner("PT-" + std::to_string(i)));
+  ASSERT_EQ(Cli({"upsert", "--file", WriteJsonl(records, "forty.jsonl")}, true).exit_code, 0);
+  const std::string dir = dir_.Sub("out");
+  std::filesystem::create_directory(dir);
+  for (const std::string format : {"jsonl", "csv"}) {
+    const std::string output = dir + "/register." + format;
+    WriteFile(output, "the previous export\n");
+    CommandResult full =
+        RunCommand({"/usr/bin/prlimit", "--fsize=8192", PHYSIOREG_CLI_PATH, "--address",
+                    server_->address(), "--token-file", dir_.Sub("data/regulator.token"), "export",
+                    "--format", format, "--output", output});
+    EXPECT_EQ(full.exit_code, 1) << full.output;
+    EXPECT_THAT(full.output, HasSubstr("File too large"));
+    EXPECT_THAT(full.output, HasSubstr("is unchanged"));
+    EXPECT_THAT(full.output, Not(HasSubstr("exported 40")));
+    EXPECT_EQ(ReadFile(output), "the previous export\n");
+  }
+  EXPECT_THAT(Listing(dir), ::testing::ElementsAre("register.csv", "register.jsonl"));
+
+  // Without the limit the same export replaces the file.
+  const std::string output = dir + "/register.jsonl";
+  CommandResult fine = Cli({"export", "--output", output}, true);
+  ASSERT_EQ(fine.exit_code, 0) << fine.output;
+  EXPECT_THAT(fine.output, HasSubstr("exported 40 registrants"));
+  EXPECT_THAT(ReadFile(output), HasSubstr("PT-40"));
+  EXPECT_THAT(Listing(dir), ::testing::ElementsAre("register.csv", "register.jsonl"));
+}
+
+TEST_F(CliTest, ExportWithPrivateContactIsOwnerOnly) {
+  ASSERT_EQ(Cli({"upsert", "--file", WriteJsonl({ValidPractitioner("PT-1")}, "one.jsonl")}, true)
+                .exit_code,
+            0);
+  const std::string output = dir_.Sub("private.csv");
+  WriteFile(output, "old");
+  ::chmod(output.c_str(), 0644);
+  CommandResult exported =
+      Cli({"export", "--format", "csv", "--include-private", "--output", output}, true);
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  EXPECT_THAT(ReadFile(output), HasSubstr("helene.obrien@example.ca"));
+  struct stat st {};
+  ASSERT_EQ(::stat(output.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  const std::string fresh = dir_.Sub("fresh.jsonl");
+  ASSERT_EQ(Cli({"export", "--include-private", "--output", fresh}, true).exit_code, 0);
+  ASSERT_EQ(::stat(fresh.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+// A registrant CSV cannot hold fails the export by name instead of leaving a partial file.
+TEST_F(CliTest, CsvExportRefusesARecordItCannotHold) {
+  v1::Practitioner wide = ValidPractitioner("PT-2");
+  for (int i = 0; i < 3; ++i) *wide.add_locations() = wide.locations(0);
+  for (int i = 1; i < wide.locations_size(); ++i) {
+    wide.mutable_locations(i)->set_clinic_name("Clinic " + std::to_string(i));
+  }
+  ASSERT_EQ(
+      Cli({"upsert", "--file", WriteJsonl({ValidPractitioner("PT-1"), wide}, "two.jsonl")}, true)
+          .exit_code,
+      0);
+  const std::string dir = dir_.Sub("out");
+  std::filesystem::create_directory(dir);
+  const std::string output = dir + "/register.csv";
+  WriteFile(output, "the previous export\n");
+  CommandResult csv = Cli({"export", "--format", "csv", "--output", output}, true);
+  EXPECT_EQ(csv.exit_code, 1) << csv.output;
+  EXPECT_THAT(csv.output, HasSubstr("PT-2"));
+  EXPECT_THAT(csv.output, HasSubstr("--format jsonl"));
+  EXPECT_THAT(csv.output, Not(HasSubstr("exported")));
+  EXPECT_EQ(ReadFile(output), "the previous export\n");
+  EXPECT_THAT(Listing(dir), ::testing::ElementsAre("register.csv"));
+  CommandResult jsonl = Cli({"export", "--output", dir + "/register.jsonl"}, true);
+  EXPECT_EQ(jsonl.exit_code, 0) << jsonl.output;
+}
+
+// A file saved as Windows-1252 ("Hélène" with byte 0xE9): the row is rejected on the client,
+// named in the rejects file, and the other rows are imported.
+TEST_F(CliTest, ImportRejectsRowsThatAreNotUtf8AndImportsTheRest) {
+  const std::string csv = dir_.Sub("cp1252.csv");
+  WriteFile(csv,
+            "registration_id,given_name,family_name,register,permit_status,registered_on\r\n"
+            "PT-1,Anna,Smith,GENERAL,ACTIVE,2015-04-01\r\n"
+            "PT-2,H\xE9l\xE8ne,Tremblay,GENERAL,ACTIVE,2015-04-01\r\n"
+            "PT-3,Bob,Jones,GENERAL,ACTIVE,2015-04-01\r\n");
+  const std::string csv_rejects = dir_.Sub("csv-rejects.csv");
+  CommandResult imported = Cli({"import", csv, "--rejects", csv_rejects}, true);
+  EXPECT_EQ(imported.exit_code, 1) << imported.output;
+  EXPECT_THAT(imported.output, HasSubstr("3 received, 2 applied, 0 unchanged, 1 rejected"));
+  const std::string rejected = ReadFile(csv_rejects);
+  EXPECT_THAT(rejected,
+              HasSubstr("3,PT-2,given_name,\"not valid UTF-8 (byte 0xE9 after \"\"H\"\")"));
+  EXPECT_EQ(ValidUtf8(rejected), true);
+  EXPECT_EQ(Cli({"get", "PT-1"}).exit_code, 0);
+  EXPECT_EQ(Cli({"get", "PT-3"}).exit_code, 0);
+  EXPECT_THAT(Cli({"get", "PT-2"}).output, HasSubstr("NOT_FOUND"));
+
+  // The same in JSONL: the line's registrant and field are named.
+  std::string line = JsonLine(ValidPractitioner("PT-5"));
+  ASSERT_TRUE(absl::StrContains(line, "H\xC3\xA9l\xC3\xA8ne")) << line;
+  line = absl::StrReplaceAll(line, {{"H\xC3\xA9l\xC3\xA8ne", "H\xE9l\xE8ne"}});
+  const std::string jsonl = dir_.Sub("cp1252.jsonl");
+  WriteFile(jsonl, JsonLine(ValidPractitioner("PT-4")) + "\n" + line + "\n" +
+                       JsonLine(ValidPractitioner("PT-6")) + "\n");
+  const std::string jsonl_rejects = dir_.Sub("jsonl-rejects.csv");
+  CommandResult json =
+      Cli({"import", jsonl, "--rejects", jsonl_rejects, "--chunk-size", "1"}, true);
+  EXPECT_EQ(json.exit_code, 1) << json.output;
+  EXPECT_THAT(json.output, HasSubstr("3 received, 2 applied, 0 unchanged, 1 rejected"));
+  EXPECT_THAT(ReadFile(jsonl_rejects), HasSubstr("2,PT-5,given_name,\"not valid UTF-8"));
+  EXPECT_EQ(Cli({"get", "PT-4"}).exit_code, 0);
+  EXPECT_EQ(Cli({"get", "PT-6"}).exit_code, 0);
+  EXPECT_THAT(Cli({"get", "PT-5"}).output, HasSubstr("NOT_FOUND"));
+
+  // upsert sends nothing when a line is not UTF-8.
+  WriteFile(jsonl, JsonLine(ValidPractitioner("PT-7")) + "\n" + line + "\n");
+  CommandResult upsert = Cli({"upsert", "--file", jsonl}, true);
+  EXPECT_EQ(upsert.exit_code, 1) << upsert.output;
+  EXPECT_THAT(upsert.output, HasSubstr(":2: PT-5: given_name: not valid UTF-8"));
+  EXPECT_TRUE(ValidUtf8(upsert.output)) << upsert.output;
+  EXPECT_THAT(Cli({"get", "PT-7"}).output, HasSubstr("NOT_FOUND"));
+}
+
+// Stands in for a server that ends an import early: after the first message it answers OK
+// with a summary of that message only, or fails the call.
+class EarlyEndAdmin final : public v1::RegistryAdmin::Service {
+ public:
+  explicit EarlyEndAdmin(grpc::Status answer) : answer_(std::move(answer)) {}
+  grpc::Status ImportPractitioners(grpc::ServerContext*,
+                                   grpc::ServerReader<v1::ImportPractitionersRequest>* reader,
+                                   v1::ImportPractitionersResponse* response) override {
+    v1::ImportPractitionersRequest first;
+    if (reader->Read(&first)) {
+      response->set_received(first.practitioners_size());
+      response->set_applied(first.practitioners_size());
+    }
+    return answer_;
+  }
+
+ private:
+  grpc::Status answer_;
+};
+
+TEST_F(CliTest, ImportNeverReportsSuccessWhenTheServerStopsEarly) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 1; i <= 50; ++i) records.push_back(ValidPractitioner("PT-" + std::to_string(i)));
+  const std::string file = WriteJsonl(records, "fifty.jsonl");
+  for (const grpc::Status& answer :
+       {grpc::Status::OK, grpc::Status(grpc::StatusCode::INTERNAL, "disk on fire")}) {
+    EarlyEndAdmin service(answer);
+    int port = 0;
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&service);
+    std::unique_ptr<grpc::Server> fake = builder.BuildAndStart();
+    ASSERT_GT(port, 0);
+    CommandResult imported =
+        RunCommand({PHYSIOREG_CLI_PATH, "--address", "127.0.0.1:" + std::to_string(port), "import",
+                    file, "--chunk-size", "1"});
+    EXPECT_EQ(imported.exit_code, 1) << imported.output;
+    EXPECT_THAT(imported.output, Not(HasSubstr("received,")));
+    EXPECT_THAT(imported.output, Not(HasSubstr("applied")));
+    EXPECT_THAT(imported.output,
+                HasSubstr(answer.ok() ? "the server acknowledged 1 of the file's 50 records"
+                                      : "disk on fire"));
+    fake->Shutdown();
+  }
+}
+
+// CSV export -> import reproduces the register: a reason with a line break, edge spaces, and
+// cells a spreadsheet would run as formulas (written with a leading apostrophe).
+TEST_F(CliTest, CsvExportImportReproducesSpacesLineBreaksAndFormulaCells) {
+  v1::Practitioner p = ValidPractitioner("PT-1");
+  p.set_preferred_name("  Léna  ");
+  p.set_family_name("=O'Brien-Smith");
+  p.add_former_names(" Gagnon");
+  p.mutable_private_contact()->set_phone("+1 403 555 0100");
+  p.mutable_locations(0)->set_phone("+1 403 555 0143");
+  auto* permit_change = p.mutable_permit()->add_status_history();
+  permit_change->set_status("ACTIVE");
+  permit_change->set_effective_on("2015-04-01");
+  permit_change->set_reason("Registered\nafter review of file 12");
+  auto* change = p.mutable_authorizations(0)->add_status_history();
+  change->set_status("AUTHORIZED");
+  change->set_effective_on("2019-04-02");
+  change->set_reason("@granted  ");
+  ASSERT_EQ(Cli({"upsert", "--file", WriteJsonl({p}, "one.jsonl")}, true).exit_code, 0);
+
+  const std::string csv = dir_.Sub("register.csv");
+  CommandResult exported =
+      Cli({"export", "--format", "csv", "--include-private", "--output", csv}, true);
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  const std::string text = ReadFile(csv);
+  EXPECT_THAT(text, HasSubstr(",'+1 403 555 0100,"));
+  EXPECT_THAT(text, HasSubstr(",'=O'Brien-Smith,"));
+  EXPECT_THAT(text, Not(HasSubstr(",=O'Brien")));
+
+  CommandResult imported = Cli({"import", csv}, true);
+  EXPECT_EQ(imported.exit_code, 0) << imported.output;
+  EXPECT_THAT(imported.output, HasSubstr("1 received, 0 applied, 1 unchanged, 0 rejected"));
+  CommandResult json = Cli({"--json", "get", "PT-1"}, true);
+  v1::Practitioner stored;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json.output, &stored).ok())
+      << json.output;
+  EXPECT_EQ(stored.preferred_name(), "  Léna  ");
+  EXPECT_EQ(stored.family_name(), "=O'Brien-Smith");
+  EXPECT_EQ(stored.former_names(1), " Gagnon");
+  EXPECT_EQ(stored.permit().status_history(0).reason(), "Registered\nafter review of file 12");
+  EXPECT_EQ(stored.authorizations(0).status_history(0).reason(), "@granted  ");
+}
+
+// The rejects file quotes the input back; a spreadsheet must not run it.
+TEST_F(CliTest, RejectsFileNeutralisesFormulaCells) {
+  const std::string csv = dir_.Sub("formula.csv");
+  WriteFile(csv,
+            "registration_id,given_name,family_name,register,permit_status,registered_on\r\n"
+            "=1+2,Anna,Smith,GENERAL,ACTIVE,2015-04-01\r\n");
+  const std::string rejects = dir_.Sub("rejects.csv");
+  CommandResult imported = Cli({"import", csv, "--rejects", rejects}, true);
+  EXPECT_EQ(imported.exit_code, 1) << imported.output;
+  const std::string text = ReadFile(rejects);
+  EXPECT_THAT(text, HasSubstr("\n2,'=1+2,registration_id,")) << text;
+  EXPECT_THAT(text, Not(HasSubstr(",=1+2"))) << text;
+}
+
+// What the server quotes back from a request reaches a terminal escaped, never as a control
+// sequence (ESC [2J clears the screen; U+202E reverses the text after it).
+TEST_F(CliTest, TerminalNeverReceivesControlSequences) {
+  v1::Practitioner p = ValidPractitioner("PT-1");
+  p.mutable_permit()->set_registered_on("\x1b[2J\u202E2015");
+  CommandResult upsert = Cli({"upsert", "--file", WriteJsonl({p}, "bad.jsonl")}, true);
+  EXPECT_EQ(upsert.exit_code, 1) << upsert.output;
+  EXPECT_THAT(upsert.output, HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_THAT(upsert.output, HasSubstr("registered_on"));
+  EXPECT_THAT(upsert.output, Not(HasSubstr("\x1b"))) << upsert.output;
+  EXPECT_THAT(upsert.output, Not(HasSubstr("\u202E"))) << upsert.output;
 }
 
 }  // namespace
