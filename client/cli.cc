@@ -72,6 +72,8 @@ struct Options {
   int page_size = 0;
   // upsert, import, export
   std::string request_id;
+  std::string update_mask;
+  bool allow_status_lift = false;
   std::string import_id;
   std::string rejects;
   int chunk_size = 1000;
@@ -342,6 +344,10 @@ struct Cli {
       } else {
         permit = absl::StrCat("permit status on ", response.as_of(), ": ",
                               v1::Permit::Status_Name(response.permit_status()));
+        if (!response.permit_expires_on().empty() &&
+            response.permit_expires_on() < response.as_of()) {
+          absl::StrAppend(&permit, " (the permit expired on ", response.permit_expires_on(), ")");
+        }
       }
       std::printf("%s; register revision %lld; checked %s\n", S(permit).c_str(),
                   static_cast<long long>(response.register_revision()),
@@ -433,24 +439,35 @@ struct Cli {
       records.push_back(*std::move(item.record));
     }
     int64_t created = 0, updated = 0, unchanged = 0, revision = 0;
-    for (size_t start = 0, batch = 0; start < records.size(); start += 1000, ++batch) {
+    // 1,000 records a call, fewer when they pass the server's message size.
+    for (size_t start = 0, batch = 0; start < records.size(); ++batch) {
       v1::UpsertPractitionersRequest request;
-      for (size_t i = start; i < records.size() && i < start + 1000; ++i) {
-        *request.add_practitioners() = records[i];
+      size_t end = start, bytes = 0;
+      while (end < records.size() && end < start + 1000 &&
+             (end == start ||
+              bytes + records[end].ByteSizeLong() <= physioreg::client::kMaxRequestRecordBytes)) {
+        bytes += records[end].ByteSizeLong();
+        *request.add_practitioners() = records[end++];
       }
       if (!o.request_id.empty()) {
         request.set_request_id(batch == 0 ? o.request_id : absl::StrCat(o.request_id, "#", batch));
       }
+      for (absl::string_view path : absl::StrSplit(o.update_mask, ',', absl::SkipWhitespace())) {
+        request.mutable_update_mask()->add_paths(std::string(absl::StripAsciiWhitespace(path)));
+      }
+      request.set_allow_status_lift(o.allow_status_lift);
       v1::UpsertPractitionersResponse response;
       grpc::Status status = connection.Admin()->UpsertPractitioners(connection.Context(120).get(),
                                                                     request, &response);
       if (!status.ok()) {
-        if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+        if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
+            status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
           std::fprintf(stderr, "in records %zu-%zu of %s (practitioners[0] is record %zu):\n",
-                       start + 1, std::min(records.size(), start + 1000), path.c_str(), start + 1);
+                       start + 1, end, path.c_str(), start + 1);
         }
         return ReportError(status);
       }
+      start = end;
       created += response.created();
       updated += response.updated();
       unchanged += response.unchanged();
@@ -629,6 +646,11 @@ class CommandLine {
         Command("upsert", "regulator: one registrant per line (proto JSON), 1,000 per call");
     upsert->add_option("--file", o_.file, "F.jsonl")->required();
     upsert->add_option("--request-id", o_.request_id, "makes a retried upload a replay");
+    upsert->add_option("--update-mask", o_.update_mask,
+                       "FIELD,... change only these fields of existing registrants (e.g. "
+                       "family_name,locations); others keep their stored values");
+    upsert->add_flag("--allow-status-lift", o_.allow_status_lift,
+                     "let records lift a suspension or revocation they do not record");
 
     CLI::App* import =
         Command("import",
@@ -637,6 +659,8 @@ class CommandLine {
     import->add_option("FILE", o_.file, "the register to import")->required();
     import->add_option("--import-id", o_.import_id, "makes a rerun of a finished import a replay");
     import->add_option("--rejects", o_.rejects, "rejects file (default FILE.rejects.csv)");
+    import->add_flag("--allow-status-lift", o_.allow_status_lift,
+                     "let records lift a suspension or revocation they do not record");
     import->add_option("--chunk-size", o_.chunk_size, "records per stream message")
         ->check(CLI::Range(1, 1000000))
         ->capture_default_str();
@@ -737,6 +761,7 @@ int Run(CommandLine& line) {
     options.rejects_path = o.rejects;
     options.json = o.json;
     options.chunk_size = o.chunk_size;
+    options.allow_status_lift = o.allow_status_lift;
     return physioreg::client::RunImport(cli.connection, options);
   }
   if (command == "export") {

@@ -251,7 +251,8 @@ class ChunkReader {
   void Run() {
     for (bool done = false; !done;) {
       FileChunk chunk;
-      while (chunk.records.size() < chunk_size_) {
+      size_t bytes = 0;
+      while (chunk.records.size() < chunk_size_ && bytes < kMaxRequestRecordBytes) {
         absl::StatusOr<std::optional<RecordSource::Item>> item = source_->Next();
         if (!item.ok()) {
           chunk.read_status = item.status();
@@ -264,6 +265,7 @@ class ChunkReader {
         RecordSource::Item& next = **item;
         if (next.record.ok()) {
           chunk.lines.push_back(next.line);
+          bytes += next.record->ByteSizeLong();
           *chunk.records.Add() = *std::move(next.record);
         } else {
           chunk.unreadable.push_back({next.line, std::move(next.registration_id),
@@ -354,6 +356,7 @@ int RunImport(const Connection& connection, const ImportOptions& options) {
       stub->ImportPractitioners(context.get(), &summary);
   v1::ImportPractitionersRequest request;
   request.set_import_id(options.import_id);  // The first message names the import.
+  request.set_allow_status_lift(options.allow_status_lift);
   Progress progress;
   absl::Status read_status;
   // A failed write means the server ended the call; the file is still read to its end, to
@@ -375,6 +378,7 @@ int RunImport(const Connection& connection, const ImportOptions& options) {
         stream_open = stream->Write(request);
         request.clear_practitioners();
         request.clear_import_id();  // Read from the first message only.
+        request.clear_allow_status_lift();
         sent_any = true;
       }
       progress.Update(static_cast<int64_t>(line_of_index.size()) + unreadable, chunk.fraction);

@@ -50,7 +50,13 @@ struct ImportOptions {
   std::string rejects_path;
   int chunk_size = 1000;
   bool json = false;
+  // Lets the import lift suspensions and revocations its records do not record (see README).
+  bool allow_status_lift = false;
 };
+
+// The server takes messages of at most 4 MiB: requests are also cut at this many bytes of
+// records, whatever the record count.
+inline constexpr size_t kMaxRequestRecordBytes = size_t{3} << 20;
 
 // Streams the file to ImportPractitioners, printing progress on stderr (a bar on a terminal,
 // a line every few seconds otherwise) and a summary on stdout. Exit code: 0 when every record

@@ -721,9 +721,9 @@ absl::Status Registry::ImportChunk(const RepeatedPtrField<Practitioner>& records
     if (summary->rejected_size() >= kMaxListedRejections) return;
     physioreg::v1::RejectedRecord* rejected = summary->add_rejected();
     rejected->set_index(first_index + i);
-    // Quoted like any bad value: the id itself may be what is wrong with the record.
+    // Cut like any bad value: the id itself may be what is wrong with the record.
     rejected->set_registration_id(NormalizeRegistrationId(records[i].registration_id())
-                                      .value_or(Quote(records[i].registration_id())));
+                                      .value_or(Excerpt(records[i].registration_id())));
     *rejected->mutable_violations() = v.bad_request().field_violations();
   };
   std::vector<Upload> valid;

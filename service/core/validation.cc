@@ -290,8 +290,10 @@ absl::Status Violations::ToStatus(absl::StatusCode code) const {
   return status;
 }
 
-std::string Quote(absl::string_view value) {
-  std::string out = "'";
+std::string Quote(absl::string_view value) { return absl::StrCat("'", Excerpt(value), "'"); }
+
+std::string Excerpt(absl::string_view value) {
+  std::string out;
   size_t used = 0;
   size_t i = 0;
   while (i < value.size()) {
@@ -310,7 +312,6 @@ std::string Quote(absl::string_view value) {
     i += length > 0 ? length : 1;
   }
   if (i < value.size()) out += "...";
-  out += "'";
   return out;
 }
 

@@ -60,6 +60,8 @@ class Violations {
 // A bad value as descriptions quote it: at most kMaxQuotedBytes (cut on a character
 // boundary, "..." added), control characters escaped, in single quotes.
 std::string Quote(absl::string_view value);
+// The same without the quotes.
+std::string Excerpt(absl::string_view value);
 
 // The upper-case form of a well-formed registration_id (1-32 of [A-Za-z0-9-]); nullopt if
 // malformed.

@@ -14,6 +14,7 @@
 #include <iterator>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "client/csv.h"
 #include "physioreg/v1/registry.grpc.pb.h"
@@ -113,6 +114,62 @@ TEST_F(CliTest, UpsertGetVerifySuspendHistory) {
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json.output, &parsed).ok())
       << json.output;
   EXPECT_EQ(parsed.registration_id(), "PT-2");
+}
+
+// The nightly upload from an upstream system must not undo a suspension set through the CLI.
+TEST_F(CliTest, UploadDoesNotLiftASuspensionUnlessAllowed) {
+  const std::string file = WriteJsonl({ValidPractitioner("PT-1")}, "nightly.jsonl");
+  ASSERT_EQ(Cli({"upsert", "--file", file}, true).exit_code, 0);
+  CommandResult suspended =
+      Cli({"set-permit-status", "PT-1", "--status", "SUSPENDED", "--reason", "Complaint"}, true);
+  ASSERT_EQ(suspended.exit_code, 0) << suspended.output;
+  CommandResult again = Cli({"upsert", "--file", file}, true);
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_THAT(again.output, HasSubstr("FAILED_PRECONDITION"));
+  EXPECT_THAT(again.output, HasSubstr("permit.status"));
+  EXPECT_THAT(again.output, HasSubstr("allow_status_lift"));
+  EXPECT_EQ(Cli({"verify", "PT-1", "--activity", "DRY_NEEDLING"}).exit_code, 3);
+  CommandResult allowed = Cli({"upsert", "--file", file, "--allow-status-lift"}, true);
+  EXPECT_EQ(allowed.exit_code, 0) << allowed.output;
+  EXPECT_EQ(Cli({"verify", "PT-1", "--activity", "DRY_NEEDLING"}).exit_code, 0);
+}
+
+// What the public Get returns, changed and uploaded with a mask, keeps the private contact.
+TEST_F(CliTest, UpdateMaskKeepsWhatItDoesNotName) {
+  ASSERT_EQ(
+      Cli({"upsert", "--file", WriteJsonl({ValidPractitioner("PT-1")}, "a.jsonl")}, true).exit_code,
+      0);
+  v1::Practitioner renamed = ValidPractitioner("PT-1");
+  renamed.clear_private_contact();
+  renamed.set_family_name("Tremblay");
+  CommandResult masked = Cli(
+      {"upsert", "--file", WriteJsonl({renamed}, "b.jsonl"), "--update-mask", "family_name"}, true);
+  ASSERT_EQ(masked.exit_code, 0) << masked.output;
+  EXPECT_THAT(masked.output, HasSubstr("1 updated"));
+  CommandResult exported = Cli({"export", "--include-private"}, true);
+  EXPECT_THAT(exported.output, HasSubstr("\"familyName\":\"Tremblay\""));
+  EXPECT_THAT(exported.output, HasSubstr("helene.obrien@example.ca"));
+  CommandResult bad = Cli(
+      {"upsert", "--file", WriteJsonl({renamed}, "c.jsonl"), "--update-mask", "revision"}, true);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.output, HasSubstr("update_mask.paths[0]"));
+}
+
+// The server takes messages of at most 4 MiB: uploads of large records are split by size too.
+TEST_F(CliTest, LargeRecordsAreSentInMessagesTheServerAccepts) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 0; i < 200; ++i) {
+    v1::Practitioner p = ValidPractitioner(absl::StrCat("PT-", i));
+    for (int k = 0; k < 30; ++k) p.add_conditions(std::string(1000, 'a' + k % 26));
+    records.push_back(p);
+  }
+  const std::string file = WriteJsonl(records, "large.jsonl");  // About 6 MB.
+  CommandResult upserted = Cli({"upsert", "--file", file}, true);
+  EXPECT_EQ(upserted.exit_code, 0) << upserted.output;
+  EXPECT_THAT(upserted.output, HasSubstr("200 created"));
+  CommandResult imported = Cli({"import", file}, true);
+  EXPECT_EQ(imported.exit_code, 0) << imported.output;
+  EXPECT_THAT(imported.output, HasSubstr("200 unchanged"));
 }
 
 TEST_F(CliTest, BadRecordReportsFieldPathAndWritesNothing) {
@@ -570,7 +627,7 @@ TEST_F(CliTest, ImportNeverReportsSuccessWhenTheServerStopsEarly) {
   }
 }
 
-// CSV export -> import reproduces the register: a reason with a line break, edge spaces, and
+// CSV export -> import reproduces the register: a reason with quotes and commas, edge spaces, and
 // cells a spreadsheet would run as formulas (written with a leading apostrophe).
 TEST_F(CliTest, CsvExportImportReproducesSpacesLineBreaksAndFormulaCells) {
   v1::Practitioner p = ValidPractitioner("PT-1");
@@ -582,7 +639,7 @@ TEST_F(CliTest, CsvExportImportReproducesSpacesLineBreaksAndFormulaCells) {
   auto* permit_change = p.mutable_permit()->add_status_history();
   permit_change->set_status("ACTIVE");
   permit_change->set_effective_on("2015-04-01");
-  permit_change->set_reason("Registered\nafter review of file 12");
+  permit_change->set_reason("Registered, after \"review\" of file 12");
   auto* change = p.mutable_authorizations(0)->add_status_history();
   change->set_status("AUTHORIZED");
   change->set_effective_on("2019-04-02");
@@ -608,7 +665,7 @@ TEST_F(CliTest, CsvExportImportReproducesSpacesLineBreaksAndFormulaCells) {
   EXPECT_EQ(stored.preferred_name(), "  Léna  ");
   EXPECT_EQ(stored.family_name(), "=O'Brien-Smith");
   EXPECT_EQ(stored.former_names(1), " Gagnon");
-  EXPECT_EQ(stored.permit().status_history(0).reason(), "Registered\nafter review of file 12");
+  EXPECT_EQ(stored.permit().status_history(0).reason(), "Registered, after \"review\" of file 12");
   EXPECT_EQ(stored.authorizations(0).status_history(0).reason(), "@granted  ");
 }
 
