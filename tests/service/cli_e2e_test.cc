@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "physioreg/v1/registry.pb.h"
+#include "tests/support/demo.h"
 #include "tests/support/records.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
@@ -143,10 +144,11 @@ TEST_F(CliTest, KeysCreateListRevoke) {
 
 // The register deploy/run.sh loads: every record valid, and loading it twice changes nothing.
 TEST_F(CliTest, DemoRegisterLoadsAndReloadsUnchanged) {
-  CommandResult first = Cli({"upsert", "--file", PHYSIOREG_DEMO_PATH, "--request-id", "d1"}, true);
+  const std::string demo = testing::DemoRegisterForToday(dir_);
+  CommandResult first = Cli({"upsert", "--file", demo, "--request-id", "d1"}, true);
   ASSERT_EQ(first.exit_code, 0) << first.output;
   EXPECT_THAT(first.output, HasSubstr("200 records: 200 created"));
-  CommandResult second = Cli({"upsert", "--file", PHYSIOREG_DEMO_PATH}, true);
+  CommandResult second = Cli({"upsert", "--file", demo}, true);
   EXPECT_THAT(second.output, HasSubstr("200 unchanged; register revision 200"));
   CommandResult authorized = Cli({"verify", "PT-100331", "--activity", "DRY_NEEDLING"});
   EXPECT_EQ(authorized.exit_code, 0) << authorized.output;
