@@ -11,6 +11,7 @@
 #include "tests/support/records.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/today.h"
 
 namespace physioreg {
 namespace {
@@ -78,14 +79,14 @@ TEST_F(CliTest, UpsertGetVerifySuspendHistory) {
 
   CommandResult suspend =
       Cli({"set-authorization-status", "PT-1", "--activity", "DRY_NEEDLING", "--status",
-           "suspended", "--effective-on", "2025-06-01", "--reason", "audit"},
+           "suspended", "--effective-on", testing::DaysFromToday(-30), "--reason", "audit"},
           true);
   ASSERT_EQ(suspend.exit_code, 0) << suspend.output;
   CommandResult now = Cli({"verify", "PT-1", "--activity", "DRY_NEEDLING"});
   EXPECT_EQ(now.exit_code, 3) << now.output;
   EXPECT_THAT(now.output, HasSubstr("AUTHORIZATION_SUSPENDED"));
   CommandResult then =
-      Cli({"verify", "PT-1", "--activity", "DRY_NEEDLING", "--as-of", "2025-05-31"});
+      Cli({"verify", "PT-1", "--activity", "DRY_NEEDLING", "--as-of", testing::DaysFromToday(-31)});
   EXPECT_EQ(then.exit_code, 0) << then.output;
 
   CommandResult batch =
