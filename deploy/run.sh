@@ -17,6 +17,12 @@ server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server' INT TERM
 cli=("$bin/client/physioreg" --address "$grpc_address")
 "${cli[@]}" health --wait 30 >/dev/null
+# Health may have come from another server on the address; ours must still be running.
+if ! kill -0 "$server" 2>/dev/null; then
+  wait "$server" || true
+  echo "physioregd did not start (see above)." >&2
+  exit 1
+fi
 mkdir -p var
 # The demo register with its dates moved to today (what the README's examples are written for).
 if ! deploy/demo/load.sh "$bin" "$grpc_address" "$data_dir/regulator.token" \
