@@ -71,7 +71,7 @@ void SetAuthorizationTimeline(Authorization* a, Authorization::Status current,
 Authorization* DryNeedling(Practitioner& p) { return p.mutable_authorizations(0); }
 
 // ValidPractitioner() as the registry stores it: GENERAL, permit ACTIVE since 2015-04-01
-// (expires 2027-03-31), DRY_NEEDLING AUTHORIZED since 2019-04-02.
+// (expires after kToday), DRY_NEEDLING AUTHORIZED since 2019-04-02.
 Practitioner StoredPractitioner() {
   Practitioner p = ValidPractitioner(std::string(kId));
   SetPermitTimeline(p, Permit::ACTIVE, {{"ACTIVE", "2015-04-01"}});

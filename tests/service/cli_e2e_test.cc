@@ -19,9 +19,11 @@
 #include "client/csv.h"
 #include "physioreg/v1/registry.grpc.pb.h"
 #include "physioreg/v1/registry.pb.h"
+#include "tests/support/demo.h"
 #include "tests/support/records.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/today.h"
 
 namespace physioreg {
 namespace {
@@ -89,14 +91,14 @@ TEST_F(CliTest, UpsertGetVerifySuspendHistory) {
 
   CommandResult suspend =
       Cli({"set-authorization-status", "PT-1", "--activity", "DRY_NEEDLING", "--status",
-           "suspended", "--effective-on", "2025-06-01", "--reason", "audit"},
+           "suspended", "--effective-on", testing::DaysFromToday(-30), "--reason", "audit"},
           true);
   ASSERT_EQ(suspend.exit_code, 0) << suspend.output;
   CommandResult now = Cli({"verify", "PT-1", "--activity", "DRY_NEEDLING"});
   EXPECT_EQ(now.exit_code, 3) << now.output;
   EXPECT_THAT(now.output, HasSubstr("AUTHORIZATION_SUSPENDED"));
   CommandResult then =
-      Cli({"verify", "PT-1", "--activity", "DRY_NEEDLING", "--as-of", "2025-05-31"});
+      Cli({"verify", "PT-1", "--activity", "DRY_NEEDLING", "--as-of", testing::DaysFromToday(-31)});
   EXPECT_EQ(then.exit_code, 0) << then.output;
 
   CommandResult batch =
@@ -308,10 +310,11 @@ TEST_F(CliTest, KeysCreateListRevoke) {
 
 // The register deploy/run.sh loads: every record valid, and loading it twice changes nothing.
 TEST_F(CliTest, DemoRegisterLoadsAndReloadsUnchanged) {
-  CommandResult first = Cli({"upsert", "--file", PHYSIOREG_DEMO_PATH, "--request-id", "d1"}, true);
+  const std::string demo = testing::DemoRegisterForToday(dir_);
+  CommandResult first = Cli({"upsert", "--file", demo, "--request-id", "d1"}, true);
   ASSERT_EQ(first.exit_code, 0) << first.output;
   EXPECT_THAT(first.output, HasSubstr("200 records: 200 created"));
-  CommandResult second = Cli({"upsert", "--file", PHYSIOREG_DEMO_PATH}, true);
+  CommandResult second = Cli({"upsert", "--file", demo}, true);
   EXPECT_THAT(second.output, HasSubstr("200 unchanged; register revision 200"));
   CommandResult authorized = Cli({"verify", "PT-100331", "--activity", "DRY_NEEDLING"});
   EXPECT_EQ(authorized.exit_code, 0) << authorized.output;

@@ -10,6 +10,7 @@
 #include <map>
 
 #include "client/connection.h"
+#include "tests/support/demo.h"
 #include "tests/support/records.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
@@ -369,7 +370,7 @@ TEST_F(ImportExportTest, CliImportOfAnUnreadableFileStopsAndWritesNothing) {
 
 TEST_F(ImportExportTest, CliExportThenImportRoundTripsJsonlAndCsv) {
   Server source = Start("source");
-  CommandResult demo = Cli(source, "source", {"import", PHYSIOREG_DEMO_PATH});
+  CommandResult demo = Cli(source, "source", {"import", testing::DemoRegisterForToday(dir_)});
   ASSERT_EQ(demo.exit_code, 0) << demo.output;
   const Register expected = Export(source.regulator, true);
   for (const std::string format : {"jsonl", "csv"}) {

@@ -15,6 +15,7 @@
 #include "tests/support/records.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/today.h"
 
 namespace physioreg {
 namespace {
@@ -129,15 +130,17 @@ TEST_F(ServerTest, UpsertGetVerifySuspendBackDatedThenHistory) {
   suspend.set_registration_id("PT-1001");
   suspend.set_activity(v1::DRY_NEEDLING);
   suspend.set_status(v1::Authorization::SUSPENDED);
-  suspend.set_effective_on("2025-06-01");
+  // Back-dated, relative to today: the server's today is the wall clock.
+  const std::string suspended_on = testing::DaysFromToday(-30);
+  suspend.set_effective_on(suspended_on);
   suspend.set_reason("Audit of needling records");
   v1::Practitioner suspended;
   ASSERT_TRUE(regulator_.Admin()
                   ->SetAuthorizationStatus(regulator_.Context().get(), suspend, &suspended)
                   .ok());
   EXPECT_EQ(Verify("PT-1001").reason(), v1::AUTHORIZATION_SUSPENDED);
-  EXPECT_EQ(Verify("PT-1001", "2025-05-31").reason(), v1::AUTHORIZED);
-  EXPECT_EQ(Verify("PT-1001", "2025-06-01").reason(), v1::AUTHORIZATION_SUSPENDED);
+  EXPECT_EQ(Verify("PT-1001", testing::DaysFromToday(-31)).reason(), v1::AUTHORIZED);
+  EXPECT_EQ(Verify("PT-1001", suspended_on).reason(), v1::AUTHORIZATION_SUSPENDED);
 
   v1::ListPractitionerHistoryRequest history;
   history.set_registration_id("PT-1001");

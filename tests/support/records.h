@@ -2,14 +2,27 @@
 #ifndef PHYSIOREG_TESTS_SUPPORT_RECORDS_H_
 #define PHYSIOREG_TESTS_SUPPORT_RECORDS_H_
 
+#include <algorithm>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "physioreg/v1/practitioner.pb.h"
+#include "tests/support/today.h"
 
 namespace physioreg::testing {
 
-// A GENERAL, ACTIVE registrant (registered 2015-04-01, permit expires 2027-03-31) authorized
-// for DRY_NEEDLING (IMS) since 2019-04-02, with one location and private contact details.
+// 31 March of the year after next (never before 2027-03-31): a permit in force both on the fixed
+// "today" of the core tests (2026-11-25) and on the wall-clock today of a real physioregd, on any
+// date. Computed once, so two records built across a midnight stay identical.
+inline const std::string& PermitExpiryForTests() {
+  static const std::string expiry =
+      std::max(std::string("2027-03-31"), absl::StrCat(TodayInEdmonton().year() + 2, "-03-31"));
+  return expiry;
+}
+
+// A GENERAL, ACTIVE registrant (registered 2015-04-01, permit expires PermitExpiryForTests())
+// authorized for DRY_NEEDLING (IMS) since 2019-04-02, with one location and private contact
+// details.
 inline physioreg::v1::Practitioner ValidPractitioner(const std::string& id = "PT-1001") {
   physioreg::v1::Practitioner p;
   p.set_registration_id(id);
@@ -21,7 +34,7 @@ inline physioreg::v1::Practitioner ValidPractitioner(const std::string& id = "PT
   permit->set_register_(physioreg::v1::GENERAL);
   permit->set_status(physioreg::v1::Permit::ACTIVE);
   permit->set_registered_on("2015-04-01");
-  permit->set_expires_on("2027-03-31");
+  permit->set_expires_on(PermitExpiryForTests());
   auto* a = p.add_authorizations();
   a->set_activity(physioreg::v1::DRY_NEEDLING);
   a->set_status(physioreg::v1::Authorization::AUTHORIZED);

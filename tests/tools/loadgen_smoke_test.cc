@@ -7,6 +7,7 @@
 #include <fstream>
 #include <regex>
 
+#include "tests/support/demo.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 
@@ -25,9 +26,9 @@ class LoadgenSmokeTest : public ::testing::Test {
   void SetUp() override {
     server_ = std::make_unique<ServerProcess>(dir_.Sub("data"));
     ASSERT_TRUE(server_->started()) << server_->output();
-    CommandResult upsert =
-        RunCommand({PHYSIOREG_CLI_PATH, "--address", server_->address(), "--token-file",
-                    dir_.Sub("data/regulator.token"), "upsert", "--file", PHYSIOREG_DEMO_PATH});
+    CommandResult upsert = RunCommand({PHYSIOREG_CLI_PATH, "--address", server_->address(),
+                                       "--token-file", dir_.Sub("data/regulator.token"), "upsert",
+                                       "--file", testing::DemoRegisterForToday(dir_)});
     ASSERT_EQ(upsert.exit_code, 0) << upsert.output;
   }
 
