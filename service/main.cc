@@ -1,4 +1,6 @@
 // physioregd: the register's server.
+#include <sys/resource.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -8,10 +10,13 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "service/log.h"
 #include "service/server.h"
 
 ABSL_FLAG(std::string, data_dir, "./var/physioreg", "Directory of the RocksDB register");
-ABSL_FLAG(std::string, grpc_address, "127.0.0.1:50051", "host:port for gRPC (port 0: any)");
+ABSL_FLAG(std::string, grpc_address, "127.0.0.1:50051",
+          "host:port for gRPC ([v6]:port; empty host: every interface; port 0: any free port). "
+          "physioregd refuses to start when the address is in use");
 ABSL_FLAG(std::string, http_address, "127.0.0.1:8080",
           "host:port for the HTTP/JSON gateway and web page (not served yet)");
 ABSL_FLAG(std::string, timezone, "America/Edmonton", "The registry's time zone for 'today'");
@@ -19,10 +24,33 @@ ABSL_FLAG(int, block_cache_mib, 256,
           "RocksDB block cache in MiB for the change log, history and meta (registrants are "
           "read from memory-mapped files)");
 ABSL_FLAG(int, drain_seconds, 10, "On SIGTERM/SIGINT, how long in-flight calls may finish");
+ABSL_FLAG(int, max_connections, 10000,
+          "Client connections served at once; more are closed on arrival. Also bounded by the "
+          "descriptor limit (raised to the hard limit at start) less a reserve for the database");
+
+namespace {
+
+namespace service = physioreg::service;
+
+// Idle connections hold a descriptor each; the soft limit (often 1024) is raised to the hard
+// one so that the connection cap, not the descriptor limit, is what a flood meets first.
+void RaiseDescriptorLimit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  const rlim_t before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    spdlog::warn("event=rlimit_nofile_not_raised soft={} hard={}", before, limit.rlim_max);
+  }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("physioreg server: gRPC Registry and RegistryAdmin on RocksDB");
   absl::ParseCommandLine(argc, argv);
+  service::InitLogging();
+  RaiseDescriptorLimit();
 
   // Block the stop signals in every thread; this thread waits for them below.
   sigset_t stop_signals;
@@ -31,7 +59,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  physioreg::service::ServerOptions options;
+  service::ServerOptions options;
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.grpc_address = absl::GetFlag(FLAGS_grpc_address);
   options.timezone = absl::GetFlag(FLAGS_timezone);
@@ -41,21 +69,26 @@ int main(int argc, char** argv) {
                  block_cache_mib);
     return 2;
   }
+  options.max_connections = absl::GetFlag(FLAGS_max_connections);
+  if (options.max_connections < 1) {
+    std::fprintf(stderr, "physioregd: --max_connections must be at least 1 (got %d)\n",
+                 options.max_connections);
+    return 2;
+  }
   options.storage.block_cache_bytes = static_cast<size_t>(block_cache_mib) << 20;
   const absl::Time started = absl::Now();
   options.on_search_ready = [started](const absl::Status& status, int64_t registrants) {
+    const double seconds = absl::ToDoubleSeconds(absl::Now() - started);
     if (status.ok()) {
       std::printf("physioregd: search index ready (%lld registrants, %.1f s)\n",
-                  static_cast<long long>(registrants),
-                  absl::ToDoubleSeconds(absl::Now() - started));
+                  static_cast<long long>(registrants), seconds);
     } else {
       std::printf("physioregd: search index failed to load: %s\n",
                   std::string(status.message()).c_str());
     }
     std::fflush(stdout);
   };
-  absl::StatusOr<std::unique_ptr<physioreg::service::Server>> server =
-      physioreg::service::Server::Start(options);
+  absl::StatusOr<std::unique_ptr<service::Server>> server = service::Server::Start(options);
   if (!server.ok()) {
     std::fprintf(stderr, "physioregd: %s\n", std::string(server.status().message()).c_str());
     return 1;
@@ -73,7 +106,8 @@ int main(int argc, char** argv) {
 
   int signal = 0;
   sigwait(&stop_signals, &signal);
-  std::printf("physioregd: %s received, draining\n", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  const char* name = signal == SIGTERM ? "SIGTERM" : "SIGINT";
+  std::printf("physioregd: %s received, draining\n", name);
   std::fflush(stdout);
   (*server)->Shutdown(absl::Seconds(absl::GetFlag(FLAGS_drain_seconds)));
   std::printf("physioregd: stopped\n");

@@ -1,0 +1,212 @@
+// physioregd's operational safety, end to end: a real server on loopback (and the real binary
+// for start-up failures), driven through generated and generic gRPC stubs and raw sockets.
+#include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/byte_buffer.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <regex>
+#include <thread>
+
+#include "client/connection.h"
+#include "tests/support/records.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/temp_dir.h"
+
+namespace physioreg {
+namespace {
+
+using testing::CommandResult;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using testing::RunCommand;
+using testing::ServerProcess;
+using testing::TempDir;
+using testing::ValidPractitioner;
+namespace fs = std::filesystem;
+namespace v1 = physioreg::v1;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+int CountOf(const std::string& text, const std::string& needle) {
+  int count = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+    ++count;
+  }
+  return count;
+}
+
+// The lines of `text` that are not empty.
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) lines.push_back(line);
+  }
+  return lines;
+}
+
+v1::VerifyAuthorizationRequest VerifyRequest(const std::string& id) {
+  v1::VerifyAuthorizationRequest request;
+  request.set_registration_id(id);
+  request.set_activity(v1::DRY_NEEDLING);
+  return request;
+}
+
+class OpsTest : public ::testing::Test {
+ protected:
+  void SetUp() override { StartServer(); }
+
+  void StartServer(int max_open_files = 0) {
+    server_ = std::make_unique<ServerProcess>(dir_.Sub("data"), std::vector<std::string>{},
+                                              max_open_files);
+    ASSERT_TRUE(server_->started()) << server_->output();
+    Reconnect();
+  }
+
+  void Reconnect() {
+    absl::StatusOr<std::string> token = client::ReadTokenFile(dir_.Sub("data/regulator.token"));
+    ASSERT_TRUE(token.ok()) << token.status();
+    regulator_ = client::Connect(server_->address(), *token);
+    anonymous_ = client::Connect(server_->address());
+  }
+
+  grpc::Status Upsert(const std::vector<v1::Practitioner>& records) {
+    v1::UpsertPractitionersRequest request;
+    for (const auto& r : records) *request.add_practitioners() = r;
+    v1::UpsertPractitionersResponse response;
+    return regulator_.Admin()->UpsertPractitioners(regulator_.Context().get(), request, &response);
+  }
+
+  grpc::Status ListKeys(const client::Connection& connection, v1::ListApiKeysResponse* keys) {
+    return connection.Admin()->ListApiKeys(connection.Context().get(), {}, keys);
+  }
+
+  std::string RegulatorKeyId() {
+    v1::ListApiKeysResponse keys;
+    EXPECT_TRUE(ListKeys(regulator_, &keys).ok());
+    for (const auto& key : keys.keys()) {
+      if (key.role() == v1::REGULATOR && !key.revoked()) return key.key_id();
+    }
+    return "";
+  }
+
+  TempDir dir_;
+  std::unique_ptr<ServerProcess> server_;
+  client::Connection regulator_;
+  client::Connection anonymous_;
+};
+
+// --- 1. The gRPC address ---
+
+TEST_F(OpsTest, SecondServerOnTheSameAddressRefusesToStartAndTouchesNothing) {
+  ServerProcess second(dir_.Sub("other"), {"--grpc_address=" + server_->address()});
+  EXPECT_FALSE(second.started());
+  EXPECT_EQ(second.Stop(SIGKILL), 1) << second.output();
+  EXPECT_THAT(Lines(second.output()),
+              ::testing::ElementsAre(HasSubstr("physioregd: cannot listen for gRPC on " +
+                                               server_->address() + ": Address already in use")));
+  EXPECT_FALSE(fs::exists(dir_.Sub("other")));
+  // The first server still answers every call.
+  v1::VerifyAuthorizationResponse answer;
+  EXPECT_TRUE(anonymous_.Registry()
+                  ->VerifyAuthorization(anonymous_.Context().get(), VerifyRequest("PT-1"), &answer)
+                  .ok());
+}
+
+TEST(OpsStartTest, BadGrpcAddressFailsBeforeTouchingTheDataDir) {
+  // Unparseable, a port out of range, an unknown host, and an address of no local interface.
+  for (const std::string address : {"bad", "127.0.0.1:99999", "127.0.0.1:http",
+                                    "no-such-host.invalid:50051", "192.0.2.1:50051"}) {
+    TempDir dir;
+    ServerProcess server(dir.Sub("data"), {"--grpc_address=" + address});
+    EXPECT_FALSE(server.started()) << address;
+    EXPECT_EQ(server.Stop(SIGKILL), 1) << address << ": " << server.output();
+    EXPECT_THAT(server.output(), HasSubstr(address)) << address;
+    EXPECT_EQ(Lines(server.output()).size(), 1u) << server.output();
+    EXPECT_FALSE(fs::exists(dir.Sub("data"))) << address;
+  }
+}
+
+// --- 3. Descriptor exhaustion ---
+
+// Connects to 127.0.0.1:`port` without sending anything; -1 when the connect fails.
+int IdleConnection(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+TEST_F(OpsTest, ServiceResumesAfterAFloodOfIdleConnectionsPastTheDescriptorLimit) {
+  ASSERT_EQ(server_->Stop(SIGTERM), 0);
+  StartServer(/*max_open_files=*/256);
+  ASSERT_TRUE(Upsert({ValidPractitioner("PT-1")}).ok());
+  rlimit own{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &own), 0);
+  if (own.rlim_cur < 1024 && own.rlim_max >= 1024) {
+    own.rlim_cur = 1024;
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &own), 0);
+  }
+  const int port = std::stoi(server_->address().substr(server_->address().rfind(':') + 1));
+  std::vector<int> flood;
+  for (int i = 0; i < 400; ++i) {
+    const int fd = IdleConnection(port);
+    if (fd >= 0) flood.push_back(fd);
+  }
+  EXPECT_GT(flood.size(), 256u);
+  // The server has met the flood once it refuses connections (it closes them on arrival).
+  EXPECT_TRUE(server_->WaitForOutput("event=connection_refused")) << server_->output();
+  for (int fd : flood) ::close(fd);
+
+  auto verify_on_a_fresh_connection = [this] {
+    // A channel of its own makes a new connection (channels otherwise share one).
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    client::Connection fresh{
+        grpc::CreateCustomChannel(server_->address(), grpc::InsecureChannelCredentials(), args),
+        ""};
+    v1::VerifyAuthorizationResponse answer;
+    return fresh.Registry()
+               ->VerifyAuthorization(fresh.Context(5).get(), VerifyRequest("PT-1"), &answer)
+               .ok() &&
+           answer.authorized();
+  };
+  bool served = false;
+  for (int attempt = 0; attempt < 100 && !served; ++attempt) {
+    served = verify_on_a_fresh_connection();
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_TRUE(served) << server_->output();
+  // Every new connection is served, not just one.
+  int served_in_a_row = 0;
+  while (served_in_a_row < 20 && verify_on_a_fresh_connection()) ++served_in_a_row;
+  EXPECT_EQ(served_in_a_row, 20) << server_->output();
+  // And the register is still writable (RocksDB kept its descriptors).
+  EXPECT_TRUE(Upsert({ValidPractitioner("PT-2")}).ok());
+}
+
+}  // namespace
+}  // namespace physioreg
