@@ -8,6 +8,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "service/log.h"
@@ -32,6 +34,22 @@ namespace {
 
 namespace service = physioreg::service;
 
+// The flags are defined in this file; absl's --help lists only flags of files named like the
+// program, which "main.cc" is not.
+void ConfigureUsage() {
+  absl::FlagsUsageConfig config;
+  config.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "service/main.cc");
+  };
+  config.contains_helpshort_flags = config.contains_help_flags;
+  config.version_string = [] { return std::string("physioregd 0.1.0\n"); };
+  absl::SetFlagsUsageConfig(config);
+  absl::SetProgramUsageMessage(
+      "physioreg server: gRPC Registry and RegistryAdmin on RocksDB.\n"
+      "usage: physioregd [--data_dir=DIR] [--grpc_address=HOST:PORT] [flags]\n"
+      "       physioregd --data_dir=DIR --reset_regulator_token   (server stopped)");
+}
+
 // Idle connections hold a descriptor each; the soft limit (often 1024) is raised to the hard
 // one so that the connection cap, not the descriptor limit, is what a flood meets first.
 void RaiseDescriptorLimit() {
@@ -47,8 +65,12 @@ void RaiseDescriptorLimit() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("physioreg server: gRPC Registry and RegistryAdmin on RocksDB");
-  absl::ParseCommandLine(argc, argv);
+  ConfigureUsage();
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() > 1) {
+    std::fprintf(stderr, "physioregd: unexpected argument '%s' (see --help)\n", positional[1]);
+    return 2;
+  }
   service::InitLogging();
   RaiseDescriptorLimit();
 

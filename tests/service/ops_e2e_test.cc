@@ -143,6 +143,28 @@ TEST(OpsStartTest, BadGrpcAddressFailsBeforeTouchingTheDataDir) {
   }
 }
 
+// --- 2. Flags ---
+
+TEST(OpsStartTest, HelpPrintsTheFlags) {
+  CommandResult help = RunCommand({PHYSIOREGD_PATH, "--help"});
+  for (const std::string flag : {"--data_dir", "--grpc_address", "--timezone", "--drain_seconds",
+                                 "--max_connections", "--reset_regulator_token"}) {
+    EXPECT_THAT(help.output, HasSubstr(flag)) << help.output;
+  }
+}
+
+TEST(OpsStartTest, UnknownFlagsAndArgumentsAreErrorsThatTouchNothing) {
+  TempDir dir;
+  CommandResult unknown =
+      RunCommand({PHYSIOREGD_PATH, "--data_dir=" + dir.Sub("data"), "--grpc_adress=x:1"});
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_THAT(unknown.output, HasSubstr("grpc_adress"));
+  CommandResult extra = RunCommand({PHYSIOREGD_PATH, "--data_dir=" + dir.Sub("data"), "serve"});
+  EXPECT_EQ(extra.exit_code, 2);
+  EXPECT_THAT(extra.output, HasSubstr("unexpected argument 'serve'"));
+  EXPECT_FALSE(fs::exists(dir.Sub("data")));
+}
+
 // --- 3. Descriptor exhaustion ---
 
 // Connects to 127.0.0.1:`port` without sending anything; -1 when the connect fails.
