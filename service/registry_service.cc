@@ -9,10 +9,24 @@ namespace physioreg::service {
 
 namespace v1 = physioreg::v1;
 
+namespace {
+
+class RejectedWatchReactor final : public grpc::ServerWriteReactor<v1::ChangeEvent> {
+ public:
+  explicit RejectedWatchReactor(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
 grpc::ServerUnaryReactor* RegistryService::GetPractitioner(
     grpc::CallbackServerContext* context, const v1::GetPractitionerRequest* request,
     v1::Practitioner* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status auth = CheckPresentCredentials(*context, *keys_); !auth.ok()) {
+    reactor->Finish(ToGrpcStatus(auth));
+    return reactor;
+  }
   absl::Status found = registry_->GetPractitioner(*request, response);
   if (found.ok()) core::MakePublic(response);
   reactor->Finish(ToGrpcStatus(found));
@@ -23,6 +37,10 @@ grpc::ServerUnaryReactor* RegistryService::SearchPractitioners(
     grpc::CallbackServerContext* context, const v1::SearchPractitionersRequest* request,
     v1::SearchPractitionersResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status auth = CheckPresentCredentials(*context, *keys_); !auth.ok()) {
+    reactor->Finish(ToGrpcStatus(auth));
+    return reactor;
+  }
   // The searcher returns public views only (no private_contact).
   Finish(reactor, searcher_->Search(*request, registry_->Today()), response);
   return reactor;
@@ -32,6 +50,10 @@ grpc::ServerUnaryReactor* RegistryService::VerifyAuthorization(
     grpc::CallbackServerContext* context, const v1::VerifyAuthorizationRequest* request,
     v1::VerifyAuthorizationResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status auth = CheckPresentCredentials(*context, *keys_); !auth.ok()) {
+    reactor->Finish(ToGrpcStatus(auth));
+    return reactor;
+  }
   reactor->Finish(ToGrpcStatus(registry_->Verify(*request, response)));
   return reactor;
 }
@@ -40,6 +62,10 @@ grpc::ServerUnaryReactor* RegistryService::BatchVerifyAuthorizations(
     grpc::CallbackServerContext* context, const v1::BatchVerifyAuthorizationsRequest* request,
     v1::BatchVerifyAuthorizationsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status auth = CheckPresentCredentials(*context, *keys_); !auth.ok()) {
+    reactor->Finish(ToGrpcStatus(auth));
+    return reactor;
+  }
   Finish(reactor, registry_->BatchVerify(*request), response);
   return reactor;
 }
@@ -56,6 +82,23 @@ grpc::ServerUnaryReactor* RegistryService::ListPractitionerHistory(
   }
   const bool regulator = caller->has_value() && (*caller)->role == v1::REGULATOR;
   Finish(reactor, registry_->ListHistory(*request, regulator), response);
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::ChangeEvent>* RegistryService::WatchChanges(
+    grpc::CallbackServerContext* context, const v1::WatchChangesRequest* /*request*/) {
+  absl::Status auth = CheckPresentCredentials(*context, *keys_);
+  if (auth.ok()) auth = absl::UnimplementedError("WatchChanges is not built yet");
+  return new RejectedWatchReactor(ToGrpcStatus(auth));
+}
+
+grpc::ServerUnaryReactor* RegistryService::GetVerificationKeys(
+    grpc::CallbackServerContext* context, const v1::GetVerificationKeysRequest* /*request*/,
+    v1::GetVerificationKeysResponse* /*response*/) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status auth = CheckPresentCredentials(*context, *keys_);
+  if (auth.ok()) auth = absl::UnimplementedError("GetVerificationKeys is not built yet");
+  reactor->Finish(ToGrpcStatus(auth));
   return reactor;
 }
 

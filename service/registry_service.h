@@ -1,7 +1,7 @@
 // Thin gRPC handlers of the public Registry service. Reads are short RocksDB point lookups,
 // answered inline with DefaultReactor(); so is SearchPractitioners, an in-memory index lookup
-// plus one page of point reads. RPCs not built yet are left to the generated base class,
-// which answers UNIMPLEMENTED: WatchChanges, GetVerificationKeys.
+// plus one page of point reads. Every call refuses credentials that are present but invalid
+// (auth.h); RPCs not built yet (WatchChanges, GetVerificationKeys) then answer UNIMPLEMENTED.
 #ifndef PHYSIOREG_SERVICE_REGISTRY_SERVICE_H_
 #define PHYSIOREG_SERVICE_REGISTRY_SERVICE_H_
 
@@ -42,6 +42,13 @@ class RegistryService final : public physioreg::v1::Registry::CallbackService {
       grpc::CallbackServerContext* context,
       const physioreg::v1::ListPractitionerHistoryRequest* request,
       physioreg::v1::ListPractitionerHistoryResponse* response) override;
+  grpc::ServerWriteReactor<physioreg::v1::ChangeEvent>* WatchChanges(
+      grpc::CallbackServerContext* context,
+      const physioreg::v1::WatchChangesRequest* request) override;
+  grpc::ServerUnaryReactor* GetVerificationKeys(
+      grpc::CallbackServerContext* context,
+      const physioreg::v1::GetVerificationKeysRequest* request,
+      physioreg::v1::GetVerificationKeysResponse* response) override;
 
  private:
   const core::Registry* registry_;

@@ -165,6 +165,84 @@ TEST(OpsStartTest, UnknownFlagsAndArgumentsAreErrorsThatTouchNothing) {
   EXPECT_FALSE(fs::exists(dir.Sub("data")));
 }
 
+// --- 4. Credentials that are present must be valid ---
+
+TEST_F(OpsTest, PresentCredentialsMustBeValidOnEveryRegistryCall) {
+  ASSERT_TRUE(Upsert({ValidPractitioner("PT-1")}).ok());
+  v1::CreateApiKeyRequest create;
+  create.set_role(v1::CLINIC);
+  v1::CreateApiKeyResponse clinic;
+  ASSERT_TRUE(regulator_.Admin()->CreateApiKey(regulator_.Context().get(), create, &clinic).ok());
+  v1::RevokeApiKeyRequest revoke;
+  revoke.set_key_id(clinic.key_id());
+  v1::RevokeApiKeyResponse revoked;
+  ASSERT_TRUE(regulator_.Admin()->RevokeApiKey(regulator_.Context().get(), revoke, &revoked).ok());
+
+  // Each call with `authorization` set to `value` ("" = no header); returns the status code.
+  auto stub = anonymous_.Registry();
+  auto calls = [&](const std::string& value) {
+    auto context = [&value] {
+      auto c = std::make_unique<grpc::ClientContext>();
+      c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      if (!value.empty()) c->AddMetadata("authorization", value);
+      return c;
+    };
+    std::map<std::string, grpc::StatusCode> codes;
+    v1::GetPractitionerRequest get;
+    get.set_registration_id("PT-1");
+    v1::Practitioner practitioner;
+    codes["Get"] = stub->GetPractitioner(context().get(), get, &practitioner).error_code();
+    v1::VerifyAuthorizationResponse verified;
+    codes["Verify"] =
+        stub->VerifyAuthorization(context().get(), VerifyRequest("PT-1"), &verified).error_code();
+    v1::BatchVerifyAuthorizationsRequest batch;
+    *batch.add_requests() = VerifyRequest("PT-1");
+    v1::BatchVerifyAuthorizationsResponse batched;
+    codes["BatchVerify"] =
+        stub->BatchVerifyAuthorizations(context().get(), batch, &batched).error_code();
+    v1::SearchPractitionersRequest search;
+    search.set_name("helene");
+    v1::SearchPractitionersResponse found;
+    codes["Search"] = stub->SearchPractitioners(context().get(), search, &found).error_code();
+    v1::ListPractitionerHistoryRequest history;
+    history.set_registration_id("PT-1");
+    v1::ListPractitionerHistoryResponse events;
+    codes["History"] =
+        stub->ListPractitionerHistory(context().get(), history, &events).error_code();
+    v1::GetVerificationKeysResponse verification_keys;
+    codes["VerificationKeys"] =
+        stub->GetVerificationKeys(context().get(), {}, &verification_keys).error_code();
+    auto watch_context = context();
+    auto watch = stub->WatchChanges(watch_context.get(), {});
+    v1::ChangeEvent event;
+    while (watch->Read(&event)) {
+    }
+    codes["Watch"] = watch->Finish().error_code();
+    return codes;
+  };
+
+  const std::map<std::string, grpc::StatusCode> anonymous = calls("");
+  for (const auto& [rpc, code] : anonymous) {
+    if (rpc == "VerificationKeys" || rpc == "Watch") {
+      EXPECT_EQ(code, grpc::StatusCode::UNIMPLEMENTED) << rpc;
+    } else {
+      EXPECT_EQ(code, grpc::StatusCode::OK) << rpc;
+    }
+  }
+  EXPECT_EQ(anonymous.size(), 7u);
+  for (const std::string& bad :
+       {std::string("Basic abc"), std::string("Bearer"), std::string("Bearer prk_00_forged"),
+        "Bearer " + clinic.secret()}) {
+    for (const auto& [rpc, code] : calls(bad)) {
+      EXPECT_EQ(code, grpc::StatusCode::UNAUTHENTICATED) << rpc << " with '" << bad << "'";
+    }
+  }
+  // The regulator's valid credentials still pass everywhere they did.
+  for (const auto& [rpc, code] : calls("Bearer " + regulator_.token)) {
+    EXPECT_EQ(code, anonymous.at(rpc)) << rpc;
+  }
+}
+
 // --- 3. Descriptor exhaustion ---
 
 // Connects to 127.0.0.1:`port` without sending anything; -1 when the connect fails.
