@@ -1,5 +1,6 @@
 // physioregd: the register's server.
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <csignal>
 #include <cstdio>
@@ -15,7 +16,8 @@
 #include "service/log.h"
 #include "service/server.h"
 
-ABSL_FLAG(std::string, data_dir, "./var/physioreg", "Directory of the RocksDB register");
+ABSL_FLAG(std::string, data_dir, "./var/physioreg",
+          "Directory of the RocksDB register (created 0700; files in it are 0600)");
 ABSL_FLAG(std::string, grpc_address, "127.0.0.1:50051",
           "host:port for gRPC ([v6]:port; empty host: every interface; port 0: any free port). "
           "physioregd refuses to start when the address is in use");
@@ -65,6 +67,8 @@ void RaiseDescriptorLimit() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Everything physioregd creates (data directory, RocksDB files, token) is the owner's only.
+  ::umask(077);
   ConfigureUsage();
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() > 1) {

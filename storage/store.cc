@@ -112,6 +112,17 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path,
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create data directory ", path, ": ", ec.message()));
   }
+  // Private contact details are in here: the owner only, also for a directory made earlier
+  // with a wider mode.
+  namespace fs = std::filesystem;
+  const fs::perms perms = fs::status(path, ec).permissions();
+  if (!ec && (perms & (fs::perms::group_all | fs::perms::others_all)) != fs::perms::none) {
+    fs::permissions(path, fs::perms::owner_all, fs::perm_options::replace, ec);
+  }
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot make data directory ", path, " private (0700): ", ec.message()));
+  }
   auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;

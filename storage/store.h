@@ -116,7 +116,8 @@ struct StoreOptions {
 class Store {
  public:
   // Opens (creating if missing) the database in `path`. Fails with a clear message when the
-  // directory is unusable or another process holds it.
+  // directory is unusable or another process holds it. The directory is made 0700 (files
+  // created under it follow the process umask; physioregd's is 077).
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Store>> Open(
       const std::string& path, const StoreOptions& options = {});
   ~Store();

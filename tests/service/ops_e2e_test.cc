@@ -243,6 +243,41 @@ TEST_F(OpsTest, PresentCredentialsMustBeValidOnEveryRegistryCall) {
   }
 }
 
+// --- 6. Data at rest ---
+
+TEST(OpsStartTest, DataDirectoryAndEveryFileInItAreTheOwnersOnly) {
+  TempDir dir;
+  // A directory made earlier with a wide mode is narrowed too.
+  fs::create_directory(dir.Sub("data"));
+  fs::permissions(dir.Sub("data"), fs::perms(0755));
+  {
+    ServerProcess server(dir.Sub("data"));
+    ASSERT_TRUE(server.started()) << server.output();
+    auto token = client::ReadTokenFile(dir.Sub("data/regulator.token"));
+    ASSERT_TRUE(token.ok());
+    client::Connection regulator = client::Connect(server.address(), *token);
+    v1::UpsertPractitionersRequest request;
+    *request.add_practitioners() = ValidPractitioner("PT-1");
+    v1::UpsertPractitionersResponse response;
+    ASSERT_TRUE(
+        regulator.Admin()->UpsertPractitioners(regulator.Context().get(), request, &response).ok());
+    ASSERT_EQ(server.Stop(SIGTERM), 0);  // Flushes the memtables into table files.
+  }
+  EXPECT_EQ(static_cast<int>(fs::status(dir.Sub("data")).permissions()), 0700);
+  int files = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(dir.Sub("data"))) {
+    const int mode = static_cast<int>(entry.status().permissions());
+    if (entry.is_directory()) {
+      EXPECT_EQ(mode, 0700) << entry.path();
+    } else {
+      ++files;
+      EXPECT_EQ(mode, 0600) << entry.path();
+    }
+  }
+  EXPECT_GT(files, 5);
+  EXPECT_TRUE(fs::exists(dir.Sub("data/regulator.token")));
+}
+
 // --- 3. Descriptor exhaustion ---
 
 // Connects to 127.0.0.1:`port` without sending anything; -1 when the connect fails.
