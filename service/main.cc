@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -13,8 +14,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "service/core/api_keys.h"
 #include "service/log.h"
 #include "service/server.h"
+#include "storage/store.h"
 
 ABSL_FLAG(std::string, data_dir, "./var/physioreg",
           "Directory of the RocksDB register (created 0700; files in it are 0600)");
@@ -31,6 +34,9 @@ ABSL_FLAG(int, drain_seconds, 10, "On SIGTERM/SIGINT, how long in-flight calls m
 ABSL_FLAG(int, max_connections, 10000,
           "Client connections served at once; more are closed on arrival. Also bounded by the "
           "descriptor limit (raised to the hard limit at start) less a reserve for the database");
+ABSL_FLAG(bool, reset_regulator_token, false,
+          "Offline recovery: with the server stopped, create a new REGULATOR key, write its "
+          "secret to <data_dir>/regulator.token (0600, replacing the file) and exit");
 
 namespace {
 
@@ -62,6 +68,35 @@ void RaiseDescriptorLimit() {
   if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
     spdlog::warn("event=rlimit_nofile_not_raised soft={} hard={}", before, limit.rlim_max);
   }
+}
+
+// --reset_regulator_token: the register's lock (held by a running server) makes this fail.
+int ResetRegulatorToken(const std::string& data_dir, const physioreg::storage::StoreOptions& opts) {
+  if (!std::filesystem::exists(data_dir + "/db/CURRENT")) {
+    std::fprintf(stderr, "physioregd: no register in %s (nothing to reset)\n", data_dir.c_str());
+    return 1;
+  }
+  absl::StatusOr<std::unique_ptr<physioreg::storage::Store>> store =
+      physioreg::storage::Store::Open(data_dir, opts);
+  if (!store.ok()) {
+    std::fprintf(stderr, "physioregd: %s\n", std::string(store.status().message()).c_str());
+    return 1;
+  }
+  absl::StatusOr<std::unique_ptr<physioreg::core::ApiKeys>> keys =
+      physioreg::core::ApiKeys::Load(store->get());
+  if (!keys.ok()) {
+    std::fprintf(stderr, "physioregd: %s\n", std::string(keys.status().message()).c_str());
+    return 1;
+  }
+  const std::string token_path = data_dir + "/regulator.token";
+  absl::StatusOr<std::string> key_id = (*keys)->ResetRegulatorToken(token_path);
+  if (!key_id.ok()) {
+    std::fprintf(stderr, "physioregd: %s\n", std::string(key_id.status().message()).c_str());
+    return 1;
+  }
+  std::printf("physioregd: new REGULATOR key %s; its secret is written to %s\n", key_id->c_str(),
+              token_path.c_str());
+  return 0;
 }
 
 }  // namespace
@@ -102,6 +137,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.storage.block_cache_bytes = static_cast<size_t>(block_cache_mib) << 20;
+  if (absl::GetFlag(FLAGS_reset_regulator_token)) {
+    return ResetRegulatorToken(options.data_dir, options.storage);
+  }
   const absl::Time started = absl::Now();
   options.on_search_ready = [started](const absl::Status& status, int64_t registrants) {
     const double seconds = absl::ToDoubleSeconds(absl::Now() - started);

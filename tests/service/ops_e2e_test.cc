@@ -278,6 +278,74 @@ TEST(OpsStartTest, DataDirectoryAndEveryFileInItAreTheOwnersOnly) {
   EXPECT_TRUE(fs::exists(dir.Sub("data/regulator.token")));
 }
 
+// --- 7. The regulator's keys ---
+
+TEST_F(OpsTest, LastActiveRegulatorKeyCannotBeRevoked) {
+  const std::string first = RegulatorKeyId();
+  ASSERT_FALSE(first.empty());
+  v1::RevokeApiKeyRequest revoke;
+  revoke.set_key_id(first);
+  v1::RevokeApiKeyResponse response;
+  grpc::Status refused =
+      regulator_.Admin()->RevokeApiKey(regulator_.Context().get(), revoke, &response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(refused.error_message(), HasSubstr("last active REGULATOR key"));
+  v1::ListApiKeysResponse keys;
+  ASSERT_TRUE(ListKeys(regulator_, &keys).ok()) << "the key still works";
+  ASSERT_EQ(keys.keys_size(), 1);
+  EXPECT_FALSE(keys.keys(0).revoked());
+
+  // With a second REGULATOR key the first may go; then the second is the last.
+  v1::CreateApiKeyRequest create;
+  create.set_role(v1::REGULATOR);
+  v1::CreateApiKeyResponse second;
+  ASSERT_TRUE(regulator_.Admin()->CreateApiKey(regulator_.Context().get(), create, &second).ok());
+  ASSERT_TRUE(regulator_.Admin()->RevokeApiKey(regulator_.Context().get(), revoke, &response).ok());
+  client::Connection successor = client::Connect(server_->address(), second.secret());
+  revoke.set_key_id(second.key_id());
+  EXPECT_EQ(
+      successor.Admin()->RevokeApiKey(successor.Context().get(), revoke, &response).error_code(),
+      grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(ListKeys(successor, &keys).ok());
+}
+
+TEST_F(OpsTest, ResetRegulatorTokenRecoversALostTokenOffline) {
+  const std::string token_path = dir_.Sub("data/regulator.token");
+  const std::string old_token = ReadFile(token_path);
+  const std::vector<std::string> reset = {PHYSIOREGD_PATH, "--data_dir=" + dir_.Sub("data"),
+                                          "--reset_regulator_token"};
+  // Refused while the server runs (it holds the register's lock); the token is untouched.
+  CommandResult busy = RunCommand(reset);
+  EXPECT_EQ(busy.exit_code, 1) << busy.output;
+  EXPECT_THAT(busy.output, HasSubstr("in use by another physioregd"));
+  EXPECT_EQ(ReadFile(token_path), old_token);
+
+  ASSERT_EQ(server_->Stop(SIGTERM), 0);
+  fs::remove(token_path);  // Lost.
+  CommandResult done = RunCommand(reset);
+  ASSERT_EQ(done.exit_code, 0) << done.output;
+  EXPECT_THAT(done.output, HasSubstr(token_path));
+  const std::string new_token = ReadFile(token_path);
+  ASSERT_THAT(new_token, HasSubstr("prk_"));
+  EXPECT_NE(new_token, old_token);
+  EXPECT_THAT(done.output, Not(HasSubstr(new_token.substr(0, new_token.size() - 1))));
+  EXPECT_EQ(static_cast<int>(fs::status(token_path).permissions()), 0600);
+  EXPECT_FALSE(fs::exists(token_path + ".tmp"));
+
+  StartServer();
+  v1::ListApiKeysResponse keys;
+  ASSERT_TRUE(ListKeys(regulator_, &keys).ok());
+  EXPECT_EQ(keys.keys_size(), 2);
+
+  // A directory without a register is not made into one.
+  TempDir empty;
+  CommandResult nothing =
+      RunCommand({PHYSIOREGD_PATH, "--data_dir=" + empty.Sub("data"), "--reset_regulator_token"});
+  EXPECT_EQ(nothing.exit_code, 1);
+  EXPECT_THAT(nothing.output, HasSubstr("no register in"));
+  EXPECT_FALSE(fs::exists(empty.Sub("data")));
+}
+
 // --- 3. Descriptor exhaustion ---
 
 // Connects to 127.0.0.1:`port` without sending anything; -1 when the connect fails.
