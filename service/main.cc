@@ -94,6 +94,8 @@ int ResetRegulatorToken(const std::string& data_dir, const physioreg::storage::S
     std::fprintf(stderr, "physioregd: %s\n", std::string(key_id.status().message()).c_str());
     return 1;
   }
+  spdlog::info("event=regulator_token_reset key_id={} path={}", *key_id,
+               service::LogValue(token_path));
   std::printf("physioregd: new REGULATOR key %s; its secret is written to %s\n", key_id->c_str(),
               token_path.c_str());
   return 0;
@@ -144,9 +146,11 @@ int main(int argc, char** argv) {
   options.on_search_ready = [started](const absl::Status& status, int64_t registrants) {
     const double seconds = absl::ToDoubleSeconds(absl::Now() - started);
     if (status.ok()) {
+      spdlog::info("event=search_index_ready registrants={} seconds={:.1f}", registrants, seconds);
       std::printf("physioregd: search index ready (%lld registrants, %.1f s)\n",
                   static_cast<long long>(registrants), seconds);
     } else {
+      spdlog::error("event=search_index_failed error={}", service::LogValue(status.ToString()));
       std::printf("physioregd: search index failed to load: %s\n",
                   std::string(status.message()).c_str());
     }
@@ -158,9 +162,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string host = options.grpc_address.substr(0, options.grpc_address.rfind(':'));
+  spdlog::info("event=serving host={} port={} data_dir={}", service::LogValue(host),
+               (*server)->grpc_port(), service::LogValue(options.data_dir));
   std::printf("physioregd: serving gRPC on %s:%d (data in %s)\n", host.c_str(),
               (*server)->grpc_port(), options.data_dir.c_str());
   if ((*server)->wrote_token()) {
+    spdlog::info("event=regulator_token_written path={}",
+                 service::LogValue((*server)->token_path()));
     std::printf("physioregd: first start; regulator token written to %s\n",
                 (*server)->token_path().c_str());
   }
@@ -171,9 +179,11 @@ int main(int argc, char** argv) {
   int signal = 0;
   sigwait(&stop_signals, &signal);
   const char* name = signal == SIGTERM ? "SIGTERM" : "SIGINT";
+  spdlog::info("event=draining signal={}", name);
   std::printf("physioregd: %s received, draining\n", name);
   std::fflush(stdout);
   (*server)->Shutdown(absl::Seconds(absl::GetFlag(FLAGS_drain_seconds)));
+  spdlog::info("event=stopped");
   std::printf("physioregd: stopped\n");
   return 0;
 }

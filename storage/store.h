@@ -107,6 +107,10 @@ class ReadView {
   int64_t revision_ = 0;
 };
 
+// The payload every error from RocksDB carries: its message names files and is for the
+// server's log, never for clients (service/grpc_status.cc).
+inline constexpr absl::string_view kStorageErrorPayload = "type.physioreg.dev/storage-error";
+
 struct StoreOptions {
   // RocksDB's block cache for the change log, history index and meta families. Registrants
   // bypass it: they are read from the memory-mapped files, cached by the OS.

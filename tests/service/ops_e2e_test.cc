@@ -346,6 +346,43 @@ TEST_F(OpsTest, ResetRegulatorTokenRecoversALostTokenOffline) {
   EXPECT_FALSE(fs::exists(empty.Sub("data")));
 }
 
+// --- 8. Internal errors do not leak ---
+
+TEST_F(OpsTest, StorageErrorsReachClientsAsAGenericMessageAndTheLogInFull) {
+  v1::Practitioner record = ValidPractitioner("PT-1");
+  record.set_family_name("Zyxwvutsrqponmlk");
+  ASSERT_TRUE(Upsert({record}).ok());
+  ASSERT_EQ(server_->Stop(SIGTERM), 0);
+  // Damage every table file holding the record (registrants are stored uncompressed), so the
+  // block checksum fails on read.
+  int damaged = 0;
+  for (const auto& entry : fs::directory_iterator(dir_.Sub("data/db"))) {
+    if (entry.path().extension() != ".sst") continue;
+    std::string bytes = ReadFile(entry.path());
+    const size_t at = bytes.find("Zyxwvutsrqponmlk");
+    if (at == std::string::npos) continue;
+    bytes[at] = 'Q';
+    std::ofstream(entry.path(), std::ios::binary | std::ios::trunc) << bytes;
+    ++damaged;
+  }
+  ASSERT_GT(damaged, 0);
+  StartServer();
+  v1::GetPractitionerRequest get;
+  get.set_registration_id("PT-1");
+  v1::Practitioner found;
+  grpc::Status status =
+      anonymous_.Registry()->GetPractitioner(anonymous_.Context().get(), get, &found);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS);
+  EXPECT_EQ(status.error_message(), "internal error; see the server log");
+  ASSERT_TRUE(server_->WaitForOutput("event=internal_error"));
+  EXPECT_TRUE(server_->WaitForOutput(dir_.Sub("data/db")));
+  // Deliberate answers keep their messages.
+  get.set_registration_id("PT-404");
+  status = anonymous_.Registry()->GetPractitioner(anonymous_.Context().get(), get, &found);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr("PT-404"));
+}
+
 // --- 3. Descriptor exhaustion ---
 
 // Connects to 127.0.0.1:`port` without sending anything; -1 when the connect fails.
