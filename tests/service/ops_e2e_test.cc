@@ -448,5 +448,47 @@ TEST_F(OpsTest, ServiceResumesAfterAFloodOfIdleConnectionsPastTheDescriptorLimit
   EXPECT_TRUE(Upsert({ValidPractitioner("PT-2")}).ok());
 }
 
+// --- 5. Request messages that do not parse ---
+
+TEST_F(OpsTest, MalformedRequestMessagesAreInvalidArgumentAndLoggedSparingly) {
+  grpc::GenericStub generic(anonymous_.channel);
+  // Field 1 (registration_id, a string) holding bytes that are not UTF-8, then a truncated tag.
+  const std::vector<std::string> bodies = {std::string("\x0a\x02\xff\xfe", 4),
+                                           std::string("\x0a\x05PT", 4)};
+  constexpr int kCalls = 200;
+  for (int i = 0; i < kCalls; ++i) {
+    const std::string& body = bodies[i % bodies.size()];
+    grpc::Slice slice(body);
+    grpc::ByteBuffer request(&slice, 1);
+    grpc::ByteBuffer response;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    std::promise<grpc::Status> done;
+    generic.UnaryCall(&context,
+                      i % 2 == 0 ? "/physioreg.v1.Registry/GetPractitioner"
+                                 : "/physioreg.v1.Registry/VerifyAuthorization",
+                      grpc::StubOptions(), &request, &response,
+                      [&done](grpc::Status s) { done.set_value(s); });
+    grpc::Status status = done.get_future().get();
+    ASSERT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << i << ": " << status.error_message();
+    EXPECT_THAT(status.error_message(), HasSubstr("does not parse"));
+  }
+  // An unknown method stays UNIMPLEMENTED.
+  grpc::Slice empty("");
+  grpc::ByteBuffer request(&empty, 1);
+  grpc::ByteBuffer response;
+  grpc::ClientContext context;
+  std::promise<grpc::Status> done;
+  generic.UnaryCall(&context, "/physioreg.v1.Registry/NoSuchCall", grpc::StubOptions(), &request,
+                    &response, [&done](grpc::Status s) { done.set_value(s); });
+  EXPECT_EQ(done.get_future().get().error_code(), grpc::StatusCode::UNIMPLEMENTED);
+
+  // The server's log did not get a line per bad request.
+  ASSERT_EQ(server_->Stop(SIGTERM), 0);
+  EXPECT_GE(CountOf(server_->output(), "event=malformed_request"), 1);
+  EXPECT_LT(CountOf(server_->output(), "\n"), kCalls / 2) << server_->output();
+}
+
 }  // namespace
 }  // namespace physioreg
