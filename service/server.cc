@@ -87,7 +87,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(kMaxImportMessageBytes);
-  // No listening port of gRPC's own: connections come from the Listener (listener.h).
+  // No listening port of gRPC's own: connections come from the Listener (listener.h). Should
+  // one be added, it must not share its port either.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(server->registry_service_.get());
   builder.RegisterService(server->admin_service_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counters;
