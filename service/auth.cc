@@ -22,6 +22,11 @@ absl::StatusOr<std::optional<core::Caller>> IdentifyCaller(
   return caller;
 }
 
+absl::Status CheckPresentCredentials(const grpc::CallbackServerContext& context,
+                                     const core::ApiKeys& keys) {
+  return IdentifyCaller(context, keys).status();
+}
+
 absl::StatusOr<core::Caller> RequireRole(const grpc::CallbackServerContext& context,
                                          const core::ApiKeys& keys, physioreg::v1::Role role) {
   absl::StatusOr<std::optional<core::Caller>> caller = IdentifyCaller(context, keys);

@@ -16,6 +16,11 @@ namespace physioreg::service {
 [[nodiscard]] absl::StatusOr<std::optional<core::Caller>> IdentifyCaller(
     const grpc::CallbackServerContext& context, const core::ApiKeys& keys);
 
+// OK without credentials (public calls); UNAUTHENTICATED when credentials are present but
+// malformed, unknown or revoked. One metadata lookup when none are sent.
+[[nodiscard]] absl::Status CheckPresentCredentials(const grpc::CallbackServerContext& context,
+                                                   const core::ApiKeys& keys);
+
 // A caller holding `role` (REGULATOR passes every check): UNAUTHENTICATED without valid
 // credentials, PERMISSION_DENIED with another role.
 [[nodiscard]] absl::StatusOr<core::Caller> RequireRole(const grpc::CallbackServerContext& context,

@@ -22,7 +22,8 @@ class InFlightCalls {
   bool WaitIdle(absl::Time deadline);
 
   // An interceptor factory whose per-call interceptor counts the call from its creation to its
-  // destruction (when gRPC is done with the call).
+  // destruction (when gRPC is done with the call). It also turns gRPC's answer to a request
+  // message that does not parse (UNIMPLEMENTED) into INVALID_ARGUMENT, with a rate-limited log.
   std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> InterceptorFactory();
 
  private:

@@ -1,17 +1,29 @@
 // physioregd: the register's server.
+#include <sys/resource.h>
+#include <sys/stat.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "service/core/api_keys.h"
+#include "service/log.h"
 #include "service/server.h"
+#include "storage/store.h"
 
-ABSL_FLAG(std::string, data_dir, "./var/physioreg", "Directory of the RocksDB register");
-ABSL_FLAG(std::string, grpc_address, "127.0.0.1:50051", "host:port for gRPC (port 0: any)");
+ABSL_FLAG(std::string, data_dir, "./var/physioreg",
+          "Directory of the RocksDB register (created 0700; files in it are 0600)");
+ABSL_FLAG(std::string, grpc_address, "127.0.0.1:50051",
+          "host:port for gRPC ([v6]:port; empty host: every interface; port 0: any free port). "
+          "physioregd refuses to start when the address is in use");
 ABSL_FLAG(std::string, http_address, "127.0.0.1:8080",
           "host:port for the HTTP/JSON gateway and web page (not served yet)");
 ABSL_FLAG(std::string, timezone, "America/Edmonton", "The registry's time zone for 'today'");
@@ -19,10 +31,89 @@ ABSL_FLAG(int, block_cache_mib, 256,
           "RocksDB block cache in MiB for the change log, history and meta (registrants are "
           "read from memory-mapped files)");
 ABSL_FLAG(int, drain_seconds, 10, "On SIGTERM/SIGINT, how long in-flight calls may finish");
+ABSL_FLAG(int, max_connections, 10000,
+          "Client connections served at once; more are closed on arrival. Also bounded by the "
+          "descriptor limit (raised to the hard limit at start) less a reserve for the database");
+ABSL_FLAG(bool, reset_regulator_token, false,
+          "Offline recovery: with the server stopped, create a new REGULATOR key, write its "
+          "secret to <data_dir>/regulator.token (0600, replacing the file) and exit");
+
+namespace {
+
+namespace service = physioreg::service;
+
+// The flags are defined in this file; absl's --help lists only flags of files named like the
+// program, which "main.cc" is not.
+void ConfigureUsage() {
+  absl::FlagsUsageConfig config;
+  config.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "service/main.cc");
+  };
+  config.contains_helpshort_flags = config.contains_help_flags;
+  config.version_string = [] { return std::string("physioregd 0.1.0\n"); };
+  absl::SetFlagsUsageConfig(config);
+  absl::SetProgramUsageMessage(
+      "physioreg server: gRPC Registry and RegistryAdmin on RocksDB.\n"
+      "usage: physioregd [--data_dir=DIR] [--grpc_address=HOST:PORT] [flags]\n"
+      "       physioregd --data_dir=DIR --reset_regulator_token   (server stopped)");
+}
+
+// Idle connections hold a descriptor each; the soft limit (often 1024) is raised to the hard
+// one so that the connection cap, not the descriptor limit, is what a flood meets first.
+void RaiseDescriptorLimit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  const rlim_t before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    spdlog::warn("event=rlimit_nofile_not_raised soft={} hard={}", before, limit.rlim_max);
+  }
+}
+
+// --reset_regulator_token: the register's lock (held by a running server) makes this fail.
+int ResetRegulatorToken(const std::string& data_dir, const physioreg::storage::StoreOptions& opts) {
+  if (!std::filesystem::exists(data_dir + "/db/CURRENT")) {
+    std::fprintf(stderr, "physioregd: no register in %s (nothing to reset)\n", data_dir.c_str());
+    return 1;
+  }
+  absl::StatusOr<std::unique_ptr<physioreg::storage::Store>> store =
+      physioreg::storage::Store::Open(data_dir, opts);
+  if (!store.ok()) {
+    std::fprintf(stderr, "physioregd: %s\n", std::string(store.status().message()).c_str());
+    return 1;
+  }
+  absl::StatusOr<std::unique_ptr<physioreg::core::ApiKeys>> keys =
+      physioreg::core::ApiKeys::Load(store->get());
+  if (!keys.ok()) {
+    std::fprintf(stderr, "physioregd: %s\n", std::string(keys.status().message()).c_str());
+    return 1;
+  }
+  const std::string token_path = data_dir + "/regulator.token";
+  absl::StatusOr<std::string> key_id = (*keys)->ResetRegulatorToken(token_path);
+  if (!key_id.ok()) {
+    std::fprintf(stderr, "physioregd: %s\n", std::string(key_id.status().message()).c_str());
+    return 1;
+  }
+  spdlog::info("event=regulator_token_reset key_id={} path={}", *key_id,
+               service::LogValue(token_path));
+  std::printf("physioregd: new REGULATOR key %s; its secret is written to %s\n", key_id->c_str(),
+              token_path.c_str());
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("physioreg server: gRPC Registry and RegistryAdmin on RocksDB");
-  absl::ParseCommandLine(argc, argv);
+  // Everything physioregd creates (data directory, RocksDB files, token) is the owner's only.
+  ::umask(077);
+  ConfigureUsage();
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() > 1) {
+    std::fprintf(stderr, "physioregd: unexpected argument '%s' (see --help)\n", positional[1]);
+    return 2;
+  }
+  service::InitLogging();
+  RaiseDescriptorLimit();
 
   // Block the stop signals in every thread; this thread waits for them below.
   sigset_t stop_signals;
@@ -31,7 +122,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  physioreg::service::ServerOptions options;
+  service::ServerOptions options;
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.grpc_address = absl::GetFlag(FLAGS_grpc_address);
   options.timezone = absl::GetFlag(FLAGS_timezone);
@@ -41,29 +132,43 @@ int main(int argc, char** argv) {
                  block_cache_mib);
     return 2;
   }
+  options.max_connections = absl::GetFlag(FLAGS_max_connections);
+  if (options.max_connections < 1) {
+    std::fprintf(stderr, "physioregd: --max_connections must be at least 1 (got %d)\n",
+                 options.max_connections);
+    return 2;
+  }
   options.storage.block_cache_bytes = static_cast<size_t>(block_cache_mib) << 20;
+  if (absl::GetFlag(FLAGS_reset_regulator_token)) {
+    return ResetRegulatorToken(options.data_dir, options.storage);
+  }
   const absl::Time started = absl::Now();
   options.on_search_ready = [started](const absl::Status& status, int64_t registrants) {
+    const double seconds = absl::ToDoubleSeconds(absl::Now() - started);
     if (status.ok()) {
+      spdlog::info("event=search_index_ready registrants={} seconds={:.1f}", registrants, seconds);
       std::printf("physioregd: search index ready (%lld registrants, %.1f s)\n",
-                  static_cast<long long>(registrants),
-                  absl::ToDoubleSeconds(absl::Now() - started));
+                  static_cast<long long>(registrants), seconds);
     } else {
+      spdlog::error("event=search_index_failed error={}", service::LogValue(status.ToString()));
       std::printf("physioregd: search index failed to load: %s\n",
                   std::string(status.message()).c_str());
     }
     std::fflush(stdout);
   };
-  absl::StatusOr<std::unique_ptr<physioreg::service::Server>> server =
-      physioreg::service::Server::Start(options);
+  absl::StatusOr<std::unique_ptr<service::Server>> server = service::Server::Start(options);
   if (!server.ok()) {
     std::fprintf(stderr, "physioregd: %s\n", std::string(server.status().message()).c_str());
     return 1;
   }
   const std::string host = options.grpc_address.substr(0, options.grpc_address.rfind(':'));
+  spdlog::info("event=serving host={} port={} data_dir={}", service::LogValue(host),
+               (*server)->grpc_port(), service::LogValue(options.data_dir));
   std::printf("physioregd: serving gRPC on %s:%d (data in %s)\n", host.c_str(),
               (*server)->grpc_port(), options.data_dir.c_str());
   if ((*server)->wrote_token()) {
+    spdlog::info("event=regulator_token_written path={}",
+                 service::LogValue((*server)->token_path()));
     std::printf("physioregd: first start; regulator token written to %s\n",
                 (*server)->token_path().c_str());
   }
@@ -73,9 +178,12 @@ int main(int argc, char** argv) {
 
   int signal = 0;
   sigwait(&stop_signals, &signal);
-  std::printf("physioregd: %s received, draining\n", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  const char* name = signal == SIGTERM ? "SIGTERM" : "SIGINT";
+  spdlog::info("event=draining signal={}", name);
+  std::printf("physioregd: %s received, draining\n", name);
   std::fflush(stdout);
   (*server)->Shutdown(absl::Seconds(absl::GetFlag(FLAGS_drain_seconds)));
+  spdlog::info("event=stopped");
   std::printf("physioregd: stopped\n");
   return 0;
 }

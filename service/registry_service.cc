@@ -12,10 +12,24 @@ namespace physioreg::service {
 
 namespace v1 = physioreg::v1;
 
+namespace {
+
+class RejectedWatchReactor final : public grpc::ServerWriteReactor<v1::ChangeEvent> {
+ public:
+  explicit RejectedWatchReactor(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
 grpc::ServerUnaryReactor* RegistryService::GetPractitioner(
     grpc::CallbackServerContext* context, const v1::GetPractitionerRequest* request,
     v1::Practitioner* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status auth = CheckPresentCredentials(*context, *keys_); !auth.ok()) {
+    reactor->Finish(ToGrpcStatus(auth));
+    return reactor;
+  }
   absl::Status found = registry_->GetPractitioner(*request, response);
   if (found.ok()) core::MakePublic(response);
   reactor->Finish(ToGrpcStatus(found));
@@ -26,6 +40,10 @@ grpc::ServerUnaryReactor* RegistryService::SearchPractitioners(
     grpc::CallbackServerContext* context, const v1::SearchPractitionersRequest* request,
     v1::SearchPractitionersResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status auth = CheckPresentCredentials(*context, *keys_); !auth.ok()) {
+    reactor->Finish(ToGrpcStatus(auth));
+    return reactor;
+  }
   // The caller's deadline bounds the search too (its answer would be thrown away).
   absl::Time deadline = absl::InfiniteFuture();
   if (context->deadline() != std::chrono::system_clock::time_point::max()) {
@@ -50,6 +68,10 @@ grpc::ServerUnaryReactor* RegistryService::VerifyAuthorization(
     grpc::CallbackServerContext* context, const v1::VerifyAuthorizationRequest* request,
     v1::VerifyAuthorizationResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status auth = CheckPresentCredentials(*context, *keys_); !auth.ok()) {
+    reactor->Finish(ToGrpcStatus(auth));
+    return reactor;
+  }
   reactor->Finish(ToGrpcStatus(registry_->Verify(*request, response)));
   return reactor;
 }
@@ -58,6 +80,10 @@ grpc::ServerUnaryReactor* RegistryService::BatchVerifyAuthorizations(
     grpc::CallbackServerContext* context, const v1::BatchVerifyAuthorizationsRequest* request,
     v1::BatchVerifyAuthorizationsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status auth = CheckPresentCredentials(*context, *keys_); !auth.ok()) {
+    reactor->Finish(ToGrpcStatus(auth));
+    return reactor;
+  }
   Finish(reactor, registry_->BatchVerify(*request), response);
   return reactor;
 }
@@ -74,6 +100,23 @@ grpc::ServerUnaryReactor* RegistryService::ListPractitionerHistory(
   }
   const bool regulator = caller->has_value() && (*caller)->role == v1::REGULATOR;
   Finish(reactor, registry_->ListHistory(*request, regulator), response);
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::ChangeEvent>* RegistryService::WatchChanges(
+    grpc::CallbackServerContext* context, const v1::WatchChangesRequest* /*request*/) {
+  absl::Status auth = CheckPresentCredentials(*context, *keys_);
+  if (auth.ok()) auth = absl::UnimplementedError("WatchChanges is not built yet");
+  return new RejectedWatchReactor(ToGrpcStatus(auth));
+}
+
+grpc::ServerUnaryReactor* RegistryService::GetVerificationKeys(
+    grpc::CallbackServerContext* context, const v1::GetVerificationKeysRequest* /*request*/,
+    v1::GetVerificationKeysResponse* /*response*/) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status auth = CheckPresentCredentials(*context, *keys_);
+  if (auth.ok()) auth = absl::UnimplementedError("GetVerificationKeys is not built yet");
+  reactor->Finish(ToGrpcStatus(auth));
   return reactor;
 }
 

@@ -2,8 +2,9 @@
 // answered inline with DefaultReactor(). SearchPractitioners can cost far more (a wide or
 // fuzzy query), so it runs on its own worker with a bounded queue (see search::WorkQueue):
 // searches then never hold gRPC's callback threads and cannot starve Get / Verify; a full
-// queue answers RESOURCE_EXHAUSTED at once. RPCs not built yet are left to the generated base
-// class, which answers UNIMPLEMENTED: WatchChanges, GetVerificationKeys.
+// queue answers RESOURCE_EXHAUSTED at once. Every call refuses credentials that are present
+// but invalid (auth.h); RPCs not built yet (WatchChanges, GetVerificationKeys) then answer
+// UNIMPLEMENTED.
 #ifndef PHYSIOREG_SERVICE_REGISTRY_SERVICE_H_
 #define PHYSIOREG_SERVICE_REGISTRY_SERVICE_H_
 
@@ -50,6 +51,13 @@ class RegistryService final : public physioreg::v1::Registry::CallbackService {
       grpc::CallbackServerContext* context,
       const physioreg::v1::ListPractitionerHistoryRequest* request,
       physioreg::v1::ListPractitionerHistoryResponse* response) override;
+  grpc::ServerWriteReactor<physioreg::v1::ChangeEvent>* WatchChanges(
+      grpc::CallbackServerContext* context,
+      const physioreg::v1::WatchChangesRequest* request) override;
+  grpc::ServerUnaryReactor* GetVerificationKeys(
+      grpc::CallbackServerContext* context,
+      const physioreg::v1::GetVerificationKeysRequest* request,
+      physioreg::v1::GetVerificationKeysResponse* response) override;
 
  private:
   const core::Registry* registry_;

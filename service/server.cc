@@ -5,14 +5,41 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
+#include <sys/resource.h>
 
+#include <filesystem>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "service/import_reactor.h"
+#include "service/log.h"
 
 namespace physioreg::service {
+namespace {
+
+int OpenDescriptors() {
+  std::error_code ec;
+  int count = 0;
+  for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    ++count;
+  }
+  return count;
+}
+
+// The lowest descriptor number a new connection may not take: `max_connections` above what is
+// open now, and always a reserve below the process's limit for RocksDB's files and gRPC.
+int ConnectionFdLimit(int max_connections) {
+  rlimit limit{};
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  const int64_t soft = limit.rlim_cur == RLIM_INFINITY ? (1 << 20) : limit.rlim_cur;
+  const int64_t reserve = std::max<int64_t>(64, soft / 8);
+  return static_cast<int>(std::min<int64_t>(OpenDescriptors() + int64_t{max_connections},
+                                            std::max<int64_t>(soft - reserve, 16)));
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   absl::TimeZone zone;
@@ -21,6 +48,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
         absl::StrCat("unknown time zone '", options.timezone, "' (is tzdata installed?)"));
   }
   std::unique_ptr<Server> server(new Server());
+  // Bound before the data directory is touched: a bad or taken address changes nothing.
+  absl::StatusOr<std::unique_ptr<Listener>> listener = Listener::Bind(options.grpc_address);
+  if (!listener.ok()) return listener.status();
+  server->listener_ = *std::move(listener);
+  server->grpc_port_ = server->listener_->port();
   absl::StatusOr<std::unique_ptr<storage::Store>> store =
       storage::Store::Open(options.data_dir, options.storage);
   if (!store.ok()) return store.status();
@@ -55,17 +87,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
-  builder.AddListeningPort(options.grpc_address, grpc::InsecureServerCredentials(),
-                           &server->grpc_port_);
+  // No listening port of gRPC's own: connections come from the Listener (listener.h). Should
+  // one be added, it must not share its port either.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(server->registry_service_.get());
   builder.RegisterService(server->admin_service_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counters;
   counters.push_back(server->in_flight_.InterceptorFactory());
   builder.experimental().SetInterceptorCreators(std::move(counters));
   server->grpc_server_ = builder.BuildAndStart();
-  if (server->grpc_server_ == nullptr || server->grpc_port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen for gRPC on ", options.grpc_address));
+  if (server->grpc_server_ == nullptr) {
+    return absl::InternalError(absl::StrCat("cannot start the gRPC server"));
   }
+  server->listener_->Start(server->grpc_server_.get(), ConnectionFdLimit(options.max_connections));
   // SERVING only now that the database is open and every service is registered.
   server->grpc_server_->GetHealthCheckService()->SetServingStatus(true);
   return server;
@@ -74,6 +108,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
 void Server::Shutdown(absl::Duration drain) {
   if (grpc_server_ == nullptr) return;
   grpc_server_->GetHealthCheckService()->SetServingStatus(false);
+  listener_->Stop();
   const absl::Time deadline = absl::Now() + drain;
   // Shutdown stops accepting calls at once but would wait out the deadline for idle client
   // connections; once no call is in flight, cancelling what remains ends it early.

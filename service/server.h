@@ -16,6 +16,7 @@
 #include "service/core/search/index.h"
 #include "service/core/search/query.h"
 #include "service/in_flight.h"
+#include "service/listener.h"
 #include "service/registry_service.h"
 #include "service/serial_executor.h"
 #include "storage/store.h"
@@ -27,6 +28,9 @@ struct ServerOptions {
   std::string grpc_address = "127.0.0.1:50051";
   std::string timezone = "America/Edmonton";
   storage::StoreOptions storage;
+  // Connections served at once; more are closed as they arrive (see Listener). Also bounded
+  // by the descriptor limit, less a reserve for the database.
+  int max_connections = 10000;
   // Called once the search index has loaded (on the loader thread): outcome, registrants.
   std::function<void(const absl::Status&, int64_t)> on_search_ready;
 };
@@ -50,6 +54,7 @@ class Server {
   Server() = default;
 
   InFlightCalls in_flight_;
+  std::unique_ptr<Listener> listener_;
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<core::Registry> registry_;
   std::unique_ptr<core::ApiKeys> keys_;

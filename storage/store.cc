@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
@@ -22,12 +23,15 @@ using physioreg::v1::Practitioner;
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   if (s.ok()) return absl::OkStatus();
   std::string message = absl::StrCat(what, ": ", s.ToString());
-  if (s.IsNotFound()) return absl::NotFoundError(message);
-  if (s.IsCorruption()) return absl::DataLossError(message);
-  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(message);
-  if (s.IsIOError()) return absl::UnavailableError(message);
-  if (s.IsBusy() || s.IsTryAgain()) return absl::AbortedError(message);
-  return absl::InternalError(message);
+  absl::StatusCode code = absl::StatusCode::kInternal;
+  if (s.IsNotFound()) code = absl::StatusCode::kNotFound;
+  if (s.IsCorruption()) code = absl::StatusCode::kDataLoss;
+  if (s.IsInvalidArgument()) code = absl::StatusCode::kInvalidArgument;
+  if (s.IsIOError()) code = absl::StatusCode::kUnavailable;
+  if (s.IsBusy() || s.IsTryAgain()) code = absl::StatusCode::kAborted;
+  absl::Status status(code, message);
+  status.SetPayload(kStorageErrorPayload, absl::Cord("rocksdb"));
+  return status;
 }
 
 rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>& cache,
@@ -111,6 +115,17 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path,
   if (ec) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create data directory ", path, ": ", ec.message()));
+  }
+  // Private contact details are in here: the owner only, also for a directory made earlier
+  // with a wider mode.
+  namespace fs = std::filesystem;
+  const fs::perms perms = fs::status(path, ec).permissions();
+  if (!ec && (perms & (fs::perms::group_all | fs::perms::others_all)) != fs::perms::none) {
+    fs::permissions(path, fs::perms::owner_all, fs::perm_options::replace, ec);
+  }
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot make data directory ", path, " private (0700): ", ec.message()));
   }
   auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   rocksdb::DBOptions db_options;

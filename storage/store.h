@@ -107,6 +107,10 @@ class ReadView {
   int64_t revision_ = 0;
 };
 
+// The payload every error from RocksDB carries: its message names files and is for the
+// server's log, never for clients (service/grpc_status.cc).
+inline constexpr absl::string_view kStorageErrorPayload = "type.physioreg.dev/storage-error";
+
 struct StoreOptions {
   // RocksDB's block cache for the change log, history index and meta families. Registrants
   // bypass it: they are read from the memory-mapped files, cached by the OS.
@@ -116,7 +120,8 @@ struct StoreOptions {
 class Store {
  public:
   // Opens (creating if missing) the database in `path`. Fails with a clear message when the
-  // directory is unusable or another process holds it.
+  // directory is unusable or another process holds it. The directory is made 0700 (files
+  // created under it follow the process umask; physioregd's is 077).
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Store>> Open(
       const std::string& path, const StoreOptions& options = {});
   ~Store();

@@ -68,27 +68,45 @@ absl::StatusOr<bool> ApiKeys::EnsureBootstrapToken(const std::string& token_path
     std::shared_lock lock(mu_);
     if (!keys_.empty()) return false;
   }
+  absl::StatusOr<std::string> key_id =
+      WriteRegulatorToken(token_path, "created at first start (regulator.token)");
+  if (!key_id.ok()) return key_id.status();
+  return true;
+}
+
+absl::StatusOr<std::string> ApiKeys::ResetRegulatorToken(const std::string& token_path) {
+  return WriteRegulatorToken(token_path, "created by physioregd --reset_regulator_token");
+}
+
+absl::StatusOr<std::string> ApiKeys::WriteRegulatorToken(const std::string& token_path,
+                                                         const std::string& description) {
   physioreg::v1::CreateApiKeyRequest request;
   request.set_role(physioreg::v1::REGULATOR);
-  request.set_description("created at first start (regulator.token)");
-  // Write the file before the key exists: if writing fails, the next start tries again.
-  const int fd = ::open(token_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  request.set_description(description);
+  const std::string temp_path = absl::StrCat(token_path, ".tmp");
+  const int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     return absl::FailedPreconditionError(
-        absl::StrCat("cannot write ", token_path, ": ", std::strerror(errno)));
+        absl::StrCat("cannot write ", temp_path, ": ", std::strerror(errno)));
   }
   absl::StatusOr<physioreg::v1::CreateApiKeyResponse> created = Create(request);
   if (!created.ok()) {
     ::close(fd);
+    ::unlink(temp_path.c_str());
     return created.status();
   }
   const std::string line = absl::StrCat(created->secret(), "\n");
-  const bool written = ::fchmod(fd, 0600) == 0 &&
-                       ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
-                       ::fsync(fd) == 0;
-  ::close(fd);
-  if (!written) return absl::InternalError(absl::StrCat("cannot write ", token_path));
-  return true;
+  bool written = ::fchmod(fd, 0600) == 0 &&
+                 ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+                 ::fsync(fd) == 0;
+  written = ::close(fd) == 0 && written;
+  written = written && ::rename(temp_path.c_str(), token_path.c_str()) == 0;
+  if (!written) {
+    const std::string error = std::strerror(errno);
+    ::unlink(temp_path.c_str());
+    return absl::InternalError(absl::StrCat("cannot write ", token_path, ": ", error));
+  }
+  return created->key_id();
 }
 
 std::optional<Caller> ApiKeys::Authenticate(absl::string_view secret) const {
@@ -145,6 +163,19 @@ absl::Status ApiKeys::Revoke(const physioreg::v1::RevokeApiKeyRequest& request) 
   auto it = keys_.find(request.key_id());
   if (it == keys_.end()) return absl::NotFoundError(absl::StrCat("no API key ", request.key_id()));
   if (it->second.key().revoked()) return absl::OkStatus();
+  if (it->second.key().role() == physioreg::v1::REGULATOR) {
+    bool another = false;
+    for (const auto& [id, stored] : keys_) {
+      another |= id != request.key_id() && !stored.key().revoked() &&
+                 stored.key().role() == physioreg::v1::REGULATOR;
+    }
+    if (!another) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "API key ", request.key_id(),
+          " is the last active REGULATOR key; revoking it would lock the register. Create "
+          "another REGULATOR key first (lost token: physioregd --reset_regulator_token)"));
+    }
+  }
   StoredApiKey updated = it->second;
   updated.mutable_key()->set_revoked(true);
   *updated.mutable_key()->mutable_revoke_time() = ToTimestamp(absl::Now());

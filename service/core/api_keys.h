@@ -32,17 +32,28 @@ class ApiKeys {
   // `token_path` with mode 0600. Returns whether it did.
   [[nodiscard]] absl::StatusOr<bool> EnsureBootstrapToken(const std::string& token_path);
 
+  // Offline recovery (physioregd --reset_regulator_token): creates a REGULATOR key and writes
+  // its secret to `token_path` (0600, replacing the file). Returns the new key's id.
+  [[nodiscard]] absl::StatusOr<std::string> ResetRegulatorToken(const std::string& token_path);
+
   // The caller a secret belongs to; nullopt for unknown, malformed or revoked secrets.
   std::optional<Caller> Authenticate(absl::string_view secret) const;
 
   [[nodiscard]] absl::StatusOr<physioreg::v1::CreateApiKeyResponse> Create(
       const physioreg::v1::CreateApiKeyRequest& request);
+  // Refuses (FAILED_PRECONDITION) to revoke the last active REGULATOR key: nobody could
+  // administer the register any more.
   [[nodiscard]] absl::Status Revoke(const physioreg::v1::RevokeApiKeyRequest& request);
   physioreg::v1::ListApiKeysResponse List() const;
 
  private:
   explicit ApiKeys(storage::Store* store) : store_(store) {}
   [[nodiscard]] absl::Status Save(const physioreg::storage::v1::StoredApiKey& key);
+  // Creates a REGULATOR key and writes its secret to `token_path` through a temporary file
+  // that is renamed over it. The file is opened before the key exists, so an unwritable path
+  // creates no key. Returns the key id.
+  [[nodiscard]] absl::StatusOr<std::string> WriteRegulatorToken(const std::string& token_path,
+                                                                const std::string& description);
 
   storage::Store* store_;
   mutable std::shared_mutex mu_;

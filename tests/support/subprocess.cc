@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,7 +15,9 @@ namespace physioreg::testing {
 namespace {
 
 // Forks and execs `argv` with stdout+stderr on a pipe; returns the pid and the read end.
-int Spawn(const std::vector<std::string>& argv, int stdin_fd, int* output_fd) {
+// `max_open_files` > 0 sets the child's RLIMIT_NOFILE (soft and hard) before exec.
+int Spawn(const std::vector<std::string>& argv, int stdin_fd, int* output_fd,
+          int max_open_files = 0) {
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) std::abort();
   const pid_t pid = ::fork();
@@ -22,6 +25,10 @@ int Spawn(const std::vector<std::string>& argv, int stdin_fd, int* output_fd) {
     ::dup2(stdin_fd, STDIN_FILENO);
     ::dup2(out[1], STDOUT_FILENO);
     ::dup2(out[1], STDERR_FILENO);
+    if (max_open_files > 0) {
+      const rlimit limit{static_cast<rlim_t>(max_open_files), static_cast<rlim_t>(max_open_files)};
+      if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) ::_exit(126);
+    }
     std::vector<char*> args;
     for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -60,18 +67,20 @@ CommandResult RunCommand(const std::vector<std::string>& argv, const std::string
   return result;
 }
 
-ServerProcess::ServerProcess(std::string data_dir, std::vector<std::string> extra_flags) {
+ServerProcess::ServerProcess(std::string data_dir, std::vector<std::string> extra_flags,
+                             int max_open_files) {
   std::vector<std::string> argv = {PHYSIOREGD_PATH, "--data_dir=" + data_dir,
                                    "--grpc_address=127.0.0.1:0", "--drain_seconds=5"};
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  pid_ = Spawn(argv, devnull, &output_fd_);
+  pid_ = Spawn(argv, devnull, &output_fd_, max_open_files);
   ::close(devnull);
   ReadOutputUntil("HTTP gateway", 30000);
   std::smatch match;
   static const std::regex kServing("serving gRPC on [0-9.]+:([0-9]+)");
   if (std::regex_search(output_, match, kServing)) port_ = std::stoi(match[1]);
-  if (port_ > 0) WaitForOutput("search index ready");
+  // "search index ready", or "search index failed to load" on a damaged register.
+  if (port_ > 0) WaitForOutput("search index ");
 }
 
 bool ServerProcess::WaitForOutput(const std::string& needle, int timeout_ms) {

@@ -16,10 +16,12 @@ struct CommandResult {
 CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& stdin_text = "");
 
 // physioregd on loopback port 0 over `data_dir`, started by the constructor, which returns once
-// the server serves and its search index has loaded (or the server failed to start).
+// the server serves and its search index has loaded or failed to (or the server failed to
+// start). `max_open_files` > 0 starts it with that descriptor limit (soft and hard).
 class ServerProcess {
  public:
-  explicit ServerProcess(std::string data_dir, std::vector<std::string> extra_flags = {});
+  explicit ServerProcess(std::string data_dir, std::vector<std::string> extra_flags = {},
+                         int max_open_files = 0);
   // Kills the server if it is still running.
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;

@@ -1,0 +1,57 @@
+// physioregd's own TCP listener for gRPC. gRPC 1.51's listener stops accepting for good after
+// one accept() fails with EMFILE, has no connection limit, and shares its port with a second
+// server through SO_REUSEPORT. This one binds exclusively (before anything touches the data
+// directory), backs off while descriptors run out, refuses connections past a cap, and hands
+// every accepted socket to the gRPC server (grpc::AddInsecureChannelFromFd).
+#ifndef PHYSIOREG_SERVICE_LISTENER_H_
+#define PHYSIOREG_SERVICE_LISTENER_H_
+
+#include <grpcpp/server.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace physioreg::service {
+
+class Listener {
+ public:
+  // Binds and listens on "host:port" ("[v6]:port"; an empty host means every interface; port
+  // 0 picks a free port). Fails with a clear message for an unparseable address, an unknown
+  // host or an address in use.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Listener>> Bind(const std::string& address);
+  ~Listener();
+
+  int port() const { return port_; }
+
+  // Accepts connections for `server` on a thread of its own until Stop(). A connection that
+  // would take descriptor number `max_fd` or above is closed at once: that keeps descriptors
+  // for the database and for the connections already served.
+  void Start(grpc::Server* server, int max_fd);
+  // Stops accepting and closes the listening sockets (idempotent).
+  void Stop();
+
+  int64_t refused() const { return refused_.load(); }
+
+ private:
+  Listener() = default;
+  void AcceptLoop();
+  // Accepts what is pending on `fd`; false when out of descriptors (back off, then retry).
+  bool AcceptAll(int fd);
+
+  std::vector<int> fds_;
+  int wake_fd_ = -1;
+  int port_ = 0;
+  int max_fd_ = 0;
+  grpc::Server* server_ = nullptr;
+  std::thread thread_;
+  std::atomic<int64_t> refused_{0};
+};
+
+}  // namespace physioreg::service
+
+#endif  // PHYSIOREG_SERVICE_LISTENER_H_
