@@ -413,6 +413,16 @@ v1::UpsertPractitionersRequest Request(std::vector<v1::Practitioner> records) {
   return request;
 }
 
+absl::Status SetPermit(Registry& registry, const std::string& id, v1::Permit::Status status,
+                       const std::string& effective_on, const std::string& reason = "") {
+  v1::SetPermitStatusRequest request;
+  request.set_registration_id(id);
+  request.set_status(status);
+  request.set_effective_on(effective_on);
+  request.set_reason(reason);
+  return registry.SetPermitStatus(request, "k1").status();
+}
+
 }  // namespace hardening
 
 TEST_F(RegistryTest, FutureStartDatesAndGrantsBeforeRegistrationAreRefused) {
@@ -442,11 +452,7 @@ TEST_F(RegistryTest, MovingRegisteredOnMovesTheServersStartEntryOnly) {
 
   // Once a real change is recorded, registered_on cannot move past it: the stored timeline
   // would start before the permit.
-  v1::SetPermitStatusRequest suspend;
-  suspend.set_registration_id("PT-1");
-  suspend.set_status(v1::Permit::SUSPENDED);
-  suspend.set_effective_on("2018-01-01");
-  ASSERT_TRUE(registry_->SetPermitStatus(suspend, "k1").ok());
+  ASSERT_TRUE(hardening::SetPermit(*registry_, "PT-1", v1::Permit::SUSPENDED, "2018-01-01").ok());
   const int64_t revision = store_->revision();
   v1::Practitioner much_later = ValidPractitioner("PT-1");
   much_later.mutable_permit()->set_status(v1::Permit::SUSPENDED);
@@ -530,12 +536,9 @@ TEST_F(RegistryTest, ErrorDetailsStaySmallWhateverTheInput) {
 
 TEST_F(RegistryTest, UploadDoesNotSilentlyLiftASuspension) {
   UpsertOk({ValidPractitioner("PT-1")});
-  v1::SetPermitStatusRequest suspend;
-  suspend.set_registration_id("PT-1");
-  suspend.set_status(v1::Permit::SUSPENDED);
-  suspend.set_effective_on("2026-11-02");
-  suspend.set_reason("Complaint under investigation");
-  ASSERT_TRUE(registry_->SetPermitStatus(suspend, "k1").ok());
+  ASSERT_TRUE(hardening::SetPermit(*registry_, "PT-1", v1::Permit::SUSPENDED, "2026-11-02",
+                                   "Complaint under investigation")
+                  .ok());
   v1::SetAuthorizationStatusRequest revoke;
   revoke.set_registration_id("PT-1");
   revoke.set_activity(v1::DRY_NEEDLING);
@@ -571,11 +574,7 @@ TEST_F(RegistryTest, UploadDoesNotSilentlyLiftASuspension) {
 
 TEST_F(RegistryTest, UploadThatKnowsTheSuspensionMayLiftIt) {
   UpsertOk({ValidPractitioner("PT-1")});
-  v1::SetPermitStatusRequest suspend;
-  suspend.set_registration_id("PT-1");
-  suspend.set_status(v1::Permit::SUSPENDED);
-  suspend.set_effective_on("2026-11-02");
-  ASSERT_TRUE(registry_->SetPermitStatus(suspend, "k1").ok());
+  ASSERT_TRUE(hardening::SetPermit(*registry_, "PT-1", v1::Permit::SUSPENDED, "2026-11-02").ok());
   v1::Practitioner reinstated = ValidPractitioner("PT-1");
   auto* history = reinstated.mutable_permit()->mutable_status_history();
   for (auto [status, on] : {std::pair{"ACTIVE", "2015-04-01"}, std::pair{"SUSPENDED", "2026-11-02"},

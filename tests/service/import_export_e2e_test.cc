@@ -11,6 +11,7 @@
 
 #include "client/connection.h"
 #include "tests/support/demo.h"
+#include "tests/support/export.h"
 #include "tests/support/records.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
@@ -42,8 +43,7 @@ v1::Practitioner Numbered(int i) {
   return p;
 }
 
-// Registrants keyed by id, with the server-set revision and update time cleared.
-using Register = std::map<std::string, v1::Practitioner>;
+using testing::Register;
 
 class ImportExportTest : public ::testing::Test {
  protected:
@@ -83,26 +83,7 @@ class ImportExportTest : public ::testing::Test {
 
   Register Export(const client::Connection& connection, bool include_private,
                   int64_t* revision = nullptr) {
-    v1::ExportPractitionersRequest request;
-    request.set_include_private(include_private);
-    auto context = connection.Context(120);
-    auto stream = connection.Admin()->ExportPractitioners(context.get(), request);
-    Register exported;
-    v1::Practitioner record;
-    while (stream->Read(&record)) {
-      record.clear_revision();
-      record.clear_update_time();
-      exported[record.registration_id()] = record;
-    }
-    grpc::Status status = stream->Finish();
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    if (revision != nullptr) {
-      auto it = context->GetServerInitialMetadata().find("physioreg-revision");
-      *revision = it == context->GetServerInitialMetadata().end()
-                      ? -1
-                      : std::stoll(std::string(it->second.data(), it->second.size()));
-    }
-    return exported;
+    return testing::ExportRegister(connection, include_private, revision);
   }
 
   CommandResult Cli(const Server& server, const std::string& name, std::vector<std::string> args) {

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/connection.h"
+#include "tests/support/export.h"
 #include "tests/support/records.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
@@ -27,7 +28,7 @@ using testing::TempDir;
 using testing::ValidPractitioner;
 namespace v1 = physioreg::v1;
 
-using Register = std::map<std::string, v1::Practitioner>;
+using testing::Register;
 
 class RoundTripTest : public ::testing::Test {
  protected:
@@ -56,20 +57,7 @@ class RoundTripTest : public ::testing::Test {
   }
 
   static Register Export(const Server& server) {
-    v1::ExportPractitionersRequest request;
-    request.set_include_private(true);
-    auto context = server.regulator.Context(120);
-    auto stream = server.regulator.Admin()->ExportPractitioners(context.get(), request);
-    Register exported;
-    v1::Practitioner record;
-    while (stream->Read(&record)) {
-      record.clear_revision();
-      record.clear_update_time();
-      exported[record.registration_id()] = record;
-    }
-    grpc::Status status = stream->Finish();
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return exported;
+    return testing::ExportRegister(server.regulator, /*include_private=*/true);
   }
 
   TempDir dir_;
