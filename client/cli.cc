@@ -423,6 +423,7 @@ struct Cli {
     if (!in) throw UsageError(absl::StrCat("cannot read ", path));
     std::vector<v1::Practitioner> records;
     int line_number = 0;
+    std::map<std::string, int> first_line_of_id;
     for (std::string line; std::getline(in, line);) {
       ++line_number;
       if (absl::StripAsciiWhitespace(line).empty()) continue;
@@ -434,6 +435,16 @@ struct Cli {
                      item.registration_id.empty() ? "" : S(item.registration_id + ": ").c_str(),
                      item.field.empty() ? "" : S(item.field + ": ").c_str(),
                      S(item.record.status().message()).c_str());
+        return 1;
+      }
+      // One record per registrant per file, as the server asks of one request and of one
+      // import: a repeat in a later call would otherwise silently win.
+      const std::string id = absl::AsciiStrToUpper(item.record->registration_id());
+      if (auto [it, inserted] = first_line_of_id.emplace(id, line_number); !inserted) {
+        std::fprintf(stderr,
+                     "error: %s:%d: registration_id %s appears again (first on line %d); nothing "
+                     "was sent\n",
+                     path.c_str(), line_number, S(id).c_str(), it->second);
         return 1;
       }
       records.push_back(*std::move(item.record));

@@ -127,9 +127,15 @@ int main(int argc, char** argv) {
   options.grpc_address = absl::GetFlag(FLAGS_grpc_address);
   options.timezone = absl::GetFlag(FLAGS_timezone);
   const int block_cache_mib = absl::GetFlag(FLAGS_block_cache_mib);
-  if (block_cache_mib < 1) {
-    std::fprintf(stderr, "physioregd: --block_cache_mib must be at least 1 (got %d)\n",
+  // The cache is memory the server takes; more than the machine has is a typo.
+  if (block_cache_mib < 1 || block_cache_mib > 65536) {
+    std::fprintf(stderr, "physioregd: --block_cache_mib must be from 1 to 65536 (got %d)\n",
                  block_cache_mib);
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_drain_seconds) < 0 || absl::GetFlag(FLAGS_drain_seconds) > 3600) {
+    std::fprintf(stderr, "physioregd: --drain_seconds must be from 0 to 3600 (got %d)\n",
+                 absl::GetFlag(FLAGS_drain_seconds));
     return 2;
   }
   options.max_connections = absl::GetFlag(FLAGS_max_connections);

@@ -262,7 +262,7 @@ void Registry::CheckVerifyRequest(const physioreg::v1::VerifyAuthorizationReques
   ValidateActivity(request.activity(), absl::StrCat(prefix, "activity"), v);
   if (!request.as_of().empty() && !IsValidDate(request.as_of())) {
     v->Add(absl::StrCat(prefix, "as_of"),
-           absl::StrCat(Quote(request.as_of()), " is not a real date in YYYY-MM-DD form"));
+           absl::StrCat(Quote(request.as_of()), " is not a real date in YYYY-MM-DD form (years 1900-2999)"));
   }
   if (v->count() != before) return;
   *id = *NormalizeRegistrationId(request.registration_id());
@@ -503,12 +503,13 @@ absl::StatusOr<Practitioner> Registry::LoadForUpdate(const std::string& id) cons
 }
 
 absl::StatusOr<Practitioner> Registry::CommitOne(Practitioner record, ChangeEvent::Kind kind,
-                                                 const std::string& actor,
-                                                 const std::string& today) {
-  // The same rules as every stored record (e.g. a timeline at its length limit).
+                                                 const std::string& actor, const std::string& today,
+                                                 WriteKind write) {
+  // The same rules as every stored record (e.g. a timeline at its length limit); a restriction
+  // may use the headroom uploads leave, so a suspension always fits.
   Violations v;
   ValidatePractitioner(record, "", today, &v);
-  ValidateStoredForm(record, "", &v);
+  ValidateStoredForm(record, "", write, &v);
   if (!v.empty()) return v.ToStatus(absl::StatusCode::kFailedPrecondition);
   storage::Commit commit;
   AddChange(std::move(record), kind, actor, store_->revision() + 1, clock_(), &commit);
@@ -572,7 +573,7 @@ absl::Status Registry::PrepareChanges(const std::vector<Upload>& uploads,
     Practitioner record = PrepareUpload(*sent, previous, today);
     // The rules every stored record keeps, checked on what would be stored.
     ValidatePractitioner(record, upload.path, today, &v);
-    ValidateStoredForm(record, upload.path, &v);
+    ValidateStoredForm(record, upload.path, WriteKind::kUpload, &v);
     const bool valid = v.empty();
     if (previous != nullptr && !options.allow_status_lift) {
       CheckNoSilentLift(*sent, record, *previous, upload.path, &v);
@@ -661,7 +662,10 @@ absl::StatusOr<Practitioner> Registry::SetAuthorizationStatus(
   if (!changed.ok()) return changed.status();
   if (!*changed) return record;
   authorization->set_status(request.status());
-  return CommitOne(*std::move(record), ChangeEvent::AUTHORIZATION_STATUS_CHANGED, actor, Today());
+  const bool restricts =
+      request.status() == Authorization::SUSPENDED || request.status() == Authorization::REVOKED;
+  return CommitOne(*std::move(record), ChangeEvent::AUTHORIZATION_STATUS_CHANGED, actor, Today(),
+                   restricts ? WriteKind::kRestriction : WriteKind::kUpload);
 }
 
 absl::StatusOr<Practitioner> Registry::SetPermitStatus(
@@ -687,7 +691,10 @@ absl::StatusOr<Practitioner> Registry::SetPermitStatus(
   if (!changed.ok()) return changed.status();
   if (!*changed) return record;
   permit->set_status(request.status());
-  return CommitOne(*std::move(record), ChangeEvent::PERMIT_STATUS_CHANGED, actor, Today());
+  const bool restricts =
+      request.status() == Permit::SUSPENDED || request.status() == Permit::CANCELLED;
+  return CommitOne(*std::move(record), ChangeEvent::PERMIT_STATUS_CHANGED, actor, Today(),
+                   restricts ? WriteKind::kRestriction : WriteKind::kUpload);
 }
 
 absl::Status Registry::StartImport(const std::string& import_id, bool allow_status_lift,
@@ -698,8 +705,21 @@ absl::Status Registry::StartImport(const std::string& import_id, bool allow_stat
   session->import_id = import_id;
   session->allow_status_lift = allow_status_lift;
   if (import_id.empty()) return absl::OkStatus();
+  const std::string key = IdempotencyKey(kImportPrefix, actor, import_id);
+  {
+    // Two streams under one id at once: the second would apply records and then be refused.
+    absl::MutexLock lock(&imports_mu_);
+    if (!imports_running_.insert(key).second) {
+      return absl::AbortedError(absl::StrCat("an import with import_id ", Quote(import_id),
+                                             " is running; retry once it has finished"));
+    }
+  }
+  session->reservation = std::shared_ptr<void>(nullptr, [this, key](void*) {
+    absl::MutexLock lock(&imports_mu_);
+    imports_running_.erase(key);
+  });
   absl::StatusOr<std::optional<physioreg::storage::v1::IdempotencyRecord>> finished =
-      FindIdempotencyRecord(*store_, IdempotencyKey(kImportPrefix, actor, import_id));
+      FindIdempotencyRecord(*store_, key);
   if (!finished.ok()) return finished.status();
   if (!finished->has_value()) return absl::OkStatus();
   session->replay = true;

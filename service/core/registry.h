@@ -11,8 +11,10 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "physioreg/v1/registry.pb.h"
 #include "service/core/digest.h"
@@ -35,6 +37,9 @@ struct ImportSession {
   // id seen and its stream index (8 + 8 bytes a registrant rather than the id itself).
   absl::flat_hash_map<size_t, int64_t> first_index_of_id;
   physioreg::v1::ImportPractitionersResponse summary;
+  // Holds the import_id for this stream while it runs: a second stream under the same id is
+  // refused until this one ends (released when the session is destroyed).
+  std::shared_ptr<void> reservation;
 };
 
 class Registry {
@@ -140,13 +145,16 @@ class Registry {
   // returns what was stored.
   [[nodiscard]] absl::StatusOr<physioreg::v1::Practitioner> CommitOne(
       physioreg::v1::Practitioner record, physioreg::v1::ChangeEvent::Kind kind,
-      const std::string& actor, const std::string& today);
+      const std::string& actor, const std::string& today, WriteKind write);
 
   storage::Store* store_;
   absl::TimeZone zone_;
   Clock clock_;
   // The single writer: held across read-modify-write so revisions are assigned gap-free.
   std::mutex write_mu_;
+  // Idempotency keys of the imports running now.
+  mutable absl::Mutex imports_mu_;
+  mutable absl::flat_hash_set<std::string> imports_running_ ABSL_GUARDED_BY(imports_mu_);
 };
 
 }  // namespace physioreg::core

@@ -57,6 +57,15 @@ bool IsBidiControl(uint32_t c) {
          (c >= 0x2066 && c <= 0x2069);
 }
 
+// Invisible characters with no use in a name or a note (zero-width space, soft hyphen, word
+// joiner, byte order mark, Hangul fillers, tags): they make look-alikes that search and people
+// cannot tell apart. The joiners ZWJ / ZWNJ stay allowed; some scripts need them.
+bool IsHiddenFormat(uint32_t c) {
+  return c == 0xAD || c == 0x034F || c == 0x115F || c == 0x1160 || c == 0x180E || c == 0x200B ||
+         (c >= 0x2060 && c <= 0x2064) || c == 0xFEFF || c == 0x3164 || c == 0xFFA0 ||
+         (c >= 0xE0000 && c <= 0xE007F);
+}
+
 // Spaces and characters that show nothing on their own: a value made only of these looks
 // empty on a page or a terminal.
 bool IsInvisible(uint32_t c) {
@@ -82,7 +91,7 @@ void ValidateDate(absl::string_view date, absl::string_view field, bool required
     return;
   }
   if (!IsValidDate(date)) {
-    v->Add(std::string(field), absl::StrCat(Quote(date), " is not a real date in YYYY-MM-DD form"));
+    v->Add(std::string(field), absl::StrCat(Quote(date), " is not a real date in YYYY-MM-DD form (years 1900-2999)"));
   }
 }
 
@@ -262,7 +271,7 @@ void Violations::Add(std::string field, std::string description) {
     return;
   }
   // Past the limit one last entry counts what was left out.
-  if (count_ == limit_ + 1) bad_request_.add_field_violations();
+  if (count_ == limit_ + 1) bad_request_.add_field_violations()->set_field("...");
   auto* more = bad_request_.mutable_field_violations(bad_request_.field_violations_size() - 1);
   more->set_description(absl::StrCat(count_ - limit_, " more violations not listed"));
 }
@@ -279,7 +288,10 @@ void Violations::Merge(const Violations& other) {
 absl::Status Violations::ToStatus(absl::StatusCode code) const {
   if (empty()) return absl::OkStatus();
   const auto& list = bad_request_.field_violations();
-  std::string message = absl::StrCat(count_, " invalid field", count_ == 1 ? "" : "s");
+  std::string message =
+      code == absl::StatusCode::kInvalidArgument
+          ? absl::StrCat(count_, " invalid field", count_ == 1 ? "" : "s")
+          : absl::StrCat(count_, " conflict", count_ == 1 ? "" : "s", " with the stored register");
   // The message names the first few; the BadRequest detail lists up to limit_.
   for (int i = 0; i < list.size() && i < 3 && i < limit_; ++i) {
     absl::StrAppend(&message, i == 0 ? ": " : "; ", list[i].field(), " ", list[i].description());
@@ -397,6 +409,12 @@ void ValidateText(absl::string_view text, absl::string_view field, size_t max_by
                           ", e.g. a line break or tab) at byte ", i));
       return;
     }
+    if (IsHiddenFormat(c)) {
+      v->Add(std::string(field),
+             absl::StrCat("contains an invisible character (U+", absl::Hex(c, absl::kZeroPad4),
+                          ") at byte ", i, "; it would make look-alike names"));
+      return;
+    }
     if (IsBidiControl(c)) {
       v->Add(std::string(field), absl::StrCat("contains a bidirectional-text control (U+",
                                               absl::Hex(c, absl::kZeroPad4), ") at byte ", i));
@@ -457,22 +475,31 @@ void ValidatePractitioner(const Practitioner& p, absl::string_view path, absl::s
   }
 }
 
-void ValidateStoredForm(const Practitioner& p, absl::string_view path, Violations* v) {
-  if (p.permit().status_history().empty()) {
-    v->Add(Field(path, "permit.status_history"),
-           "is empty (the server keeps one for every permit)");
-  }
-  for (int i = 0; i < p.authorizations_size(); ++i) {
-    if (p.authorizations(i).status_history().empty()) {
-      v->Add(Field(Item(Field(path, "authorizations"), i), "status_history"),
-             "is empty (the server keeps one for every authorization)");
+void ValidateStoredForm(const Practitioner& p, absl::string_view path, WriteKind kind,
+                        Violations* v) {
+  const bool upload = kind == WriteKind::kUpload;
+  const int max_history = upload ? kMaxUploadStatusHistory : kMaxStatusHistory;
+  const size_t max_bytes = upload ? kMaxUploadRecordBytes : kMaxRecordBytes;
+  const char* why = upload ? " (the rest is kept for suspensions and revocations)" : "";
+  auto check_history = [&](const RepeatedPtrField<StatusChange>& history, std::string field,
+                           absl::string_view owner) {
+    if (history.empty()) {
+      v->Add(field, absl::StrCat("is empty (the server keeps one for every ", owner, ")"));
+    } else if (history.size() > max_history) {
+      v->Add(field,
+             absl::StrCat("would have ", history.size(), " entries; at most ", max_history, why));
     }
+  };
+  check_history(p.permit().status_history(), Field(path, "permit.status_history"), "permit");
+  for (int i = 0; i < p.authorizations_size(); ++i) {
+    check_history(p.authorizations(i).status_history(),
+                  Field(Item(Field(path, "authorizations"), i), "status_history"), "authorization");
   }
   const size_t bytes = p.ByteSizeLong();
-  if (bytes > kMaxRecordBytes) {
+  if (bytes > max_bytes) {
     v->Add(std::string(path.empty() ? "practitioner" : path),
-           absl::StrCat("is ", bytes, " bytes serialized (status histories included); at most ",
-                        kMaxRecordBytes, " are allowed"));
+           absl::StrCat("would be ", bytes,
+                        " bytes serialized (status histories included); at most ", max_bytes, why));
   }
 }
 

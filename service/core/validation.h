@@ -24,6 +24,11 @@ inline constexpr int kMaxStatusHistory = 1000;
 inline constexpr size_t kMaxRequestIdBytes = 128;
 // The largest record the register stores, serialized (its stored form, histories included).
 inline constexpr size_t kMaxRecordBytes = 256 * 1024;
+// Uploads (upsert, import) and status changes that lift a restriction stop below the caps, so
+// that a suspension, cancellation or revocation always fits: at least 32 KiB and 100 entries
+// are kept for them.
+inline constexpr size_t kMaxUploadRecordBytes = 224 * 1024;
+inline constexpr int kMaxUploadStatusHistory = 900;
 // An error names at most this many violations (and says how many more there were), so its
 // details stay far below gRPC's 8 KiB metadata limit whatever the input.
 inline constexpr int kMaxReportedViolations = 20;
@@ -74,10 +79,15 @@ std::string Excerpt(absl::string_view value);
 // completed_on, status_history).
 void ValidatePractitioner(const physioreg::v1::Practitioner& practitioner, absl::string_view path,
                           absl::string_view today, Violations* violations);
+// How much of the caps a write may use: uploads and lifting changes leave the headroom that
+// restricting changes (suspend, cancel, revoke) may use.
+enum class WriteKind { kUpload, kRestriction };
+
 // The checks only a record about to be stored needs on top of ValidatePractitioner: timelines
-// present, and its serialized size at most kMaxRecordBytes.
+// present, at most kMaxUploadStatusHistory / kMaxStatusHistory entries each, and a serialized
+// size of at most kMaxUploadRecordBytes / kMaxRecordBytes.
 void ValidateStoredForm(const physioreg::v1::Practitioner& practitioner, absl::string_view path,
-                        Violations* violations);
+                        WriteKind kind, Violations* violations);
 
 // A required registration_id field.
 void ValidateRegistrationId(absl::string_view id, absl::string_view field, Violations* violations);

@@ -465,15 +465,24 @@ TEST_F(RegistryTest, MovingRegisteredOnMovesTheServersStartEntryOnly) {
   EXPECT_EQ(store_->revision(), revision);
 }
 
-TEST_F(RegistryTest, StatusChangeThatWouldOverflowTheTimelineIsRefused) {
+// Uploads stop below the caps so that a suspension always fits; reinstating does not get the
+// headroom, and nothing passes the hard caps.
+TEST_F(RegistryTest, ASuspensionAlwaysFitsWhateverWasUploaded) {
   v1::Practitioner full = ValidPractitioner("PT-1");
   auto* history = full.mutable_permit()->mutable_status_history();
-  for (int i = 0; i < kMaxStatusHistory; ++i) {
+  for (int i = 0; i < kMaxUploadStatusHistory; ++i) {
     auto* change = history->Add();
     change->set_status(i % 2 == 0 ? "ACTIVE" : "INACTIVE");
     change->set_effective_on("2016-01-01");
   }
   full.mutable_permit()->set_status(v1::Permit::INACTIVE);
+  v1::Practitioner too_long = full;
+  too_long.mutable_permit()->set_status(v1::Permit::ACTIVE);
+  *too_long.mutable_permit()->add_status_history() = history->Get(0);
+  absl::StatusOr<v1::UpsertPractitionersResponse> refused =
+      registry_->Upsert(hardening::Request({too_long}), "k1");
+  EXPECT_THAT(ViolationFields(refused.status()),
+              Contains("practitioners[0].permit.status_history"));
   UpsertOk({full});
   const int64_t revision = store_->revision();
   v1::SetPermitStatusRequest activate;
@@ -484,6 +493,36 @@ TEST_F(RegistryTest, StatusChangeThatWouldOverflowTheTimelineIsRefused) {
   EXPECT_THAT(ViolationFields(result.status()), Contains("permit.status_history"));
   EXPECT_EQ(store_->revision(), revision);
   EXPECT_EQ(Get("PT-1").permit().status(), v1::Permit::INACTIVE);
+
+  ASSERT_TRUE(hardening::SetPermit(*registry_, "PT-1", v1::Permit::SUSPENDED, "", "Harm").ok());
+  EXPECT_EQ(Get("PT-1").permit().status(), v1::Permit::SUSPENDED);
+}
+
+TEST_F(RegistryTest, ASuspensionFitsARecordUploadedAtTheSizeLimit) {
+  v1::Practitioner big = ValidPractitioner("PT-1");
+  // Conditions up to just under the upload cap, over every activity's authorization.
+  for (int activity = v1::ACUPUNCTURE; activity <= v1::DIAGNOSTIC_IMAGING_ORDERING; ++activity) {
+    auto* a = big.add_authorizations();
+    a->set_activity(static_cast<v1::RestrictedActivity>(activity));
+    a->set_status(v1::Authorization::AUTHORIZED);
+    a->set_granted_on("2019-04-02");
+  }
+  for (int i = 0; big.ByteSizeLong() + kMaxLongTextBytes + 8 < kMaxUploadRecordBytes; ++i) {
+    big.mutable_authorizations(i % big.authorizations_size())
+        ->add_conditions(std::string(kMaxLongTextBytes, 'c'));
+  }
+  ASSERT_GT(big.ByteSizeLong(), kMaxUploadRecordBytes - 2 * kMaxLongTextBytes);
+  UpsertOk({big});
+  v1::SetAuthorizationStatusRequest revoke;
+  revoke.set_registration_id("PT-1");
+  revoke.set_activity(v1::DRY_NEEDLING);
+  revoke.set_status(v1::Authorization::REVOKED);
+  revoke.set_reason(std::string(kMaxLongTextBytes, 'r'));
+  ASSERT_TRUE(registry_->SetAuthorizationStatus(revoke, "k1").ok());
+  ASSERT_TRUE(hardening::SetPermit(*registry_, "PT-1", v1::Permit::SUSPENDED, "",
+                                   std::string(kMaxLongTextBytes, 's'))
+                  .ok());
+  EXPECT_EQ(VerifyReason("PT-1", "2026-11-25"), v1::PERMIT_NOT_ACTIVE);
 }
 
 TEST_F(RegistryTest, OversizedRecordWithinEveryFieldLimitIsRefused) {
@@ -678,6 +717,23 @@ TEST_F(RegistryTest, ImportIdReplaysTheSameStreamAndRefusesAnother) {
   EXPECT_EQ(store_->revision(), 1);
 }
 
+// Two streams under one import_id at once: the second is refused before it writes anything.
+TEST_F(RegistryTest, ASecondStreamUnderARunningImportIdIsRefusedBeforeWriting) {
+  auto first = std::make_unique<ImportSession>();
+  ASSERT_TRUE(registry_->StartImport("race-1", false, "k1", first.get()).ok());
+  ImportSession second;
+  absl::Status refused = registry_->StartImport("race-1", false, "k1", &second);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kAborted) << refused;
+  EXPECT_EQ(store_->revision(), 0);
+  // Another key's id of the same name is its own.
+  ImportSession other_key;
+  EXPECT_TRUE(registry_->StartImport("race-1", false, "k2", &other_key).ok());
+  // Once the first stream is gone, the id may be used again.
+  first.reset();
+  ImportSession later;
+  EXPECT_TRUE(registry_->StartImport("race-1", false, "k1", &later).ok());
+}
+
 TEST_F(RegistryTest, ImportSummaryStaysBounded) {
   ImportSession session;
   ASSERT_TRUE(registry_->StartImport("", false, "k1", &session).ok());
@@ -752,7 +808,7 @@ TEST_F(RegistryTest, EveryStoredRecordRevalidatesAndReimportsIdentically) {
                   ->ForEachPractitioner([&](const v1::Practitioner& p) {
                     Violations v;
                     ValidatePractitioner(p, p.registration_id(), registry_->Today(), &v);
-                    ValidateStoredForm(p, p.registration_id(), &v);
+                    ValidateStoredForm(p, p.registration_id(), WriteKind::kRestriction, &v);
                     EXPECT_TRUE(v.empty()) << v.ToStatus();
                     std::string json;
                     EXPECT_TRUE(google::protobuf::util::MessageToJsonString(p, &json).ok());

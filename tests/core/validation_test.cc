@@ -142,6 +142,17 @@ std::vector<BadRecordCase> BadRecordCases() {
        P("family_name")},
       {"GivenNameZeroWidthOnly",
        [](Practitioner& p) { p.set_given_name("\xE2\x80\x8B\xE2\x80\x8B"); }, P("given_name")},
+      {"GivenNameZeroWidthSpaceInside",
+       [](Practitioner& p) {
+         p.set_given_name(
+             "Qu\xE2\x80\x8B"
+             "entin");
+       },
+       P("given_name")},
+      {"FamilyNameSoftHyphenInside", [](Practitioner& p) { p.set_family_name("Tre\xC2\xADmblay"); },
+       P("family_name")},
+      {"ConditionByteOrderMark", [](Practitioner& p) { p.add_conditions("\xEF\xBB\xBFNote"); },
+       P("conditions[0]")},
       {"GivenNameHangulFillerOnly", [](Practitioner& p) { p.set_given_name("\xE3\x85\xA4"); },
        P("given_name")},
       {"GivenNameNoBreakSpacesOnly", [](Practitioner& p) { p.set_given_name("\xC2\xA0 \xC2\xA0"); },

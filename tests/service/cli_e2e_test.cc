@@ -174,6 +174,20 @@ TEST_F(CliTest, LargeRecordsAreSentInMessagesTheServerAccepts) {
   EXPECT_THAT(imported.output, HasSubstr("200 unchanged"));
 }
 
+// One record per registrant per file, wherever the repeat falls (here past the first 1,000,
+// in what would be the second call): the file is refused and nothing is written.
+TEST_F(CliTest, UpsertRefusesAFileThatNamesARegistrantTwice) {
+  std::vector<v1::Practitioner> records;
+  for (int i = 0; i < 1000; ++i) records.push_back(ValidPractitioner(absl::StrCat("DU-", i)));
+  v1::Practitioner again = ValidPractitioner("du-0");
+  again.set_family_name("Later");
+  records.push_back(again);
+  CommandResult upserted = Cli({"upsert", "--file", WriteJsonl(records, "dup.jsonl")}, true);
+  EXPECT_EQ(upserted.exit_code, 1);
+  EXPECT_THAT(upserted.output, HasSubstr(":1001: registration_id DU-0 appears again"));
+  EXPECT_EQ(Cli({"get", "DU-0"}).exit_code, 1);
+}
+
 TEST_F(CliTest, BadRecordReportsFieldPathAndWritesNothing) {
   v1::Practitioner bad = ValidPractitioner("PT-2");
   bad.mutable_locations(0)->set_latitude(123);

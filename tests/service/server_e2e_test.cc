@@ -296,7 +296,7 @@ TEST(ServerStartTest, BlockCacheBelowOneMibFailsBeforeTouchingTheDataDir) {
   ServerProcess server(dir.Sub("data"), {"--block_cache_mib=0"});
   EXPECT_FALSE(server.started());
   EXPECT_EQ(server.Stop(SIGKILL), 2);
-  EXPECT_THAT(server.output(), HasSubstr("--block_cache_mib must be at least 1"));
+  EXPECT_THAT(server.output(), HasSubstr("--block_cache_mib must be from 1 to 65536"));
   EXPECT_FALSE(std::filesystem::exists(dir.Sub("data")));
 }
 
