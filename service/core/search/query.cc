@@ -2,6 +2,7 @@
 
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -10,6 +11,7 @@
 #include <utility>
 
 #include "absl/base/casts.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "service/core/search/normalize.h"
@@ -140,7 +142,9 @@ absl::StatusOr<Query> ParseQuery(const v1::SearchPractitionersRequest& request) 
     v.Add("name", absl::StrCat("has ", q.name_tokens.size(), " words; at most ", kMaxNameTokens));
   }
   if (!request.city().empty() && q.city.empty()) v.Add("city", std::string(kNothingLeft));
-  if (!request.postal_code_prefix().empty() && q.postal_code_prefix.empty()) {
+  if (!request.postal_code_prefix().empty() &&
+      std::none_of(q.postal_code_prefix.begin(), q.postal_code_prefix.end(),
+                   [](char c) { return absl::ascii_isalnum(static_cast<unsigned char>(c)); })) {
     v.Add("postal_code_prefix", std::string(kNothingLeft));
   }
   if (!request.language().empty() && q.language.empty()) {

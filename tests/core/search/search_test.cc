@@ -644,10 +644,13 @@ TEST_F(SearchTest, CriteriaWithoutLettersOrDigitsAreRefused) {
                                    ::testing::HasSubstr("invisible character")));
     }
   }
-  v1::SearchPractitionersRequest spaces;
-  spaces.set_postal_code_prefix("   ");
-  EXPECT_THAT(ViolationFields(searcher_->Search(spaces, kToday).status()),
-              ElementsAre("postal_code_prefix"));
+  for (const char* postal : {"   ", "-", " - . "}) {
+    v1::SearchPractitionersRequest punctuation;
+    punctuation.set_postal_code_prefix(postal);
+    EXPECT_THAT(ViolationFields(searcher_->Search(punctuation, kToday).status()),
+                ElementsAre("postal_code_prefix"))
+        << postal;
+  }
   // The register is untouched and a real name still finds its registrant.
   v1::SearchPractitionersRequest real;
   real.set_name("🙂 helene");
