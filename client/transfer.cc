@@ -480,7 +480,14 @@ class ExportSink {
       fd_ = STDOUT_FILENO;
       return absl::OkStatus();
     }
-    const std::filesystem::path path(output);
+    std::filesystem::path path(output);
+    // Through a symbolic link the file it names is replaced, not the link.
+    std::error_code ec;
+    if (std::filesystem::is_symlink(path, ec)) {
+      const std::filesystem::path target = std::filesystem::weakly_canonical(path, ec);
+      if (!ec) path = target;
+    }
+    output_ = path.string();
     const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
     temp_ = (dir / absl::StrCat(".", path.filename().string(), ".tmp-XXXXXX")).string();
     fd_ = ::mkostemp(temp_.data(), O_CLOEXEC);  // Created 0600.
@@ -604,9 +611,12 @@ int RunExport(const Connection& connection, const ExportOptions& options) {
   if (failed.ok() && status.ok()) failed = out.Commit();
   if (!failed.ok()) {
     out.Abandon();
-    std::fprintf(
-        stderr, "physioreg: export failed: %s%s\n", std::string(failed.message()).c_str(),
-        options.output.empty() ? "" : absl::StrCat("; ", options.output, " is unchanged").c_str());
+    std::error_code ec;
+    const bool existed = !options.output.empty() && std::filesystem::exists(options.output, ec);
+    std::fprintf(stderr, "physioreg: export failed: %s%s\n", std::string(failed.message()).c_str(),
+                 options.output.empty() ? ""
+                 : existed ? absl::StrCat("; ", options.output, " is unchanged").c_str()
+                           : absl::StrCat("; ", options.output, " was not written").c_str());
     return 1;
   }
   if (!status.ok()) {

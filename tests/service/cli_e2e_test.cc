@@ -713,5 +713,20 @@ TEST_F(CliTest, TerminalNeverReceivesControlSequences) {
   EXPECT_THAT(upsert.output, Not(HasSubstr("\u202E"))) << upsert.output;
 }
 
+// --output through a symbolic link writes the file it names and keeps the link.
+TEST_F(CliTest, ExportThroughASymlinkWritesItsTarget) {
+  ASSERT_EQ(
+      Cli({"upsert", "--file", WriteJsonl({ValidPractitioner("PT-1")}, "a.jsonl")}, true).exit_code,
+      0);
+  const std::string target = dir_.Sub("real.jsonl");
+  const std::string link = dir_.Sub("link.jsonl");
+  WriteFile(target, "old\n");
+  std::filesystem::create_symlink(target, link);
+  CommandResult exported = Cli({"export", "--output", link}, true);
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  EXPECT_TRUE(std::filesystem::is_symlink(link));
+  EXPECT_THAT(ReadFile(target), HasSubstr("PT-1"));
+}
+
 }  // namespace
 }  // namespace physioreg
