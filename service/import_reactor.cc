@@ -61,17 +61,24 @@ void ImportReactor::HandleEnd() {
   // A broken stream ends reads too; only a client that closed its side cleanly finished the
   // import. Applied chunks stay applied either way, and a re-run converges.
   if (context_->IsCancelled()) {
+    session_.reservation.reset();
     Finish(grpc::Status(grpc::StatusCode::CANCELLED, "import stream broke off"));
     return;
   }
   absl::Status finished = registry_->FinishImport(actor_, &session_);
   if (!finished.ok()) return Fail(finished);
+  // The import_id is free (and its summary stored) before the client hears the answer, so a
+  // stream it starts next is not taken for one still running.
+  session_.reservation.reset();
   const std::string bytes = session_.summary.SerializeAsString();
   grpc::Slice slice(bytes);
   *response_ = grpc::ByteBuffer(&slice, 1);
   Finish(grpc::Status::OK);
 }
 
-void ImportReactor::Fail(const absl::Status& status) { Finish(ToGrpcStatus(status)); }
+void ImportReactor::Fail(const absl::Status& status) {
+  session_.reservation.reset();
+  Finish(ToGrpcStatus(status));
+}
 
 }  // namespace physioreg::service

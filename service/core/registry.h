@@ -38,7 +38,8 @@ struct ImportSession {
   absl::flat_hash_map<size_t, int64_t> first_index_of_id;
   physioreg::v1::ImportPractitionersResponse summary;
   // Holds the import_id for this stream while it runs: a second stream under the same id is
-  // refused until this one ends (released when the session is destroyed).
+  // refused until this one ends. Reset it before answering the client (it is also released
+  // when the session is destroyed).
   std::shared_ptr<void> reservation;
 };
 
