@@ -16,6 +16,11 @@ absl::StatusOr<bool> CsvReader::Next(std::vector<std::string>* fields) {
   fields->clear();
   if (!started_) {
     started_ = true;
+    // A UTF-16 file (Excel's "Unicode text") would read as garbage column names.
+    if (Peek() == 0xFF || Peek() == 0xFE) {
+      return absl::InvalidArgumentError(
+          "the file starts with a UTF-16 byte order mark; save it as CSV UTF-8");
+    }
     // A UTF-8 byte order mark, as spreadsheets write it, is not part of the first field.
     if (Peek() == 0xEF) {
       char bom[3];

@@ -72,6 +72,19 @@ TEST(CsvReaderTest, MalformedQuotingIsAnError) {
   }
 }
 
+// Excel's "Unicode text" is UTF-16: refused with what to do, not read as garbage columns.
+TEST(CsvReaderTest, Utf16FilesAreRefusedWithAHint) {
+  for (const std::string text :
+       {std::string("\xFF\xFEr\0e\0", 6), std::string("\xFE\xFF\0r\0e", 6)}) {
+    std::istringstream in(text);
+    CsvReader reader(&in);
+    std::vector<std::string> row;
+    absl::StatusOr<bool> read = reader.Next(&row);
+    EXPECT_EQ(read.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(read.status().message()), ::testing::HasSubstr("save it as CSV UTF-8"));
+  }
+}
+
 TEST(CsvWriterTest, QuotesOnlyWhenNeededAndReadsBack) {
   EXPECT_EQ(CsvField("plain"), "plain");
   EXPECT_EQ(CsvField("a,b"), "\"a,b\"");
