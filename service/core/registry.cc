@@ -129,6 +129,20 @@ Practitioner PrepareUpload(const Practitioner& sent, const Practitioner* stored,
   return record;
 }
 
+// The statuses that stop practice: only the regulator lifts them, and they always fit a record
+// (see WriteKind).
+bool Restricts(Permit::Status status) {
+  return status == Permit::SUSPENDED || status == Permit::CANCELLED;
+}
+bool Restricts(Authorization::Status status) {
+  return status == Authorization::SUSPENDED || status == Authorization::REVOKED;
+}
+template <typename Status>
+bool Restricts(const std::string& status_name, bool (*parse)(const std::string&, Status*)) {
+  Status status{};
+  return parse(status_name, &status) && Restricts(status);
+}
+
 bool HistoryHas(const RepeatedPtrField<StatusChange>& history, const StatusChange& change) {
   for (const StatusChange& c : history) {
     if (c.status() == change.status() && c.effective_on() == change.effective_on()) return true;
@@ -142,17 +156,10 @@ bool HistoryHas(const RepeatedPtrField<StatusChange>& history, const StatusChang
 // being lifted, or the request's allow_status_lift.
 void CheckNoSilentLift(const Practitioner& sent, const Practitioner& record,
                        const Practitioner& stored, absl::string_view path, Violations* v) {
-  auto permit_restricted = [](absl::string_view status) {
-    return status == "SUSPENDED" || status == "CANCELLED";
-  };
-  auto authorization_restricted = [](absl::string_view status) {
-    return status == "SUSPENDED" || status == "REVOKED";
-  };
   const auto& stored_permit = stored.permit().status_history();
   if (!stored_permit.empty()) {
     const StatusChange& last = stored_permit[stored_permit.size() - 1];
-    if (permit_restricted(last.status()) &&
-        !permit_restricted(Permit::Status_Name(record.permit().status())) &&
+    if (Restricts(last.status(), &Permit::Status_Parse) && !Restricts(record.permit().status()) &&
         !HistoryHas(sent.permit().status_history(), last)) {
       v->Add(absl::StrCat(path, path.empty() ? "" : ".", "permit.status"),
              absl::StrCat("would lift the permit's ", last.status(), " status of ",
@@ -165,7 +172,7 @@ void CheckNoSilentLift(const Practitioner& sent, const Practitioner& record,
     const auto& history = previous.status_history();
     if (history.empty()) continue;
     const StatusChange& last = history[history.size() - 1];
-    if (!authorization_restricted(last.status())) continue;
+    if (!Restricts(last.status(), &Authorization::Status_Parse)) continue;
     const std::string activity = physioreg::v1::RestrictedActivity_Name(previous.activity());
     int index = -1;
     for (int i = 0; i < sent.authorizations_size(); ++i) {
@@ -180,7 +187,7 @@ void CheckNoSilentLift(const Practitioner& sent, const Practitioner& record,
       continue;
     }
     const Authorization& now = *FindAuthorization(record, previous.activity());
-    if (!authorization_restricted(Authorization::Status_Name(now.status())) &&
+    if (!Restricts(now.status()) &&
         !HistoryHas(sent.authorizations(index).status_history(), last)) {
       v->Add(field, absl::StrCat("would lift the ", activity, " authorization's ", last.status(),
                                  " status of ", last.effective_on(), " (", Quote(last.reason()),
@@ -262,7 +269,8 @@ void Registry::CheckVerifyRequest(const physioreg::v1::VerifyAuthorizationReques
   ValidateActivity(request.activity(), absl::StrCat(prefix, "activity"), v);
   if (!request.as_of().empty() && !IsValidDate(request.as_of())) {
     v->Add(absl::StrCat(prefix, "as_of"),
-           absl::StrCat(Quote(request.as_of()), " is not a real date in YYYY-MM-DD form (years 1900-2999)"));
+           absl::StrCat(Quote(request.as_of()),
+                        " is not a real date in YYYY-MM-DD form (years 1900-2999)"));
   }
   if (v->count() != before) return;
   *id = *NormalizeRegistrationId(request.registration_id());
@@ -662,10 +670,8 @@ absl::StatusOr<Practitioner> Registry::SetAuthorizationStatus(
   if (!changed.ok()) return changed.status();
   if (!*changed) return record;
   authorization->set_status(request.status());
-  const bool restricts =
-      request.status() == Authorization::SUSPENDED || request.status() == Authorization::REVOKED;
   return CommitOne(*std::move(record), ChangeEvent::AUTHORIZATION_STATUS_CHANGED, actor, Today(),
-                   restricts ? WriteKind::kRestriction : WriteKind::kUpload);
+                   Restricts(request.status()) ? WriteKind::kRestriction : WriteKind::kUpload);
 }
 
 absl::StatusOr<Practitioner> Registry::SetPermitStatus(
@@ -691,10 +697,8 @@ absl::StatusOr<Practitioner> Registry::SetPermitStatus(
   if (!changed.ok()) return changed.status();
   if (!*changed) return record;
   permit->set_status(request.status());
-  const bool restricts =
-      request.status() == Permit::SUSPENDED || request.status() == Permit::CANCELLED;
   return CommitOne(*std::move(record), ChangeEvent::PERMIT_STATUS_CHANGED, actor, Today(),
-                   restricts ? WriteKind::kRestriction : WriteKind::kUpload);
+                   Restricts(request.status()) ? WriteKind::kRestriction : WriteKind::kUpload);
 }
 
 absl::Status Registry::StartImport(const std::string& import_id, bool allow_status_lift,
