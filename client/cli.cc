@@ -684,21 +684,12 @@ class CommandLine {
     export_->add_flag("--include-private", o_.include_private, "include private contact details");
     export_->add_option("--output", o_.output, "write to FILE (replaced only when complete)");
 
-    CLI::App* set_authorization =
-        Command("set-authorization-status", "regulator: change an authorization's status");
-    set_authorization->add_option("ID", o_.id, "registration ID")->required();
+    CLI::App* set_authorization = StatusChangeCommand("set-authorization-status",
+                                                      "regulator: change an authorization's status",
+                                                      "AUTHORIZED, PENDING, SUSPENDED, REVOKED");
     set_authorization->add_option("--activity", o_.activity, "restricted activity")->required();
-    set_authorization->add_option("--status", o_.status, "AUTHORIZED, PENDING, SUSPENDED, REVOKED")
-        ->required();
-    set_authorization->add_option("--effective-on", o_.effective_on, "YYYY-MM-DD (default today)");
-    set_authorization->add_option("--reason", o_.reason, "why (kept in the status history)");
-
-    CLI::App* set_permit = Command("set-permit-status", "regulator: change the permit's status");
-    set_permit->add_option("ID", o_.id, "registration ID")->required();
-    set_permit->add_option("--status", o_.status, "ACTIVE, INACTIVE, SUSPENDED, CANCELLED")
-        ->required();
-    set_permit->add_option("--effective-on", o_.effective_on, "YYYY-MM-DD (default today)");
-    set_permit->add_option("--reason", o_.reason, "why (kept in the status history)");
+    StatusChangeCommand("set-permit-status", "regulator: change the permit's status",
+                        "ACTIVE, INACTIVE, SUSPENDED, CANCELLED");
 
     CLI::App* keys = Command("keys", "regulator: API keys (create, list, revoke)");
     keys->require_subcommand(1);
@@ -739,6 +730,17 @@ class CommandLine {
  private:
   CLI::App* Command(const std::string& name, const std::string& description) {
     return app_.add_subcommand(name, description);
+  }
+
+  // The options a permit and an authorization status change share.
+  CLI::App* StatusChangeCommand(const std::string& name, const std::string& description,
+                                const std::string& statuses) {
+    CLI::App* command = Command(name, description);
+    command->add_option("ID", o_.id, "registration ID")->required();
+    command->add_option("--status", o_.status, statuses)->required();
+    command->add_option("--effective-on", o_.effective_on, "YYYY-MM-DD (default today)");
+    command->add_option("--reason", o_.reason, "why (kept in the status history)");
+    return command;
   }
 
   CLI::App app_;
