@@ -294,6 +294,13 @@ async function runSearch({ focusResults } = {}) {
     verdicts = await verifyMany(people.map((p) => p.registrationId));
   } catch (e) {
     if (serial !== searchSerial) return;
+    if (e instanceof ApiError && e.httpStatus === 400 && pageIndex > 0) {
+      // A page token can expire after many register changes: start again from the first page.
+      pageTokens = [''];
+      history.replaceState({ view: 'search', tokens: pageTokens }, '', location.pathname + location.search);
+      runSearch({ focusResults });
+      return;
+    }
     results.setAttribute('aria-busy', 'false');
     list.replaceChildren();
     setStatus(errorText(e));
@@ -301,16 +308,13 @@ async function runSearch({ focusResults } = {}) {
     return;
   }
   if (serial !== searchSerial) return;
-  results.setAttribute('aria-busy', 'false');
   const people = found.practitioners || [];
   const total = Number(found.totalSize || 0);
   const distances = found.distancesKm || [];
   list.replaceChildren(...people.map((p, i) => resultCard(p, verdicts[i], distances[i])));
   if (people.length === 0) {
-    const first = criteria.q && !criteria.where && !criteria.speaks && !criteria.near
-      ? t('noneByName', { name: criteria.q }) : t('noneFilters');
-    showMessage('empty', [first, t('noneTry')]);
-    setStatus(first);
+    await showNoMatch(serial);
+    if (serial !== searchSerial) return;
   } else {
     showMessage(null, null);
     const from = pageIndex * PAGE_SIZE + 1;
@@ -324,12 +328,41 @@ async function runSearch({ focusResults } = {}) {
   $('next').disabled = !found.nextPageToken;
   $('next').dataset.token = found.nextPageToken || '';
   $('page-info').textContent = t('pageOf', { page: pageIndex + 1, pages });
+  results.setAttribute('aria-busy', 'false');
   if (focusResults) {
     const link = lastOpenedId &&
       list.querySelector(`.card[data-id="${CSS.escape(lastOpenedId)}"] .card-name a`);
     (link || $('results-heading')).focus();
   }
   lastOpenedId = null;
+}
+
+// Nothing matched: say whether the name is unknown or only the filters left no one, and when
+// the dry-needling filter hid people, offer to show them.
+async function showNoMatch(serial) {
+  let hidden = 0;
+  if (criteria.dn) {
+    const dn = criteria.dn;
+    criteria.dn = false;
+    const query = apiQuery('');
+    criteria.dn = dn;
+    try {
+      hidden = Number((await api(query.replace(/page_size=\d+/, 'page_size=1'))).totalSize || 0);
+    } catch { /* the plain message will do */ }
+    if (serial !== searchSerial) return;
+  }
+  const byName = criteria.q && !criteria.where && !criteria.speaks && !criteria.near;
+  let first;
+  if (hidden > 0) first = t('noneAuthorized', { n: hidden });
+  else first = byName ? t('noneByName', { name: criteria.q }) : t('noneFilters');
+  showMessage('empty', [first, hidden > 0 ? null : t('noneTry')].filter(Boolean));
+  if (hidden > 0) {
+    $('message').firstChild.append(el('button', {
+      type: 'button', class: 'secondary', text: t('showAll', { n: hidden }),
+      onclick: () => { $('dn').checked = false; submitSearch(); $('results-heading').focus(); },
+    }));
+  }
+  setStatus(first);
 }
 
 function resultCard(p, v, distanceKm) {
@@ -524,6 +557,7 @@ async function loadHistory(id, token, serial) {
   for (const ev of events) {
     list.append(el('li', {},
       t('historyItem', { date: formatTimestampDate(ev.changeTime), kind: enumText('eventKinds', ev.kind) }),
+      eventSummary(ev),
       el('span', { class: 'reason', text: ` (${t('revisionLabel', { rev: ev.revision || '0' })})` })));
   }
   more.replaceChildren();
@@ -533,6 +567,18 @@ async function loadHistory(id, token, serial) {
       onclick: () => loadHistory(id, r.nextPageToken, serial),
     }));
   }
+}
+
+// What the entry said after a change: its permit status and, when it has one, the dry needling
+// authorization's status.
+function eventSummary(ev) {
+  const p = ev.practitioner;
+  if (!p) return null;
+  const parts = [];
+  if (p.permit && p.permit.status) parts.push(t('eventPermit', { status: enumText('permitStatus', p.permit.status) }));
+  const dn = (p.authorizations || []).find((a) => a.activity === ACTIVITY);
+  if (dn && dn.status) parts.push(t('eventDn', { status: enumText('authStatus', dn.status) }));
+  return parts.length ? ` — ${parts.join('; ')}` : null;
 }
 
 async function copyLink(url, statusEl) {

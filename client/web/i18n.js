@@ -45,6 +45,10 @@ const en = {
   pageOf: ({ page, pages }) => `Page ${page} of ${pages}`,
   noneByName: ({ name }) => `No one by the name “${name}” matches.`,
   noneFilters: 'No physiotherapist matches these choices.',
+  noneAuthorized: ({ n }) => n === 1
+    ? '1 physiotherapist on the register matches, but is not authorized for dry needling today.'
+    : `${n} physiotherapists on the register match, but none is authorized for dry needling today.`,
+  showAll: ({ n }) => n === 1 ? 'Show this physiotherapist' : `Show these ${n} physiotherapists`,
   noneTry: 'Check the spelling, remove the city or language, or uncheck “authorized for dry needling” to see everyone on the register.',
   errorStarting: 'The register is still starting up. Please try again in a few seconds.',
   errorBusy: 'The register is busy right now. Please wait a moment and try again.',
@@ -66,7 +70,6 @@ const en = {
   viewEntry: ({ name }) => `Full entry for ${name}`,
   viewEntryShort: 'Full entry',
   alsoKnownAs: 'Formerly known as',
-  verdictChecked: ({ date }) => `Checked against the register for ${date}.`,
 
   yes: 'Authorized',
   no: 'Not authorized',
@@ -124,7 +127,9 @@ const en = {
   historyHeading: 'Change history',
   historyItem: ({ date, kind }) => `${date}: ${kind}`,
   revisionLabel: ({ rev }) => `register revision ${rev}`,
-  historyMore: 'Show older changes',
+  historyMore: 'Show later changes',
+  eventPermit: ({ status }) => `permit ${status}`,
+  eventDn: ({ status }) => `dry needling ${status}`,
   historyNone: 'No recorded changes.',
   shareHeading: 'Share this entry',
   shareHint: 'This link always shows the current answer from the register.',
@@ -181,6 +186,10 @@ const fr = {
   pageOf: ({ page, pages }) => `Page ${page} sur ${pages}`,
   noneByName: ({ name }) => `Personne ne correspond au nom « ${name} ».`,
   noneFilters: 'Aucun physiothérapeute ne correspond à ces choix.',
+  noneAuthorized: ({ n }) => n === 1
+    ? '1 physiothérapeute au registre correspond, mais n’est pas autorisé à l’aiguilletage à sec aujourd’hui.'
+    : `${n} physiothérapeutes au registre correspondent, mais aucun n’est autorisé à l’aiguilletage à sec aujourd’hui.`,
+  showAll: ({ n }) => n === 1 ? 'Voir ce physiothérapeute' : `Voir ces ${n} physiothérapeutes`,
   noneTry: 'Vérifiez l’orthographe, retirez la ville ou la langue, ou décochez « autorisés à l’aiguilletage à sec » pour voir tout le registre.',
   errorStarting: 'Le registre est en cours de démarrage. Réessayez dans quelques secondes.',
   errorBusy: 'Le registre est très sollicité. Attendez un moment et réessayez.',
@@ -202,7 +211,6 @@ const fr = {
   viewEntry: ({ name }) => `Fiche complète de ${name}`,
   viewEntryShort: 'Fiche complète',
   alsoKnownAs: 'Anciens noms',
-  verdictChecked: ({ date }) => `Vérifié dans le registre pour le ${date}.`,
 
   yes: 'Autorisé',
   no: 'Non autorisé',
@@ -260,7 +268,9 @@ const fr = {
   historyHeading: 'Historique des modifications',
   historyItem: ({ date, kind }) => `${date} : ${kind}`,
   revisionLabel: ({ rev }) => `révision ${rev} du registre`,
-  historyMore: 'Voir les modifications plus anciennes',
+  historyMore: 'Voir les modifications suivantes',
+  eventPermit: ({ status }) => `permis ${status}`,
+  eventDn: ({ status }) => `aiguilletage à sec : autorisation ${status}`,
   historyNone: 'Aucune modification enregistrée.',
   shareHeading: 'Partager cette fiche',
   shareHint: 'Ce lien montre toujours la réponse à jour du registre.',
