@@ -571,9 +571,9 @@ Response Api::History(const std::string& id, absl::string_view query, bool inclu
 }
 
 Response Api::BatchVerify(const Request& request) const {
+  const std::string content_type = request.content_type.value_or("");
   const absl::string_view media_type =
-      absl::StripAsciiWhitespace(absl::string_view(request.content_type.value_or(""))
-                                     .substr(0, request.content_type.value_or("").find(';')));
+      absl::StripAsciiWhitespace(absl::string_view(content_type).substr(0, content_type.find(';')));
   if (!absl::EqualsIgnoreCase(media_type, kJson)) {
     return ErrorFor(BadField("Content-Type", "must be application/json"), "", 415);
   }

@@ -197,7 +197,11 @@ class Session : public std::enable_shared_from_this<Session> {
     message->set("X-Content-Type-Options", "nosniff");
     message->set("Referrer-Policy", "no-referrer");
     message->keep_alive(keep_alive_);
-    if (response.status != 304 && response.status != 204) {
+    if (response.stream != nullptr) {
+      // HEAD of the export: its length is unknown without producing it, so none is sent, and
+      // the connection closes after the headers.
+      message->keep_alive(false);
+    } else if (response.status != 304 && response.status != 204) {
       message->body() = std::move(response.body);
       message->prepare_payload();
       // HEAD: the headers of the GET, Content-Length included, and no body.
