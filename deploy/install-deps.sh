@@ -4,7 +4,7 @@ set -euo pipefail
 packages=(build-essential cmake ninja-build ccache pkg-config git tzdata
           libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
           librocksdb-dev libabsl-dev libssl-dev libicu-dev libgtest-dev libgmock-dev libcli11-dev
-          libbenchmark-dev libgoogle-perftools-dev libspdlog-dev jq faketime)
+          libbenchmark-dev libgoogle-perftools-dev libspdlog-dev libboost-dev jq faketime)
 # The browser tests (tests/web): Debian's Chromium, driven from Node.js (the machine's own node
 # is kept when present).
 packages+=(chromium)

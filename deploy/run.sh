@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds physioreg, starts physioregd on an embedded RocksDB in ./var/physioreg, loads the demo
-# register (its dates moved to today, deploy/demo/load.sh) and prints where to point the CLI.
+# register (its dates moved to today, deploy/demo/load.sh) and prints where to point a browser
+# and the CLI.
 # Ctrl-C stops the server (it drains, then exits).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,9 +34,10 @@ fi
 cat <<MSG
 
 physioreg is running.
-  gRPC (CLI, clinics, insurers):  $grpc_address
-  Regulator token file:           $data_dir/regulator.token (mode 0600; keep it secret)
-  Browser:                        http://$http_address/ once the web page lands (not built yet)
+  gRPC (CLI, clinics, insurers):   $grpc_address
+  Regulator token file:            $data_dir/regulator.token (mode 0600; keep it secret)
+  Browser (patients' search page): http://$http_address/
+  HTTP/JSON API:                   http://$http_address/v1/practitioners?name=leblanc
 Try:
   $bin/client/physioreg --address $grpc_address verify PT-100331 --activity DRY_NEEDLING
   $bin/client/physioreg --address $grpc_address get PT-100331

@@ -6,20 +6,26 @@
 
 namespace physioreg::service {
 
-absl::StatusOr<std::optional<core::Caller>> IdentifyCaller(
-    const grpc::CallbackServerContext& context, const core::ApiKeys& keys) {
-  const auto& metadata = context.client_metadata();
-  auto it = metadata.find("authorization");
-  if (it == metadata.end()) return std::nullopt;
-  absl::string_view value(it->second.data(), it->second.size());
+absl::StatusOr<std::optional<core::Caller>> IdentifyBearer(
+    std::optional<absl::string_view> authorization, const core::ApiKeys& keys) {
+  if (!authorization.has_value()) return std::nullopt;
+  const absl::string_view value = *authorization;
   constexpr absl::string_view kScheme = "bearer ";
   if (!absl::StartsWithIgnoreCase(value, kScheme)) {
-    return absl::UnauthenticatedError("authorization metadata must be 'Bearer <secret>'");
+    return absl::UnauthenticatedError("credentials must be 'authorization: Bearer <secret>'");
   }
   std::optional<core::Caller> caller =
       keys.Authenticate(absl::StripAsciiWhitespace(value.substr(kScheme.size())));
   if (!caller) return absl::UnauthenticatedError("unknown or revoked credentials");
   return caller;
+}
+
+absl::StatusOr<std::optional<core::Caller>> IdentifyCaller(
+    const grpc::CallbackServerContext& context, const core::ApiKeys& keys) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) return IdentifyBearer(std::nullopt, keys);
+  return IdentifyBearer(absl::string_view(it->second.data(), it->second.size()), keys);
 }
 
 absl::Status CheckPresentCredentials(const grpc::CallbackServerContext& context,

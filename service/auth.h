@@ -11,6 +11,11 @@
 
 namespace physioreg::service {
 
+// The caller named by an `authorization` value ("Bearer <secret>", gRPC metadata or HTTP
+// header): nullopt when there is none, UNAUTHENTICATED when it is malformed, unknown or revoked.
+[[nodiscard]] absl::StatusOr<std::optional<core::Caller>> IdentifyBearer(
+    std::optional<absl::string_view> authorization, const core::ApiKeys& keys);
+
 // The caller named by `authorization: Bearer <secret>` metadata: nullopt without credentials,
 // UNAUTHENTICATED for credentials that are malformed, unknown or revoked.
 [[nodiscard]] absl::StatusOr<std::optional<core::Caller>> IdentifyCaller(

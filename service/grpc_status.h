@@ -8,8 +8,7 @@
 
 namespace physioreg::service {
 
-// Same code and message, except for internal errors (INTERNAL, DATA_LOSS, UNKNOWN, and any
-// storage error): those are logged and answered with a generic message. Otherwise a BadRequest
+// Same code and message as PublicStatus(status) (server faults concealed); a BadRequest
 // payload travels as a google.rpc.Status detail (grpc-status-details-bin), which every gRPC client
 // library can decode.
 grpc::Status ToGrpcStatus(const absl::Status& status);

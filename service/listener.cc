@@ -26,10 +26,10 @@ struct HostPort {
   std::string port;
 };
 
-absl::StatusOr<HostPort> SplitAddress(const std::string& address) {
-  const auto invalid = [&address](absl::string_view why) {
+absl::StatusOr<HostPort> SplitAddress(const std::string& address, absl::string_view flag) {
+  const auto invalid = [&address, flag](absl::string_view why) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--grpc_address '", address, "' is not host:port (", why, ")"));
+        absl::StrCat("--", flag, " '", address, "' is not host:port (", why, ")"));
   };
   const size_t colon = address.rfind(':');
   if (colon == std::string::npos) return invalid("no port");
@@ -126,8 +126,10 @@ std::vector<int> BindHost(const std::string& host, const std::string& port_text,
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(const std::string& address) {
-  absl::StatusOr<HostPort> parts = SplitAddress(address);
+absl::StatusOr<std::vector<int>> BindListeningSockets(const std::string& address,
+                                                      absl::string_view flag,
+                                                      absl::string_view protocol) {
+  absl::StatusOr<HostPort> parts = SplitAddress(address, flag);
   if (!parts.ok()) return parts.status();
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
@@ -137,26 +139,37 @@ absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(const std::string& addr
     const int rc = ::getaddrinfo(parts->host.c_str(), parts->port.c_str(), &hints, &resolved);
     if (rc != 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat("--grpc_address '", address, "': ", ::gai_strerror(rc)));
+          absl::StrCat("--", flag, " '", address, "': ", ::gai_strerror(rc)));
     }
     ::freeaddrinfo(resolved);
   }
-  std::unique_ptr<Listener> listener(new Listener());
+  std::vector<int> fds;
   int error = 0;
   if (parts->host.empty()) {
     // No host: every interface, through one dual-stack socket where IPv6 exists.
-    listener->fds_ = BindHost("::", parts->port, &error);
-    if (listener->fds_.empty() && error != EADDRINUSE && error != EACCES) {
-      listener->fds_ = BindHost("0.0.0.0", parts->port, &error);
+    fds = BindHost("::", parts->port, &error);
+    if (fds.empty() && error != EADDRINUSE && error != EACCES) {
+      fds = BindHost("0.0.0.0", parts->port, &error);
     }
   } else {
-    listener->fds_ = BindHost(parts->host, parts->port, &error);
+    fds = BindHost(parts->host, parts->port, &error);
   }
-  if (listener->fds_.empty()) {
+  if (fds.empty()) {
     std::string why = std::strerror(error);
     if (error == EADDRINUSE) why += " (is another physioregd running?)";
-    return absl::UnavailableError(absl::StrCat("cannot listen for gRPC on ", address, ": ", why));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen for ", protocol, " on ", address, ": ", why));
   }
+  return fds;
+}
+
+int ListeningPort(int fd) { return BoundPort(fd); }
+
+absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(const std::string& address) {
+  absl::StatusOr<std::vector<int>> fds = BindListeningSockets(address, "grpc_address", "gRPC");
+  if (!fds.ok()) return fds.status();
+  std::unique_ptr<Listener> listener(new Listener());
+  listener->fds_ = *std::move(fds);
   listener->port_ = BoundPort(listener->fds_.front());
   listener->wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (listener->wake_fd_ < 0) {

@@ -15,8 +15,19 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace physioreg::service {
+
+// Binds and listens on "host:port" ("[v6]:port"; an empty host means every interface; port 0
+// picks a free port, the same for every socket) without SO_REUSEPORT: one socket per address
+// the host resolves to, non-blocking. Errors name `--flag` and say what `protocol` could not
+// listen (e.g. an address in use).
+[[nodiscard]] absl::StatusOr<std::vector<int>> BindListeningSockets(const std::string& address,
+                                                                    absl::string_view flag,
+                                                                    absl::string_view protocol);
+// The port a listening socket is bound to.
+int ListeningPort(int fd);
 
 class Listener {
  public:

@@ -11,8 +11,10 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "service/core/api_keys.h"
 #include "service/log.h"
@@ -25,7 +27,14 @@ ABSL_FLAG(std::string, grpc_address, "127.0.0.1:50051",
           "host:port for gRPC ([v6]:port; empty host: every interface; port 0: any free port). "
           "physioregd refuses to start when the address is in use");
 ABSL_FLAG(std::string, http_address, "127.0.0.1:8080",
-          "host:port for the HTTP/JSON gateway and web page (not served yet)");
+          "host:port for the HTTP/JSON gateway and the web page (as --grpc_address; empty: no "
+          "HTTP)");
+ABSL_FLAG(std::vector<std::string>, cors_origin, {},
+          "An origin (scheme://host[:port]) whose pages may call the HTTP API from a browser; "
+          "repeat the flag (or separate with commas) for several. None by default");
+ABSL_FLAG(std::string, web_dir, "",
+          "Serve the web page's files from this directory instead of the copies built into "
+          "physioregd (for editing client/web/ without rebuilding)");
 ABSL_FLAG(std::string, timezone, "America/Edmonton", "The registry's time zone for 'today'");
 ABSL_FLAG(int, block_cache_mib, 256,
           "RocksDB block cache in MiB for the change log, history and meta (registrants are "
@@ -56,6 +65,44 @@ void ConfigureUsage() {
       "physioreg server: gRPC Registry and RegistryAdmin on RocksDB.\n"
       "usage: physioregd [--data_dir=DIR] [--grpc_address=HOST:PORT] [flags]\n"
       "       physioregd --data_dir=DIR --reset_regulator_token   (server stopped)");
+}
+
+// Every value of a flag given more than once (absl keeps only the last), commas splitting too.
+std::vector<std::string> AllValuesOf(int argc, char** argv, absl::string_view name) {
+  std::vector<std::string> values;
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (!absl::ConsumePrefix(&arg, "--")) absl::ConsumePrefix(&arg, "-");
+    std::string value;
+    if (absl::ConsumePrefix(&arg, name)) {
+      if (absl::ConsumePrefix(&arg, "=")) {
+        value = std::string(arg);
+      } else if (arg.empty() && i + 1 < argc) {
+        value = argv[++i];
+      } else {
+        continue;
+      }
+      for (absl::string_view piece : absl::StrSplit(value, ',', absl::SkipEmpty())) {
+        values.emplace_back(piece);
+      }
+    }
+  }
+  return values;
+}
+
+// An origin as browsers send it: http(s)://host[:port], nothing after.
+bool IsOrigin(absl::string_view origin) {
+  if (!absl::ConsumePrefix(&origin, "https://") && !absl::ConsumePrefix(&origin, "http://")) {
+    return false;
+  }
+  if (origin.empty()) return false;
+  for (char c : origin) {
+    if (!absl::ascii_isalnum(c) && c != '.' && c != '-' && c != ':' && c != '[' && c != ']') {
+      return false;
+    }
+  }
+  return true;
 }
 
 // Idle connections hold a descriptor each; the soft limit (often 1024) is raised to the hard
@@ -126,6 +173,24 @@ int main(int argc, char** argv) {
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.grpc_address = absl::GetFlag(FLAGS_grpc_address);
   options.timezone = absl::GetFlag(FLAGS_timezone);
+  options.http_address = absl::GetFlag(FLAGS_http_address);
+  options.http.web_dir = absl::GetFlag(FLAGS_web_dir);
+  options.http.cors_origins = AllValuesOf(argc, argv, "cors_origin");
+  for (const std::string& origin : options.http.cors_origins) {
+    if (!IsOrigin(origin)) {
+      std::fprintf(stderr,
+                   "physioregd: --cors_origin '%s' is not an origin like https://clinic.example "
+                   "(scheme, host and optional port; no path, no '*')\n",
+                   origin.c_str());
+      return 2;
+    }
+  }
+  if (!options.http.web_dir.empty() &&
+      !std::filesystem::exists(options.http.web_dir + "/index.html")) {
+    std::fprintf(stderr, "physioregd: --web_dir '%s' has no index.html\n",
+                 options.http.web_dir.c_str());
+    return 2;
+  }
   const int block_cache_mib = absl::GetFlag(FLAGS_block_cache_mib);
   // The cache is memory the server takes; more than the machine has is a typo.
   if (block_cache_mib < 1 || block_cache_mib > 65536) {
@@ -178,8 +243,16 @@ int main(int argc, char** argv) {
     std::printf("physioregd: first start; regulator token written to %s\n",
                 (*server)->token_path().c_str());
   }
-  std::printf("physioregd: HTTP gateway on %s is not built yet\n",
-              absl::GetFlag(FLAGS_http_address).c_str());
+  if ((*server)->http_port() != 0) {
+    const std::string http_host = options.http_address.substr(0, options.http_address.rfind(':'));
+    const std::string shown_host = http_host.empty() ? "127.0.0.1" : http_host;
+    spdlog::info("event=serving_http host={} port={}", service::LogValue(http_host),
+                 (*server)->http_port());
+    std::printf("physioregd: serving HTTP on http://%s:%d/\n", shown_host.c_str(),
+                (*server)->http_port());
+  } else {
+    std::printf("physioregd: HTTP off (--http_address is empty)\n");
+  }
   std::fflush(stdout);
 
   int signal = 0;

@@ -49,7 +49,7 @@ grpc::ServerUnaryReactor* RegistryService::SearchPractitioners(
   if (context->deadline() != std::chrono::system_clock::time_point::max()) {
     deadline = absl::FromChrono(context->deadline());
   }
-  const bool queued = search_queue_.TryPost([this, context, request, response, reactor, deadline] {
+  const bool queued = search_queue_->TryPost([this, context, request, response, reactor, deadline] {
     if (context->IsCancelled()) {
       reactor->Finish(grpc::Status::CANCELLED);
       return;

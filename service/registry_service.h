@@ -1,6 +1,6 @@
 // Thin gRPC handlers of the public Registry service. Reads are short RocksDB point lookups,
 // answered inline with DefaultReactor(). SearchPractitioners can cost far more (a wide or
-// fuzzy query), so it runs on its own worker with a bounded queue (see search::WorkQueue):
+// fuzzy query), so it runs on the search worker with a bounded queue (see search::WorkQueue):
 // searches then never hold gRPC's callback threads and cannot starve Get / Verify; a full
 // queue answers RESOURCE_EXHAUSTED at once. Every call refuses credentials that are present
 // but invalid (auth.h); RPCs not built yet (WatchChanges, GetVerificationKeys) then answer
@@ -19,14 +19,10 @@ namespace physioreg::service {
 
 class RegistryService final : public physioreg::v1::Registry::CallbackService {
  public:
-  // One worker: the machine has 2 cores, and the other stays for everything else. Searches
-  // take milliseconds (at most the search budget), so 16 waiting is under a second or so.
-  static constexpr int kSearchWorkers = 1;
-  static constexpr size_t kMaxWaitingSearches = 16;
-
+  // `search_queue` runs the searches (shared with the HTTP gateway); none is owned.
   RegistryService(const core::Registry* registry, const core::ApiKeys* keys,
-                  const search::Searcher* searcher)
-      : registry_(registry), keys_(keys), searcher_(searcher) {
+                  const search::Searcher* searcher, search::WorkQueue* search_queue)
+      : registry_(registry), keys_(keys), searcher_(searcher), search_queue_(search_queue) {
     // The two hottest calls build their answers on a per-call arena.
     SetMessageAllocatorFor_GetPractitioner(&get_allocator_);
     SetMessageAllocatorFor_VerifyAuthorization(&verify_allocator_);
@@ -63,12 +59,11 @@ class RegistryService final : public physioreg::v1::Registry::CallbackService {
   const core::Registry* registry_;
   const core::ApiKeys* keys_;
   const search::Searcher* searcher_;
+  search::WorkQueue* search_queue_;
   ArenaAllocator<physioreg::v1::GetPractitionerRequest, physioreg::v1::Practitioner> get_allocator_;
   ArenaAllocator<physioreg::v1::VerifyAuthorizationRequest,
                  physioreg::v1::VerifyAuthorizationResponse>
       verify_allocator_;
-  // Last, so it is joined first, while everything its tasks use is still there.
-  search::WorkQueue search_queue_{kSearchWorkers, kMaxWaitingSearches};
 };
 
 }  // namespace physioreg::service

@@ -53,6 +53,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (!listener.ok()) return listener.status();
   server->listener_ = *std::move(listener);
   server->grpc_port_ = server->listener_->port();
+  if (!options.http_address.empty()) {
+    absl::StatusOr<std::unique_ptr<http::Gateway>> gateway =
+        http::Gateway::Bind(options.http_address);
+    if (!gateway.ok()) return gateway.status();
+    server->http_gateway_ = *std::move(gateway);
+  }
   absl::StatusOr<std::unique_ptr<storage::Store>> store =
       storage::Store::Open(options.data_dir, options.storage);
   if (!store.ok()) return store.status();
@@ -73,9 +79,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (!wrote.ok()) return wrote.status();
   server->wrote_token_ = *wrote;
 
+  server->search_queue_ = std::make_unique<search::WorkQueue>(kSearchWorkers, kMaxWaitingSearches);
   server->writer_ = std::make_unique<SerialExecutor>();
-  server->registry_service_ = std::make_unique<RegistryService>(
-      server->registry_.get(), server->keys_.get(), server->searcher_.get());
+  server->registry_service_ =
+      std::make_unique<RegistryService>(server->registry_.get(), server->keys_.get(),
+                                        server->searcher_.get(), server->search_queue_.get());
   server->admin_service_ = std::make_unique<AdminService>(
       server->registry_.get(), server->keys_.get(), server->writer_.get());
 
@@ -100,6 +108,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     return absl::InternalError(absl::StrCat("cannot start the gRPC server"));
   }
   server->listener_->Start(server->grpc_server_.get(), ConnectionFdLimit(options.max_connections));
+  if (server->http_gateway_ != nullptr) {
+    server->http_api_ = std::make_unique<http::Api>(
+        server->registry_.get(), server->keys_.get(), server->searcher_.get(),
+        server->search_index_.get(), server->search_queue_.get(), server->store_.get(),
+        options.http);
+    server->http_gateway_->Start(server->http_api_.get(), options.http_threads,
+                                 options.max_connections);
+  }
   // SERVING only now that the database is open and every service is registered.
   server->grpc_server_->GetHealthCheckService()->SetServingStatus(true);
   return server;
@@ -108,8 +124,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
 void Server::Shutdown(absl::Duration drain) {
   if (grpc_server_ == nullptr) return;
   grpc_server_->GetHealthCheckService()->SetServingStatus(false);
+  if (http_api_ != nullptr) http_api_->SetDraining();
   listener_->Stop();
   const absl::Time deadline = absl::Now() + drain;
+  if (http_gateway_ != nullptr) http_gateway_->Stop(deadline);
   // Shutdown stops accepting calls at once but would wait out the deadline for idle client
   // connections; once no call is in flight, cancelling what remains ends it early.
   std::thread shutdown([this, deadline] { grpc_server_->Shutdown(absl::ToChronoTime(deadline)); });
@@ -118,6 +136,11 @@ void Server::Shutdown(absl::Duration drain) {
   shutdown.join();
   grpc_server_->Wait();
   grpc_server_.reset();
+  // Runs the searches still queued (an HTTP search answers into the stopped gateway), then the
+  // gateway drops its connections; only then may the API they call go.
+  search_queue_.reset();
+  http_gateway_.reset();
+  http_api_.reset();
   writer_.reset();  // Runs any write still queued.
   keys_.reset();
   registry_.reset();

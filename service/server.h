@@ -15,6 +15,8 @@
 #include "service/core/registry.h"
 #include "service/core/search/index.h"
 #include "service/core/search/query.h"
+#include "service/http/api.h"
+#include "service/http/gateway.h"
 #include "service/in_flight.h"
 #include "service/listener.h"
 #include "service/registry_service.h"
@@ -23,10 +25,19 @@
 
 namespace physioreg::service {
 
+// One search worker: the machine has 2 cores, and the other stays for everything else.
+// Searches take milliseconds (at most the search budget), so 16 waiting is under a second or so.
+inline constexpr int kSearchWorkers = 1;
+inline constexpr size_t kMaxWaitingSearches = 16;
+
 struct ServerOptions {
   std::string data_dir = "./var/physioreg";
   std::string grpc_address = "127.0.0.1:50051";
   std::string timezone = "America/Edmonton";
+  // The HTTP/JSON gateway and the page; empty: no HTTP.
+  std::string http_address = "127.0.0.1:8080";
+  http::ApiOptions http;
+  int http_threads = 2;
   storage::StoreOptions storage;
   // Connections served at once; more are closed as they arrive (see Listener). Also bounded
   // by the descriptor limit, less a reserve for the database.
@@ -43,11 +54,13 @@ class Server {
 
   // The bound gRPC port (useful with port 0).
   int grpc_port() const { return grpc_port_; }
+  // The bound HTTP port; 0 without HTTP.
+  int http_port() const { return http_gateway_ != nullptr ? http_gateway_->port() : 0; }
   const std::string& token_path() const { return token_path_; }
   bool wrote_token() const { return wrote_token_; }
 
-  // Reports NOT_SERVING, stops accepting calls, lets in-flight calls finish until `drain`
-  // passes (then cancels them), and closes the database.
+  // Reports NOT_SERVING (gRPC health, /readyz), stops accepting calls and requests, lets those
+  // in flight finish until `drain` passes (then cancels them), and closes the database.
   void Shutdown(absl::Duration drain);
 
  private:
@@ -60,10 +73,14 @@ class Server {
   std::unique_ptr<core::ApiKeys> keys_;
   std::unique_ptr<search::SearchIndex> search_index_;
   std::unique_ptr<search::Searcher> searcher_;
+  // Searches of gRPC and HTTP alike run here (see search::WorkQueue).
+  std::unique_ptr<search::WorkQueue> search_queue_;
   std::unique_ptr<SerialExecutor> writer_;
   std::unique_ptr<RegistryService> registry_service_;
   std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<http::Gateway> http_gateway_;
+  std::unique_ptr<http::Api> http_api_;
   int grpc_port_ = 0;
   std::string token_path_;
   bool wrote_token_ = false;

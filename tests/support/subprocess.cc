@@ -70,15 +70,19 @@ CommandResult RunCommand(const std::vector<std::string>& argv, const std::string
 ServerProcess::ServerProcess(std::string data_dir, std::vector<std::string> extra_flags,
                              int max_open_files) {
   std::vector<std::string> argv = {PHYSIOREGD_PATH, "--data_dir=" + data_dir,
-                                   "--grpc_address=127.0.0.1:0", "--drain_seconds=5"};
+                                   "--grpc_address=127.0.0.1:0", "--http_address=127.0.0.1:0",
+                                   "--drain_seconds=5"};
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   pid_ = Spawn(argv, devnull, &output_fd_, max_open_files);
   ::close(devnull);
-  ReadOutputUntil("HTTP gateway", 30000);
+  // The HTTP line ("serving HTTP on …" or "HTTP off") comes last of the start-up lines.
+  ReadOutputUntil(" HTTP ", 30000);
   std::smatch match;
   static const std::regex kServing("serving gRPC on [0-9.]+:([0-9]+)");
   if (std::regex_search(output_, match, kServing)) port_ = std::stoi(match[1]);
+  static const std::regex kServingHttp("serving HTTP on http://[0-9.]+:([0-9]+)/");
+  if (std::regex_search(output_, match, kServingHttp)) http_port_ = std::stoi(match[1]);
   // "search index ready", or "search index failed to load" on a damaged register.
   if (port_ > 0) WaitForOutput("search index ");
 }

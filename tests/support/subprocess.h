@@ -32,6 +32,8 @@ class ServerProcess {
   // Reads the server's output until `needle` appears; false on timeout or exit.
   bool WaitForOutput(const std::string& needle, int timeout_ms = 60000);
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  // The HTTP gateway's port (0 when it serves no HTTP).
+  int http_port() const { return http_port_; }
   const std::string& output() const { return output_; }
 
   // Sends `signal`, waits for the exit and returns the exit code (-1 if killed by a signal).
@@ -43,6 +45,7 @@ class ServerProcess {
   int pid_ = -1;
   int output_fd_ = -1;
   int port_ = 0;
+  int http_port_ = 0;
   std::string output_;
 };
 
