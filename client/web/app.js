@@ -386,7 +386,7 @@ function resultCard(p, v, distanceKm) {
     locations.length ? el('div', {},
       el('p', { class: 'label', text: t('locationsLabel') }),
       el('ul', { class: 'locations' }, locations.map(locationItem))) : null,
-    languages.length ? el('p', {}, el('span', { class: 'label', text: `${t('languagesLabel')}: ` }),
+    languages.length ? el('p', {}, el('span', { class: 'label', text: `${t('languagesLabel')}${t('colon')}` }),
       languages.map(languageName).join(t('listSep'))) : null,
     el('p', { class: 'more' }, el('a', { href, onclick: (e) => openEntryFromLink(e, p.registrationId), 'aria-label': t('viewEntry', { name }) }, t('viewEntryShort'))));
 }
@@ -397,7 +397,7 @@ function locationItem(l) {
   return el('li', {},
     l.clinicName ? el('strong', { text: l.clinicName }) : null,
     address ? el('span', { class: 'address', text: address }) : null,
-    l.phone ? el('span', {}, `${t('phone')}: `,
+    l.phone ? el('span', {}, `${t('phone')}${t('colon')}`,
       el('a', { href: `tel:${l.phone.replace(/[^0-9+]/g, '')}`, class: 'tel', text: l.phone })) : null);
 }
 
@@ -463,7 +463,7 @@ async function showEntry(id, { focus } = {}) {
   body.replaceChildren(
     el('h2', { id: 'detail-heading', tabindex: '-1', text: name }),
     el('p', { class: 'meta' }, el('span', {}, `${t('regNo')} `, el('strong', { text: p.registrationId })),
-      (p.formerNames || []).length ? el('span', { text: `${t('alsoKnownAs')}: ${p.formerNames.join(t('listSep'))}` }) : null),
+      (p.formerNames || []).length ? el('span', { text: `${t('alsoKnownAs')}${t('colon')}${p.formerNames.join(t('listSep'))}` }) : null),
     verdictBlock(v, 'p'),
     el('section', { class: 'panel', 'aria-labelledby': 'permit-h' },
       el('h3', { id: 'permit-h', text: t('permitLabel') }),
@@ -732,6 +732,9 @@ function start() {
   $('next').addEventListener('click', () => changePage(+1));
   $('near-button').addEventListener('click', useLocation);
   $('near-clear').addEventListener('click', clearLocation);
+  $('radius').addEventListener('change', () => {
+    if (criteria.near && lastRendered === 'search' && searchShown) submitSearch();
+  });
   $('lang-switch').addEventListener('click', switchLanguage);
   $('back-link').addEventListener('click', (e) => {
     if (history.state && history.state.from && !(e.ctrlKey || e.metaKey || e.shiftKey)) {

@@ -140,6 +140,7 @@ const en = {
   lastChange: ({ date }) => `Entry last changed on ${date}.`,
   entryTitle: ({ name }) => `${name} — Find an authorized physiotherapist`,
   listSep: ', ',
+  colon: ': ',
 };
 
 const fr = {
@@ -281,6 +282,7 @@ const fr = {
   lastChange: ({ date }) => `Fiche modifiée pour la dernière fois le ${date}.`,
   entryTitle: ({ name }) => `${name} — Trouver un physiothérapeute autorisé`,
   listSep: ', ',
+  colon: '\u00a0: ',
 };
 
 // Spoken languages as the register stores them (English names), with their French names.

@@ -375,8 +375,14 @@ describe('patients\' page', () => {
     assert.equal(new URL(page.url()).searchParams.get('lang'), 'en');
     await waitForResults(page);
     assert.match(await page.textContent('#result-list .verdict'), /Authorized for dry needling today/);
+    // The choice is remembered: English again on a later visit without ?lang=.
+    await page.goto(`${base}/?q=helene`);
+    assert.equal(await page.getAttribute('html', 'lang'), 'en');
+    assert.equal(await page.textContent('h1'), 'Find an authorized physiotherapist');
+    await waitForResults(page);
     await page.click('#lang-switch');
     assert.equal(new URL(page.url()).searchParams.get('lang'), 'fr');
+    assert.equal(await page.textContent('#search-button'), 'Chercher');
     await context.close();
   });
 
