@@ -6,8 +6,8 @@ packages=(build-essential cmake ninja-build ccache pkg-config git tzdata
           librocksdb-dev libabsl-dev libssl-dev libicu-dev libgtest-dev libgmock-dev libcli11-dev
           libbenchmark-dev libgoogle-perftools-dev libspdlog-dev libboost-dev jq faketime)
 # The browser tests (tests/web): Debian's Chromium, driven from Node.js (the machine's own node
-# is kept when present).
-packages+=(chromium)
+# is kept when present), and zbarimg to read the page's QR code.
+packages+=(chromium zbar-tools)
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do

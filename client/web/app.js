@@ -2,6 +2,7 @@
 // dry needling. Talks only to this origin's /v1 JSON API (the proto3 JSON mapping: fields with
 // default values are absent, int64 values are strings). No framework, no build step.
 import { STRINGS, LANGUAGES, LOCALES } from './i18n.js';
+import { qrSvg } from './qr.js';
 
 const ACTIVITY = 'DRY_NEEDLING';
 const PAGE_SIZE = 10;
@@ -496,9 +497,17 @@ async function showEntry(id, { focus } = {}) {
       el('div', { class: 'share-row' },
         el('input', { id: 'share-url', type: 'text', readonly: true, value: shareUrl, 'aria-describedby': 'share-hint' }),
         el('button', { type: 'button', class: 'secondary', text: t('copy'), onclick: () => copyLink(shareUrl, copyStatus) })),
-      copyStatus));
+      copyStatus,
+      qrFigure(shareUrl)));
   if (focus) $('detail-heading').focus();
   loadHistory(p.registrationId, '', serial);
+}
+
+// The link as a QR code, for a clinic's appointment sheet or a printed entry.
+function qrFigure(url) {
+  const svg = qrSvg(url, t('qrLabel'));
+  if (!svg) return null;
+  return el('figure', { class: 'qr-figure' }, svg, el('figcaption', { class: 'hint', text: t('qrCaption') }));
 }
 
 function fact(term, value) {

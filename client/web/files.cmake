@@ -4,6 +4,7 @@ set(PHYSIOREG_WEB_FILES
   index.html
   app.js
   i18n.js
+  qr.js
   style.css
   favicon.svg
 )

@@ -14,13 +14,15 @@ export const sourceDir = process.env.PHYSIOREG_SOURCE_DIR || path.resolve(here, 
 export const buildDir = process.env.PHYSIOREG_BUILD_DIR || path.join(sourceDir, 'build/dev');
 export const artifactsDir = process.env.PHYSIOREG_ARTIFACTS_DIR || path.join(buildDir, 'test-artifacts');
 export const CHROMIUM = '/usr/bin/chromium';
+export const ZBARIMG = '/usr/bin/zbarimg'; // Debian zbar-tools: reads the page's QR code
 
-const INSTALL_HINT = 'run deploy/install-deps.sh (it installs Debian\'s chromium and runs ' +
+const INSTALL_HINT = 'run deploy/install-deps.sh (it installs Debian\'s chromium and zbar-tools and runs ' +
   '`npm ci --prefix tests/web`)';
 
 // Fails (never skips) when the browser or the npm packages are missing.
 export async function loadBrowserModules() {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: ${INSTALL_HINT}`);
+  if (!existsSync(ZBARIMG)) throw new Error(`${ZBARIMG} is missing: ${INSTALL_HINT}`);
   if (!existsSync(path.join(here, 'node_modules/playwright-core')) ||
       !existsSync(path.join(here, 'node_modules/@axe-core/playwright'))) {
     throw new Error(`tests/web/node_modules is missing or incomplete: ${INSTALL_HINT}`);
@@ -128,4 +130,10 @@ export async function apiGet(registry, pathAndQuery) {
 export async function runCli(registry, args) {
   await promisify(execFile)(path.join(buildDir, 'client/physioreg'),
     ['--address', registry.grpc, '--token-file', path.join(registry.dataDir, 'regulator.token'), ...args]);
+}
+
+// The text of the one QR code in an image.
+export async function decodeQr(imagePath) {
+  const { stdout } = await promisify(execFile)(ZBARIMG, ['--raw', '-q', imagePath]);
+  return stdout.replace(/\n$/, '');
 }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  apiGet, artifactPath, launchBrowser, loadBrowserModules, runCli, startRegistry,
+  apiGet, artifactPath, decodeQr, launchBrowser, loadBrowserModules, runCli, startRegistry,
 } from './harness.mjs';
 
 const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21aa', 'wcag22aa'];
@@ -238,6 +238,10 @@ describe('patients\' page', () => {
     const events = (await apiGet(registry, `/v1/practitioners/${id}/history`)).events;
     assert.equal(await page.locator('#history-list li').count(), events.length);
     assert.equal(await page.inputValue('#share-url'), `${base}/?id=${id}`);
+    // The QR code beside it reads back as the same link (decoded by zbarimg from a screenshot).
+    const qrPng = artifactPath('web-entry-qr.png');
+    await page.locator('svg.qr').screenshot({ path: qrPng });
+    assert.equal(await decodeQr(qrPng), `${base}/?id=${id}`);
     assert.ok(!body.includes('@example'), 'private contact shown');
     await page.goBack();
     await page.waitForSelector('#search-view:not([hidden])');
