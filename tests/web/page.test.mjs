@@ -3,6 +3,7 @@
 // Run by CTest as web.page (tests/web/CMakeLists.txt); by hand:
 //   PHYSIOREG_BUILD_DIR=build/dev node --test tests/web/page.test.mjs
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 
 import {
@@ -86,6 +87,22 @@ async function noHorizontalScroll(page, what) {
     scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth,
   }));
   assert.ok(scroll <= client, `${what}: page is ${scroll}px wide in a ${client}px viewport`);
+}
+
+// A plain PBM image of QR modules with a four-module quiet zone, `scale` pixels a module.
+function pbm(modules, scale) {
+  const n = (modules.length + 8) * scale;
+  const rows = [];
+  for (let y = 0; y < n; y += 1) {
+    const row = [];
+    for (let x = 0; x < n; x += 1) {
+      const mx = Math.floor(x / scale) - 4;
+      const my = Math.floor(y / scale) - 4;
+      row.push(modules[my]?.[mx] ? 1 : 0);
+    }
+    rows.push(row.join(' '));
+  }
+  return `P1\n${n} ${n}\n${rows.join('\n')}\n`;
 }
 
 // The verdict's date as the page writes it (the registry's today, from the API answer).
@@ -419,6 +436,21 @@ describe('patients\' page', () => {
       if (width !== 320) await page.screenshot({ path: artifactPath(`web-entry-${width}.png`), fullPage: true });
       await context.close();
     }
+  });
+
+  test('the QR encoder: links of every version it makes (1 to 10) read back', async () => {
+    const { qrModules } = await import('../../client/web/qr.js');
+    // Byte capacities at level M of versions 1..10; a link of each length needs that version.
+    const capacity = [14, 26, 42, 62, 84, 106, 122, 152, 180, 213];
+    for (const [i, length] of capacity.entries()) {
+      const text = `https://register.example/?id=PT-${'1234567890'.repeat(30)}`.slice(0, length);
+      const modules = qrModules(text);
+      assert.equal(modules.length, 17 + 4 * (i + 1), `version for ${length} bytes`);
+      const file = artifactPath(`qr-v${i + 1}.pbm`);
+      writeFileSync(file, pbm(modules, 3));
+      assert.equal(await decodeQr(file), text, `version ${i + 1}`);
+    }
+    assert.equal(qrModules('x'.repeat(214)), null);
   });
 
   test('no request left the origin and the console had no error', () => {
