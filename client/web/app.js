@@ -190,7 +190,6 @@ const criteria = {
   q: '', where: '', speaks: '', dn: true, near: null, radius: '25',
 };
 let pageTokens = [''];
-let lastSearchUrl = null;
 let lastOpenedId = null; // the entry opened from the results, to return the focus to its link
 let searchSerial = 0;
 let searchShown = false; // a search's answer (results, none or an error) is on screen
@@ -411,13 +410,13 @@ let detailSerial = 0;
 function openEntryFromLink(e, id) {
   if (e.ctrlKey || e.metaKey || e.shiftKey || e.button === 1) return; // new tab: let it go
   e.preventDefault();
-  lastSearchUrl = location.pathname + location.search;
+  const from = location.pathname + location.search;
   lastOpenedId = id;
   const p = new URLSearchParams();
   p.set('id', id);
   const keepLang = new URLSearchParams(location.search).get('lang');
   if (keepLang) p.set('lang', keepLang);
-  history.pushState({ view: 'entry', from: lastSearchUrl }, '', `/?${p}`);
+  history.pushState({ view: 'entry', from }, '', `/?${p}`);
   render({ focus: true });
 }
 

@@ -71,8 +71,6 @@ const en = {
   viewEntryShort: 'Full entry',
   alsoKnownAs: 'Formerly known as',
 
-  yes: 'Authorized',
-  no: 'Not authorized',
   verdict: {
     AUTHORIZED: ({ date, techniques }) => techniques
       ? `Authorized for dry needling today, ${date} — techniques: ${techniques}`
@@ -215,8 +213,6 @@ const fr = {
   viewEntryShort: 'Fiche complète',
   alsoKnownAs: 'Anciens noms',
 
-  yes: 'Autorisé',
-  no: 'Non autorisé',
   verdict: {
     AUTHORIZED: ({ date, techniques }) => techniques
       ? `Autorisé à l’aiguilletage à sec aujourd’hui, ${date} — techniques : ${techniques}`
