@@ -19,6 +19,7 @@
 #include "service/core/digest.h"
 #include "service/core/validation.h"
 #include "service/core/verification.h"
+#include "service/http/json_printer.h"
 #include "service/http/query_string.h"
 #include "service/public_status.h"
 
@@ -101,6 +102,7 @@ std::string JsonString(absl::string_view text) {
 
 std::string ToJson(const google::protobuf::Message& message) {
   std::string out;
+  if (AppendJson(message, &out)) return out;
   google::protobuf::util::JsonPrintOptions options;  // lowerCamelCase, enum names, no defaults
   if (!google::protobuf::util::MessageToJsonString(message, &out, options).ok()) {
     // Only a message with invalid UTF-8 fails to print; stored records are validated.
