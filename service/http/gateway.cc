@@ -51,6 +51,8 @@ struct Gateway::Impl {
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;  // before the io_context they use
 
   void Accept(tcp::acceptor* acceptor);
+  // Runs the io_context on this thread until it is stopped.
+  void Run();
 };
 
 namespace {
@@ -317,6 +319,20 @@ void Gateway::Impl::Accept(tcp::acceptor* acceptor) {
                          });
 }
 
+void Gateway::Impl::Run() {
+  // A handler that throws (Beast throws std::length_error for a chunked request's trailer field
+  // over 64 KiB) drops the connection it served, whose session then closes; the thread goes on
+  // serving the others instead of taking the whole server down (Asio allows run() again).
+  for (;;) {
+    try {
+      io.run();
+      return;
+    } catch (const std::exception& error) {
+      spdlog::error("event=http_handler_exception error={}", LogValue(error.what()));
+    }
+  }
+}
+
 Gateway::Gateway(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Bind(const std::string& address) {
@@ -344,7 +360,7 @@ void Gateway::Start(const Api* api, int threads, int max_connections) {
   }
   impl_->listening_fds.clear();  // The acceptors own them now.
   for (int i = 0; i < threads; ++i) {
-    impl_->threads.emplace_back([this] { impl_->io.run(); });
+    impl_->threads.emplace_back([this] { impl_->Run(); });
   }
 }
 
