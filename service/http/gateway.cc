@@ -99,6 +99,13 @@ class Session : public std::enable_shared_from_this<Session> {
       return Refuse(431, absl::InvalidArgumentError(absl::StrCat("the request headers are over ",
                                                                  kMaxHeaderBytes, " bytes")));
     }
+    // A request body is framed by Content-Length or by chunked as the last transfer coding
+    // (RFC 9112 6.3); with any other its length is unknown, and reading it as "no body" would
+    // take the body for the next request (smuggling behind a proxy that frames it otherwise).
+    if (head.find(bhttp::field::transfer_encoding) != head.end() && !parser_->chunked()) {
+      return Refuse(
+          400, absl::InvalidArgumentError("a request's Transfer-Encoding must end with chunked"));
+    }
     if (beast::iequals(head[bhttp::field::expect], "100-continue") && !parser_->is_done()) {
       auto proceed = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_,
                                                                           head.version());
