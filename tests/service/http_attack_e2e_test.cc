@@ -310,6 +310,12 @@ TEST_F(HttpAttackTest, HostileQueriesAndPathsAre4xxJsonErrors) {
       {"/../../etc/passwd", 404, ""},
       {"/index.html%00.js", 404, ""},
       {"/healthz/", 404, ""},
+      // DEFECT (fixed by "gateway: a request target with no path is a 404, not an exception"):
+      // an empty path threw std::out_of_range in Api::Page, which killed the server (then,
+      // with the handler exceptions caught, dropped the connection unanswered).
+      {"?a", 404, ""},
+      {"?", 404, ""},
+      {"?name=smith", 404, ""},
   };
   for (const Case& c : cases) {
     const std::string shown = c.target.substr(0, 80);
