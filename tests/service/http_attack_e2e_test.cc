@@ -398,7 +398,6 @@ TEST_F(HttpAttackTest, GarbageIfNoneMatchOriginAndAuthorizationAreHarmless) {
 // (by length and chunked): each request answered once, in order, nothing taken for a request.
 TEST_F(HttpAttackTest, OldVersionsPipeliningAndBodiesOnGetKeepRequestsApart) {
   HttpResponse old = SendRaw(port(), "GET /v1/practitioners/PT-100331 HTTP/1.0\r\n\r\n");
-  EXPECT_EQ(old.status, 0);  // SendRaw reads 1.1 status lines only
   EXPECT_EQ(old.raw.compare(0, 15, "HTTP/1.0 200 OK"), 0) << old.raw.substr(0, 100);
 
   const int fd = Connect(port());
