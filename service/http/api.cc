@@ -668,30 +668,30 @@ std::optional<Response> Api::Search(const Request& request, absl::string_view qu
 
   const bool head = request.method == "HEAD";
   auto origin = request.origin;
-  // The task takes a copy of `done`: when the queue refuses it (and drops the task), the
-  // caller still holds its own and answers 429 with it.
-  const bool queued = search_queue_->TryPost([this, search, head, origin, done = *done]() mutable {
-    absl::StatusOr<v1::SearchPractitionersResponse> page =
-        searcher_->Search(*search, registry_->Today());
-    Response response;
-    if (page.ok()) {
-      response = JsonResponse(200, ToJson(*page), "api_search");
-      SetHeader(&response, "Cache-Control", "no-cache");
-    } else {
-      response = ErrorFor(RenameSearchFields(page.status()), "api_search");
-    }
-    response.route = "api_search";
-    response.head = head;
-    Request cors;
-    cors.method = "GET";
-    cors.origin = std::move(origin);
-    AddCors(cors, &response);
-    done(std::move(response));
-  });
+  const bool queued =
+      search_queue_->TryPost([this, search, head, origin, done = *done]() mutable {
+        absl::StatusOr<v1::SearchPractitionersResponse> page =
+            searcher_->Search(*search, registry_->Today());
+        Response response;
+        if (page.ok()) {
+          response = JsonResponse(200, ToJson(*page), "api_search");
+          SetHeader(&response, "Cache-Control", "no-cache");
+        } else {
+          response = ErrorFor(RenameSearchFields(page.status()), "api_search");
+        }
+        response.route = "api_search";
+        response.head = head;
+        Request cors;
+        cors.method = "GET";
+        cors.origin = std::move(origin);
+        AddCors(cors, &response);
+        done(std::move(response));
+      });
+  // A refused task is dropped with its copy of `done`: the caller answers with ours.
   if (!queued) {
     return ErrorFor(absl::ResourceExhaustedError("too many searches in progress, retry"), "");
   }
-  *done = nullptr;  // The worker answers.
+  *done = nullptr;
   return std::nullopt;
 }
 
