@@ -539,10 +539,10 @@ TEST_F(HttpAttackTest, ConcurrentExportsAreEachWholeAndPublic) {
   }
 }
 
-// DEFECT (fixed by "gateway: a search the full queue refuses is answered 429"): with the search
-// queue full, a search's connection was closed with no answer at all (not 429 + Retry-After),
-// and the in-flight gauge (and the drain's count) kept it for ever, so SIGTERM then waited out
-// the whole --drain_seconds.
+// DEFECT (fixed, the same way on main and on branch attack: the queued task takes a copy of the
+// answer callback): with the search queue full, a search's connection was closed with no answer at
+// all (not 429 + Retry-After), and the in-flight gauge (and the drain's count) kept it for ever, so
+// SIGTERM then waited out the whole --drain_seconds.
 TEST_F(HttpAttackTest, ASearchFloodIsAnswered429WithRetryAfterNeverADroppedConnection) {
   std::vector<int> fds;
   for (int i = 0; i < 200; ++i) {
