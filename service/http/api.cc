@@ -698,7 +698,8 @@ std::optional<Response> Api::Search(const Request& request, absl::string_view qu
 }
 
 Response Api::Page(const Request& request, absl::string_view path) const {
-  absl::StatusOr<std::string> decoded = PercentDecode(path.substr(1), false);
+  // Clipped: a target with no path at all ("?a") has an empty one.
+  absl::StatusOr<std::string> decoded = PercentDecode(absl::ClippedSubstr(path, 1), false);
   std::string relative = decoded.ok() ? *std::move(decoded) : std::string();
   if (path == "/") relative = "index.html";
   std::optional<Asset> asset;

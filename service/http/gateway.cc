@@ -51,6 +51,8 @@ struct Gateway::Impl {
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;  // before the io_context they use
 
   void Accept(tcp::acceptor* acceptor);
+  // Runs the io_context on this thread until it is stopped.
+  void Run();
 };
 
 namespace {
@@ -96,6 +98,13 @@ class Session : public std::enable_shared_from_this<Session> {
     if (header_bytes > kMaxHeaderBytes) {
       return Refuse(431, absl::InvalidArgumentError(absl::StrCat("the request headers are over ",
                                                                  kMaxHeaderBytes, " bytes")));
+    }
+    // A request body is framed by Content-Length or by chunked as the last transfer coding
+    // (RFC 9112 6.3); with any other its length is unknown, and reading it as "no body" would
+    // take the body for the next request (smuggling behind a proxy that frames it otherwise).
+    if (head.find(bhttp::field::transfer_encoding) != head.end() && !parser_->chunked()) {
+      return Refuse(
+          400, absl::InvalidArgumentError("a request's Transfer-Encoding must end with chunked"));
     }
     if (beast::iequals(head[bhttp::field::expect], "100-continue") && !parser_->is_done()) {
       auto proceed = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_,
@@ -317,6 +326,20 @@ void Gateway::Impl::Accept(tcp::acceptor* acceptor) {
                          });
 }
 
+void Gateway::Impl::Run() {
+  // A handler that throws (Beast throws std::length_error for a chunked request's trailer field
+  // over 64 KiB) drops the connection it served, whose session then closes; the thread goes on
+  // serving the others instead of taking the whole server down (Asio allows run() again).
+  for (;;) {
+    try {
+      io.run();
+      return;
+    } catch (const std::exception& error) {
+      spdlog::error("event=http_handler_exception error={}", LogValue(error.what()));
+    }
+  }
+}
+
 Gateway::Gateway(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Bind(const std::string& address) {
@@ -344,7 +367,7 @@ void Gateway::Start(const Api* api, int threads, int max_connections) {
   }
   impl_->listening_fds.clear();  // The acceptors own them now.
   for (int i = 0; i < threads; ++i) {
-    impl_->threads.emplace_back([this] { impl_->io.run(); });
+    impl_->threads.emplace_back([this] { impl_->Run(); });
   }
 }
 
