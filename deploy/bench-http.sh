@@ -159,6 +159,7 @@ run_phase() {  # ROUND PHASE
   esac
   local load before after
   load=$(cut -d' ' -f1 /proc/loadavg)
+  rm -f "$work/requests.tsv"  # h2load appends to its log
   before=$(cpu_ns)
   h2load -D "$duration" -c "$connections" -m 1 -t 1 --log-file="$work/requests.tsv" "${args[@]}" \
     >"$out" 2>&1 || fail "h2load failed: $(cat "$out")"
