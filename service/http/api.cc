@@ -669,7 +669,7 @@ std::optional<Response> Api::Search(const Request& request, absl::string_view qu
   const bool head = request.method == "HEAD";
   auto origin = request.origin;
   const bool queued =
-      search_queue_->TryPost([this, search, head, origin, done = std::move(*done)]() mutable {
+      search_queue_->TryPost([this, search, head, origin, done = *done]() mutable {
         absl::StatusOr<v1::SearchPractitionersResponse> page =
             searcher_->Search(*search, registry_->Today());
         Response response;
@@ -687,10 +687,11 @@ std::optional<Response> Api::Search(const Request& request, absl::string_view qu
         AddCors(cors, &response);
         done(std::move(response));
       });
-  *done = nullptr;
+  // A refused task is dropped with its copy of `done`: the caller answers with ours.
   if (!queued) {
     return ErrorFor(absl::ResourceExhaustedError("too many searches in progress, retry"), "");
   }
+  *done = nullptr;
   return std::nullopt;
 }
 

@@ -380,6 +380,33 @@ TEST_F(HttpTest, EveryRouteAnswersItsMethodsHeadAndOptions) {
   }
 }
 
+// The page's files, as compiled into physioregd: a strict policy, and revalidation by ETag.
+TEST_F(HttpTest, ThePageIsServedWithItsPolicyAndRevalidates) {
+  HttpResponse page = Get("/");
+  ASSERT_EQ(page.status, 200);
+  EXPECT_EQ(page.header("content-type"), "text/html; charset=utf-8");
+  EXPECT_THAT(page.body, HasSubstr("<html"));
+  EXPECT_THAT(page.header("content-security-policy"),
+              AllOf(HasSubstr("default-src 'self'"), HasSubstr("script-src 'self'"),
+                    HasSubstr("frame-ancestors 'none'")));
+  EXPECT_EQ(page.header("x-content-type-options"), "nosniff");
+  const std::string etag = page.header("etag");
+  ASSERT_FALSE(etag.empty());
+  EXPECT_EQ(Get("/", {"If-None-Match: " + etag}).status, 304);
+  EXPECT_EQ(Get("/index.html").body, page.body);
+  HttpResponse script = Get("/app.js");
+  ASSERT_EQ(script.status, 200);
+  EXPECT_EQ(script.header("content-type"), "text/javascript; charset=utf-8");
+  EXPECT_NE(script.header("etag"), etag);
+  EXPECT_EQ(Get("/app.js", {"If-None-Match: " + script.header("etag")}).status, 304);
+  EXPECT_EQ(Get("/style.css").header("content-type"), "text/css; charset=utf-8");
+  // The page reads its own query (?id=…): any query string is the page.
+  EXPECT_EQ(Get("/?id=PT-100331&lang=fr").status, 200);
+  HttpResponse head = Request(port(), "HEAD", "/");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.header("content-length"), std::to_string(page.body.size()));
+}
+
 TEST_F(HttpTest, HealthReadinessAndMetrics) {
   EXPECT_THAT(Get("/healthz").body, HasSubstr("live"));
   HttpResponse ready = Get("/readyz");
