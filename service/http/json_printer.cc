@@ -37,9 +37,15 @@ void AppendString(absl::string_view text, std::string* out) {
       continue;
     }
     switch (c) {
-      case '<': *out += "\\u003c"; break;
-      case '>': *out += "\\u003e"; break;
-      case 0x7f: *out += "\\u007f"; break;
+      case '<':
+        *out += "\\u003c";
+        break;
+      case '>':
+        *out += "\\u003e";
+        break;
+      case 0x7f:
+        *out += "\\u007f";
+        break;
       case '"':
         *out += "\\\"";
         break;

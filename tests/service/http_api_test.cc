@@ -166,7 +166,10 @@ TEST_F(JsonPrinterTest, EdgeValuesReadBackAndDefaultsAreLeftOut) {
   distances.set_total_size(2);
   ExpectReadsBack(distances);
   v1::VerifyAuthorizationResponse verify;
-  verify.mutable_attestation()->set_signature(std::string("\0\xff\x10" "binary", 9));
+  verify.mutable_attestation()->set_signature(
+      std::string("\0\xff\x10"
+                  "binary",
+                  9));
   verify.set_reason(static_cast<v1::VerificationReason>(99));  // a number this build does not name
   printed.clear();
   ASSERT_TRUE(AppendJson(verify, &printed));

@@ -148,6 +148,9 @@ TEST_F(HttpTest, UnknownAndMalformedIdsAnswerAip193Errors) {
   EXPECT_EQ(Get("/v1/nothing").status, 404);
   EXPECT_EQ(Get("/v1/practitioners/PT-100331:frobnicate").status, 404);
   EXPECT_EQ(Get("/no-such-page.html").status, 404);
+  // The absolute form is the same resource.
+  EXPECT_EQ(Get("http://127.0.0.1/v1/practitioners/PT-100331").status, 200);
+  EXPECT_EQ(Get("http://127.0.0.1").status, 200);  // the page
   EXPECT_EQ(Get("/../etc/passwd").status, 404);
   EXPECT_EQ(Get("/%2e%2e/etc/passwd").status, 404);
 }
@@ -211,6 +214,10 @@ TEST_F(HttpTest, BadSearchParametersAre400sNamingTheField) {
       {"name=%FF", "query"},
       {"name=" + UrlEncode(std::string("a\x01") + "b"), "name"},
   };
+  // The message names the query's fields as the details do.
+  HttpResponse radius = Get("/v1/practitioners?near=51,-114&radius_km=0");
+  EXPECT_EQ(FirstViolationField(radius.body), "radius_km") << radius.body;
+  EXPECT_THAT(radius.body, Not(HasSubstr("near.radius_km"))) << radius.body;
   for (const auto& [query, field] : cases) {
     HttpResponse bad = Get("/v1/practitioners?" + query);
     EXPECT_EQ(bad.status, 400) << query << ": " << bad.body;
@@ -444,6 +451,16 @@ TEST_F(HttpTest, OversizeAndMalformedRequestsAreRefusedByStatus) {
               "POST /v1/practitioners:batchVerify HTTP/1.1\r\nHost: x\r\n"
               "Content-Type: application/json\r\nContent-Length: 999999999\r\n\r\n");
   EXPECT_EQ(announced.status, 413);
+  // Transfer codings other than chunked are not decoded: refused, not misread.
+  EXPECT_EQ(SendRaw(port(),
+                    "POST /v1/practitioners:batchVerify HTTP/1.1\r\nHost: x\r\n"
+                    "Content-Type: application/json\r\n"
+                    "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")
+                .status,
+            501);
+  EXPECT_EQ(
+      SendRaw(port(), "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}").status,
+      400);
   EXPECT_EQ(SendRaw(port(), "GARBAGE\r\n\r\n").status, 400);
   EXPECT_EQ(SendRaw(port(), "GET / HTTP/9.9\r\n\r\n").status, 400);
   EXPECT_EQ(SendRaw(port(), "GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n").status, 400);
