@@ -637,6 +637,11 @@ TEST(HttpAttackCrashTest, AnOversizeTrailerFieldDoesNotKillTheServer) {
 // the 10,000 connections allowed would ask ~40 GB. Expected: a GET's body refused (or discarded)
 // and the bodies buffered at once bounded, so stalled uploads cannot exhaust memory.
 TEST(HttpAttackMemoryTest, StalledRequestBodiesDoNotGrowTheServerWithoutBound) {
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan's allocator keeps freed blocks in quarantine and pads every one: the resident size
+  // measures the sanitizer, not the gateway. The dev build runs this test.
+  GTEST_SKIP() << "resident memory is not comparable under AddressSanitizer";
+#endif
   TempDir dir;
   ServerProcess server(dir.Sub("data"));
   ASSERT_TRUE(server.started()) << server.output();
