@@ -72,7 +72,11 @@ grpc::ServerUnaryReactor* RegistryService::VerifyAuthorization(
     reactor->Finish(ToGrpcStatus(auth));
     return reactor;
   }
-  reactor->Finish(ToGrpcStatus(registry_->Verify(*request, response)));
+  absl::Status verified = registry_->Verify(*request, response);
+  if (verified.ok() && request->include_attestation()) {
+    verified = core::Attest(signing_keys_->current(), request->activity(), response);
+  }
+  reactor->Finish(ToGrpcStatus(verified));
   return reactor;
 }
 
@@ -84,7 +88,15 @@ grpc::ServerUnaryReactor* RegistryService::BatchVerifyAuthorizations(
     reactor->Finish(ToGrpcStatus(auth));
     return reactor;
   }
-  Finish(reactor, registry_->BatchVerify(*request), response);
+  absl::StatusOr<v1::BatchVerifyAuthorizationsResponse> answers = registry_->BatchVerify(*request);
+  if (answers.ok()) {
+    if (absl::Status attested =
+            core::AttestRequested(signing_keys_->current(), *request, &*answers);
+        !attested.ok()) {
+      answers = attested;
+    }
+  }
+  Finish(reactor, std::move(answers), response);
   return reactor;
 }
 
@@ -112,10 +124,10 @@ grpc::ServerWriteReactor<v1::ChangeEvent>* RegistryService::WatchChanges(
 
 grpc::ServerUnaryReactor* RegistryService::GetVerificationKeys(
     grpc::CallbackServerContext* context, const v1::GetVerificationKeysRequest* /*request*/,
-    v1::GetVerificationKeysResponse* /*response*/) {
+    v1::GetVerificationKeysResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::Status auth = CheckPresentCredentials(*context, *keys_);
-  if (auth.ok()) auth = absl::UnimplementedError("GetVerificationKeys is not built yet");
+  if (auth.ok()) *response = signing_keys_->keys();
   reactor->Finish(ToGrpcStatus(auth));
   return reactor;
 }

@@ -226,6 +226,18 @@ absl::Status Attest(const SigningKey& key, v1::RestrictedActivity activity,
   return absl::OkStatus();
 }
 
+absl::Status AttestRequested(const SigningKey& key,
+                             const v1::BatchVerifyAuthorizationsRequest& request,
+                             v1::BatchVerifyAuthorizationsResponse* batch) {
+  for (int i = 0; i < request.requests_size() && i < batch->responses_size(); ++i) {
+    if (!request.requests(i).include_attestation()) continue;
+    absl::Status signed_one =
+        Attest(key, request.requests(i).activity(), batch->mutable_responses(i));
+    if (!signed_one.ok()) return signed_one;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<AttestedFields> CheckProof(
     const v1::VerifyAuthorizationResponse& answer,
     const google::protobuf::RepeatedPtrField<v1::VerificationKey>& keys) {

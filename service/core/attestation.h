@@ -100,6 +100,11 @@ bool VerifyEd25519(absl::string_view public_key, absl::string_view data,
 [[nodiscard]] absl::Status Attest(const SigningKey& key, physioreg::v1::RestrictedActivity activity,
                                   physioreg::v1::VerifyAuthorizationResponse* answer);
 
+// Signs every answer of `batch` whose request asked for it (include_attestation).
+[[nodiscard]] absl::Status AttestRequested(
+    const SigningKey& key, const physioreg::v1::BatchVerifyAuthorizationsRequest& request,
+    physioreg::v1::BatchVerifyAuthorizationsResponse* batch);
+
 // Checks a saved answer's proof against the registry's public keys: the attestation is there,
 // its key is among `keys` and Ed25519, the signature holds over signed_payload, the payload
 // decodes, names the same key, checked_at lies within the key's validity window
