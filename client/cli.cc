@@ -517,7 +517,7 @@ struct Cli {
     int not_authorized = 0, errors = 0;
     const bool csv = o.table_format == "csv";
     if (csv && !json) {
-      std::fputs(physioreg::client::CsvRecord({"line", "registration_id", "activity", "as_of",
+      std::fputs(physioreg::client::CsvRecord({"item", "registration_id", "activity", "as_of",
                                                "authorized", "reason", "display_name",
                                                "register_revision", "checked_at", "error"})
                      .c_str(),
