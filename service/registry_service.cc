@@ -74,7 +74,12 @@ grpc::ServerUnaryReactor* RegistryService::VerifyAuthorization(
   }
   absl::Status verified = registry_->Verify(*request, response);
   if (verified.ok() && request->include_attestation()) {
-    verified = core::Attest(signing_keys_->current(), request->activity(), response);
+    auto sign = [this, request, response, reactor] {
+      reactor->Finish(
+          ToGrpcStatus(core::Attest(signing_keys_->current(), request->activity(), response)));
+    };
+    if (!sign_queue_->TryPost(sign)) sign();
+    return reactor;
   }
   reactor->Finish(ToGrpcStatus(verified));
   return reactor;

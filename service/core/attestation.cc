@@ -5,6 +5,7 @@
 #include <openssl/sha.h>
 
 #include <array>
+#include <atomic>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -135,9 +136,19 @@ AttestedFields FieldsOf(const v1::VerifyAuthorizationResponse& answer,
 
 struct SigningKey::Key {
   Pkey pkey;
+  // Unique per key in this process (see Sign).
+  uint64_t serial = 0;
 };
 
+namespace {
+uint64_t NextKeySerial() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace
+
 SigningKey::SigningKey(std::unique_ptr<Key> key) : key_(std::move(key)) {
+  key_->serial = NextKeySerial();
   std::array<unsigned char, kPublicKeyBytes> raw{};
   size_t length = raw.size();
   if (EVP_PKEY_get_raw_public_key(key_->pkey.get(), raw.data(), &length) == 1) {
@@ -176,17 +187,37 @@ absl::StatusOr<std::string> SigningKey::ToPem() const {
 }
 
 absl::StatusOr<std::string> SigningKey::Sign(absl::string_view data) const {
-  MdCtx ctx(EVP_MD_CTX_new());
+  // Each thread keeps a signing context set up for the last key it signed with: setting one up
+  // (an algorithm fetch, under OpenSSL's locks) costs more than reusing it. Keys are told apart
+  // by a serial number, not an address that a later key could reuse.
+  struct ThreadContext {
+    uint64_t serial = 0;
+    MdCtx ctx;
+  };
+  thread_local ThreadContext cached;
   std::string signature(kSignatureBytes, '\0');
-  size_t length = signature.size();
-  if (ctx == nullptr ||
-      EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key_->pkey.get()) != 1 ||
-      EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()), &length,
-                     reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1 ||
-      length != kSignatureBytes) {
-    return absl::InternalError("Ed25519 signing failed");
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (cached.serial != key_->serial || cached.ctx == nullptr || attempt > 0) {
+      cached.serial = 0;
+      cached.ctx.reset(EVP_MD_CTX_new());
+      if (cached.ctx == nullptr ||
+          EVP_DigestSignInit(cached.ctx.get(), nullptr, nullptr, nullptr, key_->pkey.get()) != 1) {
+        cached.ctx.reset();
+        return absl::InternalError("Ed25519 signing failed");
+      }
+      cached.serial = key_->serial;
+    }
+    size_t length = signature.size();
+    // A context that refuses a second one-shot signature (not OpenSSL 3.0's) is set up anew.
+    if (EVP_DigestSign(cached.ctx.get(), reinterpret_cast<unsigned char*>(signature.data()),
+                       &length, reinterpret_cast<const unsigned char*>(data.data()),
+                       data.size()) == 1 &&
+        length == kSignatureBytes) {
+      return signature;
+    }
   }
-  return signature;
+  cached.ctx.reset();
+  return absl::InternalError("Ed25519 signing failed");
 }
 
 std::string KeyIdOf(absl::string_view public_key) {

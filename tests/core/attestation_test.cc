@@ -119,8 +119,14 @@ TEST(SigningKeyTest, SignsVerifiablyAndSurvivesPem) {
   EXPECT_EQ((*again)->key_id(), (*key)->key_id());
   EXPECT_TRUE(VerifyEd25519((*key)->public_key(), "x", *(*again)->Sign("x")));
 
+  // Ed25519 is deterministic: signing again (a reused context) gives the same bytes.
+  EXPECT_EQ(*(*key)->Sign("hello"), *signature);
+
   absl::StatusOr<std::unique_ptr<SigningKey>> other = SigningKey::Generate();
   EXPECT_NE((*other)->key_id(), (*key)->key_id());
+  // This thread's context follows the key it is asked to sign with.
+  EXPECT_TRUE(VerifyEd25519((*other)->public_key(), "hello", *(*other)->Sign("hello")));
+  EXPECT_TRUE(VerifyEd25519((*key)->public_key(), "hi", *(*key)->Sign("hi")));
   EXPECT_FALSE(VerifyEd25519((*other)->public_key(), "hello", *signature));
   EXPECT_FALSE(SigningKey::FromPem("not a key").ok());
 }
