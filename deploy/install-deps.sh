@@ -5,6 +5,8 @@ packages=(build-essential cmake ninja-build ccache pkg-config git tzdata
           libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
           librocksdb-dev libabsl-dev libssl-dev libicu-dev libgtest-dev libgmock-dev libcli11-dev
           libbenchmark-dev libgoogle-perftools-dev libspdlog-dev libboost-dev jq faketime)
+# deploy/bench-http.sh: h2load, and curl to check a request once.
+packages+=(nghttp2-client curl)
 # The browser tests (tests/web): Debian's Chromium, driven from Node.js (the machine's own node
 # is kept when present), and zbarimg to read the page's QR code.
 packages+=(chromium zbar-tools)

@@ -42,8 +42,9 @@ ABSL_FLAG(int, block_cache_mib, 256,
           "read from memory-mapped files)");
 ABSL_FLAG(int, drain_seconds, 10, "On SIGTERM/SIGINT, how long in-flight calls may finish");
 ABSL_FLAG(int, max_connections, 10000,
-          "Client connections served at once; more are closed on arrival. Also bounded by the "
-          "descriptor limit (raised to the hard limit at start) less a reserve for the database");
+          "Client connections served at once, gRPC and HTTP together (HTTP at most half); more "
+          "are closed on arrival. Also bounded by the descriptor limit (raised to the hard limit "
+          "at start) less a reserve for the database");
 ABSL_FLAG(bool, reset_regulator_token, false,
           "Offline recovery: with the server stopped, create a new REGULATOR key, write its "
           "secret to <data_dir>/regulator.token (0600, replacing the file) and exit");

@@ -40,8 +40,9 @@ struct ServerOptions {
   http::ApiOptions http;
   int http_threads = 2;
   storage::StoreOptions storage;
-  // Connections served at once; more are closed as they arrive (see Listener). Also bounded
-  // by the descriptor limit, less a reserve for the database.
+  // Connections served at once, gRPC and HTTP together, HTTP at most half; more are closed as
+  // they arrive (see Listener). Also bounded by the descriptor limit, less a reserve for the
+  // database.
   int max_connections = 10000;
   // Called once the search index has loaded (on the loader thread): outcome, registrants.
   std::function<void(const absl::Status&, int64_t)> on_search_ready;
