@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
+#include "service/core/attestation.h"
 #include "service/core/registry.h"
 #include "service/core/validation.h"
 #include "service/core/verification.h"
@@ -68,6 +69,34 @@ void BM_VerificationRule(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_VerificationRule);
+
+// What include_attestation adds to a verification: encode the payload and sign it (Ed25519).
+void BM_AttestVerification(benchmark::State& state) {
+  std::unique_ptr<core::SigningKey> key = *core::SigningKey::Generate();
+  const v1::Practitioner p = testing::ValidPractitioner("PT-1");
+  const v1::VerifyAuthorizationResponse answer =
+      core::Verify(&p, "PT-1", v1::DRY_NEEDLING, "2026-11-30");
+  for (auto _ : state) {
+    v1::VerifyAuthorizationResponse signed_answer = answer;
+    benchmark::DoNotOptimize(core::Attest(*key, v1::DRY_NEEDLING, &signed_answer));
+  }
+}
+BENCHMARK(BM_AttestVerification)->ThreadRange(1, 2)->UseRealTime();
+
+// What verify-proof does per proof.
+void BM_CheckProof(benchmark::State& state) {
+  std::unique_ptr<core::SigningKey> key = *core::SigningKey::Generate();
+  const v1::Practitioner p = testing::ValidPractitioner("PT-1");
+  v1::VerifyAuthorizationResponse answer = core::Verify(&p, "PT-1", v1::DRY_NEEDLING, "2026-11-30");
+  (void)core::Attest(*key, v1::DRY_NEEDLING, &answer);
+  google::protobuf::RepeatedPtrField<v1::VerificationKey> keys;
+  v1::VerificationKey* public_key = keys.Add();
+  public_key->set_key_id(key->key_id());
+  public_key->set_algorithm("Ed25519");
+  public_key->set_public_key(key->public_key());
+  for (auto _ : state) benchmark::DoNotOptimize(core::CheckProof(answer, keys).ok());
+}
+BENCHMARK(BM_CheckProof);
 
 void BM_ParseStoredRecord(benchmark::State& state) {
   const std::string bytes = testing::ValidPractitioner().SerializeAsString();

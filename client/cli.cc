@@ -1,4 +1,5 @@
 // physioreg: the command-line client for clinics, insurers and the regulator.
+#include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/support/error_details.h>
 
@@ -8,9 +9,13 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -23,10 +28,12 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/connection.h"
+#include "client/csv.h"
 #include "client/transfer.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "service/core/attestation.h"
 
 namespace {
 
@@ -80,6 +87,11 @@ struct Options {
   std::string format = "jsonl";
   bool include_private = false;
   std::string output;
+  // verify, verify-proof, batch-verify
+  std::string proof;
+  std::string keys_file;
+  std::string proof_dir;
+  std::string table_format = "table";
   // keys, health
   std::string role;
   std::string description;
@@ -118,6 +130,51 @@ std::string ToJson(const google::protobuf::Message& message, bool multiline) {
 int ReportError(const grpc::Status& status) {
   std::fprintf(stderr, "%s", physioreg::client::FormatError(status).c_str());
   return 1;
+}
+
+// `text` as a JSON string literal (quoted, escaped); text that is not UTF-8 is escaped first.
+std::string JsonString(const std::string& text) {
+  google::protobuf::Value value;
+  value.set_string_value(text);
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(value, &json).ok()) {
+    value.set_string_value(physioreg::client::ForTerminal(text));
+    (void)google::protobuf::util::MessageToJsonString(value, &json);
+  }
+  return json;
+}
+
+// Writes `content` to `path`; throws UsageError when it cannot.
+void WriteTextFile(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+  out.close();
+  if (!out) throw UsageError(absl::StrCat("cannot write ", path));
+}
+
+// The JSON message in `path`; throws UsageError when the file cannot be read or parsed.
+void ReadJsonFile(const std::string& path, google::protobuf::Message* message,
+                  const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError(absl::StrCat("cannot read ", path));
+  std::ostringstream text;
+  text << in.rdbuf();
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  if (auto parsed = google::protobuf::util::JsonStringToMessage(text.str(), message, options);
+      !parsed.ok()) {
+    throw UsageError(
+        absl::StrCat(path, " is not ", what, " in JSON: ", std::string(parsed.message())));
+  }
+}
+
+// A registration ID usable as a file name (the server's IDs are letters, digits and dashes).
+bool SafeFileName(absl::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    if (!absl::ascii_isalnum(c) && c != '-' && c != '_') return false;
+  }
+  return true;
 }
 
 // Pads UTF-8 `text` with spaces to `width` characters (printf's %-40s counts bytes, which
@@ -328,10 +385,18 @@ struct Cli {
     request.set_registration_id(o.id);
     request.set_activity(Activity(o));
     request.set_as_of(o.as_of);
+    request.set_include_attestation(!o.proof.empty());
     v1::VerifyAuthorizationResponse response;
     grpc::Status status =
         connection.Registry()->VerifyAuthorization(connection.Context().get(), request, &response);
     if (!status.ok()) return ReportError(status);
+    if (!o.proof.empty()) {
+      WriteTextFile(o.proof, ToJson(response, true) + "\n");
+      std::fprintf(stderr,
+                   "signed answer (key %s) saved to %s; check it with physioreg "
+                   "verify-proof %s\n",
+                   S(response.attestation().key_id()).c_str(), o.proof.c_str(), o.proof.c_str());
+    }
     if (json) {
       Print(response);
     } else {
@@ -356,6 +421,41 @@ struct Cli {
     return response.authorized() ? 0 : kExitNotAuthorized;
   }
 
+  // One line of batch-verify: its answer, or why that ID could not be checked.
+  struct BatchLine {
+    std::string id;
+    std::optional<v1::VerifyAuthorizationResponse> answer;
+    std::string error;
+  };
+
+  // Item-level problems of a refused batch: position in the request -> message. Only a bad
+  // registration ID is an item's own problem; nullopt when anything else was refused.
+  static std::optional<std::map<int, std::string>> BadIds(const grpc::Status& status) {
+    if (status.error_code() != grpc::StatusCode::INVALID_ARGUMENT) return std::nullopt;
+    google::rpc::Status details;
+    if (status.error_details().empty() || !details.ParseFromString(status.error_details())) {
+      return std::nullopt;
+    }
+    std::map<int, std::string> bad;
+    for (const auto& any : details.details()) {
+      google::rpc::BadRequest request;
+      if (!any.UnpackTo(&request)) continue;
+      for (const auto& violation : request.field_violations()) {
+        absl::string_view field = violation.field();
+        int index = 0;
+        if (!absl::ConsumePrefix(&field, "requests[")) return std::nullopt;
+        const size_t close = field.find(']');
+        if (close == absl::string_view::npos || !absl::SimpleAtoi(field.substr(0, close), &index) ||
+            field.substr(close) != "].registration_id") {
+          return std::nullopt;
+        }
+        bad[index] = violation.description();
+      }
+    }
+    if (bad.empty()) return std::nullopt;
+    return bad;
+  }
+
   int BatchVerify(const Options& o) const {
     std::vector<std::string> ids = o.ids;
     if (!o.file.empty()) {
@@ -363,34 +463,172 @@ struct Cli {
       if (!in) throw UsageError(absl::StrCat("cannot read ", o.file));
       for (std::string line; std::getline(in, line);) {
         std::string id(absl::StripAsciiWhitespace(line));
-        if (!id.empty()) ids.push_back(id);
+        if (!id.empty() && id[0] != '#') ids.push_back(id);
       }
     }
     if (ids.empty()) throw UsageError("no registration IDs given");
     const v1::RestrictedActivity activity = Activity(o);
-    int not_authorized = 0;
-    for (size_t start = 0; start < ids.size(); start += 1000) {
-      v1::BatchVerifyAuthorizationsRequest request;
-      for (size_t i = start; i < ids.size() && i < start + 1000; ++i) {
-        auto* one = request.add_requests();
-        one->set_registration_id(ids[i]);
-        one->set_activity(activity);
-        one->set_as_of(o.as_of);
-      }
-      v1::BatchVerifyAuthorizationsResponse response;
-      grpc::Status status = connection.Registry()->BatchVerifyAuthorizations(
-          connection.Context().get(), request, &response);
-      if (!status.ok()) return ReportError(status);
-      for (const auto& answer : response.responses()) {
-        if (!answer.authorized()) ++not_authorized;
-        if (json) {
-          std::printf("%s\n", ToJson(answer, false).c_str());
-        } else {
-          PrintVerification(answer, v1::RestrictedActivity_Name(activity));
-        }
+    const bool proofs = !o.proof_dir.empty();
+    if (proofs) {
+      std::error_code error;
+      std::filesystem::create_directories(o.proof_dir, error);
+      if (!std::filesystem::is_directory(o.proof_dir)) {
+        throw UsageError(absl::StrCat("cannot create the directory ", o.proof_dir));
       }
     }
+    std::vector<BatchLine> lines(ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) lines[i].id = ids[i];
+    for (size_t start = 0; start < ids.size(); start += 1000) {
+      // Positions (in `lines`) still to ask about; a bad ID is taken out and the rest re-sent.
+      std::vector<size_t> todo;
+      for (size_t i = start; i < ids.size() && i < start + 1000; ++i) todo.push_back(i);
+      while (!todo.empty()) {
+        v1::BatchVerifyAuthorizationsRequest request;
+        for (size_t i : todo) {
+          auto* one = request.add_requests();
+          one->set_registration_id(ids[i]);
+          one->set_activity(activity);
+          one->set_as_of(o.as_of);
+          one->set_include_attestation(proofs);
+        }
+        v1::BatchVerifyAuthorizationsResponse response;
+        grpc::Status status = connection.Registry()->BatchVerifyAuthorizations(
+            connection.Context().get(), request, &response);
+        if (status.ok()) {
+          for (int k = 0; k < response.responses_size() && k < static_cast<int>(todo.size()); ++k) {
+            lines[todo[k]].answer = response.responses(k);
+          }
+          break;
+        }
+        std::optional<std::map<int, std::string>> bad = BadIds(status);
+        if (!bad) return ReportError(status);
+        std::vector<size_t> rest;
+        for (size_t k = 0; k < todo.size(); ++k) {
+          auto it = bad->find(static_cast<int>(k));
+          if (it == bad->end()) {
+            rest.push_back(todo[k]);
+          } else {
+            lines[todo[k]].error = it->second;
+          }
+        }
+        todo = std::move(rest);
+      }
+    }
+    int not_authorized = 0, errors = 0;
+    const bool csv = o.table_format == "csv";
+    if (csv && !json) {
+      std::fputs(physioreg::client::CsvRecord({"item", "registration_id", "activity", "as_of",
+                                               "authorized", "reason", "display_name",
+                                               "register_revision", "checked_at", "error"})
+                     .c_str(),
+                 stdout);
+    }
+    for (size_t i = 0; i < lines.size(); ++i) {
+      const BatchLine& line = lines[i];
+      if (!line.answer) {
+        ++errors;
+        if (json) {
+          std::printf("{\"line\": %zu, \"registration_id\": %s, \"error\": %s}\n", i + 1,
+                      JsonString(line.id).c_str(), JsonString(line.error).c_str());
+        } else if (csv) {
+          std::fputs(physioreg::client::CsvRecord({absl::StrCat(i + 1), line.id,
+                                                   v1::RestrictedActivity_Name(activity), o.as_of,
+                                                   "", "", "", "", "", line.error})
+                         .c_str(),
+                     stdout);
+        } else {
+          std::printf("%-12s error: %s\n", S(line.id).c_str(), S(line.error).c_str());
+        }
+        continue;
+      }
+      const v1::VerifyAuthorizationResponse& answer = *line.answer;
+      if (!answer.authorized()) ++not_authorized;
+      if (json) {
+        std::printf("%s\n", ToJson(answer, false).c_str());
+      } else if (csv) {
+        std::fputs(
+            physioreg::client::CsvRecord(
+                {absl::StrCat(i + 1), answer.registration_id(),
+                 v1::RestrictedActivity_Name(activity), answer.as_of(),
+                 answer.authorized() ? "true" : "false",
+                 v1::VerificationReason_Name(answer.reason()), answer.display_name(),
+                 absl::StrCat(answer.register_revision()), Timestamp(answer.checked_at()), ""})
+                .c_str(),
+            stdout);
+      } else {
+        PrintVerification(answer, v1::RestrictedActivity_Name(activity));
+      }
+      if (proofs) {
+        const std::string name =
+            SafeFileName(answer.registration_id()) ? answer.registration_id() : absl::StrCat(i + 1);
+        WriteTextFile(absl::StrCat(o.proof_dir, "/", name, ".json"), ToJson(answer, true) + "\n");
+      }
+    }
+    if (proofs) {
+      std::fprintf(stderr, "%zu signed answers saved in %s\n", lines.size() - errors,
+                   o.proof_dir.c_str());
+    }
+    if (errors > 0) {
+      std::fprintf(stderr, "%d of %zu lines could not be checked (see their error)\n", errors,
+                   lines.size());
+      return 1;
+    }
     return not_authorized == 0 ? 0 : kExitNotAuthorized;
+  }
+
+  // The registry's public keys: from --keys FILE, else asked of the server.
+  v1::GetVerificationKeysResponse VerificationKeys(const Options& o, grpc::Status* status) const {
+    v1::GetVerificationKeysResponse keys;
+    if (!o.keys_file.empty()) {
+      ReadJsonFile(o.keys_file, &keys, "a GetVerificationKeysResponse (verification keys)");
+      return keys;
+    }
+    *status = connection.Registry()->GetVerificationKeys(connection.Context().get(),
+                                                         v1::GetVerificationKeysRequest(), &keys);
+    return keys;
+  }
+
+  int VerifyProof(const Options& o) const {
+    v1::VerifyAuthorizationResponse answer;
+    ReadJsonFile(o.file, &answer, "a signed VerifyAuthorizationResponse");
+    grpc::Status status;
+    const v1::GetVerificationKeysResponse keys = VerificationKeys(o, &status);
+    if (!status.ok()) return ReportError(status);
+    absl::StatusOr<physioreg::core::AttestedFields> checked =
+        physioreg::core::CheckProof(answer, keys.keys());
+    if (!checked.ok()) {
+      std::printf("INVALID proof %s: %s\n", S(o.file).c_str(),
+                  S(checked.status().message()).c_str());
+      return kExitNotAuthorized;
+    }
+    const physioreg::core::AttestedFields& f = *checked;
+    std::printf(
+        "valid proof: %s %s on %s: %s (authorized: %s)\n"
+        "  register revision %lld, checked %s, signed by key %s (Ed25519)\n",
+        S(f.registration_id).c_str(), v1::RestrictedActivity_Name(f.activity).c_str(),
+        S(f.as_of).c_str(), v1::VerificationReason_Name(f.reason).c_str(),
+        f.authorized ? "yes" : "no", static_cast<long long>(f.register_revision),
+        physioreg::core::FormatCheckedAt(f.checked_at).c_str(), S(f.key_id).c_str());
+    return 0;
+  }
+
+  int ShowVerificationKeys(const Options& o) const {
+    grpc::Status status;
+    const v1::GetVerificationKeysResponse keys = VerificationKeys(o, &status);
+    if (!status.ok()) return ReportError(status);
+    if (!o.output.empty()) {
+      WriteTextFile(o.output, ToJson(keys, true) + "\n");
+      std::printf("%d verification keys saved to %s\n", keys.keys_size(), o.output.c_str());
+      return 0;
+    }
+    if (json) return Print(keys), 0;
+    for (const auto& key : keys.keys()) {
+      std::printf("%s  %s  from %s  %s\n", S(key.key_id()).c_str(), S(key.algorithm()).c_str(),
+                  Timestamp(key.not_before()).c_str(),
+                  key.has_not_after() ? absl::StrCat("until ", Timestamp(key.not_after())).c_str()
+                                      : "current");
+    }
+    return 0;
   }
 
   int History(const Options& o) const {
@@ -637,13 +875,35 @@ class CommandLine {
     verify->add_option("ID", o_.id, "registration ID")->required();
     verify->add_option("--activity", o_.activity, "restricted activity")->required();
     verify->add_option("--as-of", o_.as_of, "YYYY-MM-DD (default today)");
+    verify->add_option("--proof", o_.proof,
+                       "ask for a signed answer and save it (JSON) to FILE, the clinic's proof");
 
-    CLI::App* batch = Command("batch-verify",
-                              "verify many IDs: one line per ID; exit 3 if any is not authorized");
+    CLI::App* verify_proof =
+        Command("verify-proof",
+                "check a saved signed answer offline: signature, key validity, every signed field; "
+                "exit 0 when valid, 3 when not");
+    verify_proof->add_option("FILE", o_.file, "a file saved by verify --proof")->required();
+    verify_proof->add_option("--keys", o_.keys_file,
+                             "the registry's public keys (saved by verification-keys --output); "
+                             "default: ask the server at --address");
+
+    CLI::App* verification_keys = Command(
+        "verification-keys", "the registry's public keys for checking proofs, old ones too");
+    verification_keys->add_option("--output", o_.output, "save them (JSON) to FILE");
+
+    CLI::App* batch =
+        Command("batch-verify",
+                "verify many IDs (a clinic's staff list): one line per ID; a bad ID is that line's "
+                "error; exit 1 if any line has an error, else 3 if any is not authorized");
     batch->add_option("ID", o_.ids, "registration IDs");
-    batch->add_option("--file", o_.file, "a file of IDs, one per line");
+    batch->add_option("--ids,--file", o_.file, "a file of IDs, one per line ('#' comments)");
     batch->add_option("--activity", o_.activity, "restricted activity")->required();
     batch->add_option("--as-of", o_.as_of, "YYYY-MM-DD (default today)");
+    batch->add_option("--format", o_.table_format, "table or csv (--json: one JSON per line)")
+        ->check(CLI::IsMember({"table", "csv"}))
+        ->capture_default_str();
+    batch->add_option("--proof-dir", o_.proof_dir,
+                      "ask for signed answers and save each as DIR/<ID>.json");
 
     CLI::App* history = Command("history", "the registrant's change history (every page)");
     history->add_option("ID", o_.id, "registration ID")->required();
@@ -762,6 +1022,8 @@ int Run(CommandLine& line) {
   if (command == "search") return cli.Search(o);
   if (command == "verify") return cli.Verify(o);
   if (command == "batch-verify") return cli.BatchVerify(o);
+  if (command == "verify-proof") return cli.VerifyProof(o);
+  if (command == "verification-keys") return cli.ShowVerificationKeys(o);
   if (command == "history") return cli.History(o);
   if (command == "upsert") return cli.Upsert(o);
   if (command == "set-authorization-status") return cli.SetAuthorizationStatus(o);

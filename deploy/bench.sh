@@ -105,6 +105,11 @@ for run in $(seq 1 "$repeat"); do
     to_rows "$run"
 done
 echo
+echo "## Signed Verify (include_attestation, Ed25519) vs health Check (16 streams, $rounds rounds)"
+echo
+table_header
+"${loadgen[@]}" --baseline --rounds "$rounds" --concurrency 16 --mix verify=1 --attest | to_rows 1
+echo
 echo "## Latency at other loads"
 echo
 table_header

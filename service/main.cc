@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "service/core/api_keys.h"
+#include "service/core/signing_keys.h"
 #include "service/log.h"
 #include "service/server.h"
 #include "storage/store.h"
@@ -47,6 +48,10 @@ ABSL_FLAG(int, max_connections, 10000,
 ABSL_FLAG(bool, reset_regulator_token, false,
           "Offline recovery: with the server stopped, create a new REGULATOR key, write its "
           "secret to <data_dir>/regulator.token (0600, replacing the file) and exit");
+ABSL_FLAG(bool, rotate_signing_key, false,
+          "Offline: with the server stopped, replace the key that signs attestations by a new one "
+          "(<data_dir>/signing_key.pem, 0600). The old public key stays listed by "
+          "GetVerificationKeys, valid until now, so proofs it signed stay checkable. Then exit");
 
 namespace {
 
@@ -65,7 +70,8 @@ void ConfigureUsage() {
   absl::SetProgramUsageMessage(
       "physioreg server: gRPC Registry and RegistryAdmin on RocksDB.\n"
       "usage: physioregd [--data_dir=DIR] [--grpc_address=HOST:PORT] [flags]\n"
-      "       physioregd --data_dir=DIR --reset_regulator_token   (server stopped)");
+      "       physioregd --data_dir=DIR --reset_regulator_token   (server stopped)\n"
+      "       physioregd --data_dir=DIR --rotate_signing_key      (server stopped)");
 }
 
 // Every value of a flag given more than once (absl keeps only the last), commas splitting too.
@@ -149,6 +155,30 @@ int ResetRegulatorToken(const std::string& data_dir, const physioreg::storage::S
   return 0;
 }
 
+// --rotate_signing_key: opening the store takes the register's lock, so this fails while a
+// server runs (which would go on signing with the old key).
+int RotateSigningKey(const std::string& data_dir, const physioreg::storage::StoreOptions& opts) {
+  if (!std::filesystem::exists(data_dir + "/db/CURRENT")) {
+    std::fprintf(stderr, "physioregd: no register in %s (nothing to rotate)\n", data_dir.c_str());
+    return 1;
+  }
+  absl::StatusOr<std::unique_ptr<physioreg::storage::Store>> store =
+      physioreg::storage::Store::Open(data_dir, opts);
+  if (!store.ok()) {
+    std::fprintf(stderr, "physioregd: %s\n", std::string(store.status().message()).c_str());
+    return 1;
+  }
+  absl::StatusOr<std::string> key_id = physioreg::core::SigningKeys::Rotate(data_dir, absl::Now());
+  if (!key_id.ok()) {
+    std::fprintf(stderr, "physioregd: %s\n", std::string(key_id.status().message()).c_str());
+    return 1;
+  }
+  spdlog::info("event=signing_key_rotated key_id={}", *key_id);
+  std::printf("physioregd: new attestation signing key %s; earlier keys stay listed for checking\n",
+              key_id->c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -211,8 +241,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.storage.block_cache_bytes = static_cast<size_t>(block_cache_mib) << 20;
+  if (absl::GetFlag(FLAGS_reset_regulator_token) && absl::GetFlag(FLAGS_rotate_signing_key)) {
+    std::fprintf(stderr,
+                 "physioregd: --reset_regulator_token and --rotate_signing_key: one at a time\n");
+    return 2;
+  }
   if (absl::GetFlag(FLAGS_reset_regulator_token)) {
     return ResetRegulatorToken(options.data_dir, options.storage);
+  }
+  if (absl::GetFlag(FLAGS_rotate_signing_key)) {
+    return RotateSigningKey(options.data_dir, options.storage);
   }
   const absl::Time started = absl::Now();
   options.on_search_ready = [started](const absl::Status& status, int64_t registrants) {
@@ -244,6 +282,11 @@ int main(int argc, char** argv) {
     std::printf("physioregd: first start; regulator token written to %s\n",
                 (*server)->token_path().c_str());
   }
+  spdlog::info("event=signing_key key_id={} created={}", (*server)->signing_key_id(),
+               (*server)->created_signing_key());
+  std::printf("physioregd: attestations signed with key %s%s\n",
+              (*server)->signing_key_id().c_str(),
+              (*server)->created_signing_key() ? " (created now)" : "");
   if ((*server)->http_port() != 0) {
     const std::string http_host = options.http_address.substr(0, options.http_address.rfind(':'));
     const std::string shown_host = http_host.empty() ? "127.0.0.1" : http_host;

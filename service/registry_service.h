@@ -3,26 +3,36 @@
 // fuzzy query), so it runs on the search worker with a bounded queue (see search::WorkQueue):
 // searches then never hold gRPC's callback threads and cannot starve Get / Verify; a full
 // queue answers RESOURCE_EXHAUSTED at once. Every call refuses credentials that are present
-// but invalid (auth.h); RPCs not built yet (WatchChanges, GetVerificationKeys) then answer
-// UNIMPLEMENTED.
+// but invalid (auth.h); WatchChanges, not built yet, then answers UNIMPLEMENTED. Answers are
+// signed (core/attestation.h) only when a request sets include_attestation: callers who do not
+// ask pay nothing for it.
 #ifndef PHYSIOREG_SERVICE_REGISTRY_SERVICE_H_
 #define PHYSIOREG_SERVICE_REGISTRY_SERVICE_H_
 
 #include "physioreg/v1/registry.grpc.pb.h"
 #include "service/arena_allocator.h"
 #include "service/core/api_keys.h"
+#include "service/core/attestation.h"
 #include "service/core/registry.h"
 #include "service/core/search/query.h"
 #include "service/core/search/work_queue.h"
+#include "service/core/signing_keys.h"
 
 namespace physioreg::service {
 
 class RegistryService final : public physioreg::v1::Registry::CallbackService {
  public:
-  // `search_queue` runs the searches (shared with the HTTP gateway); none is owned.
+  // `search_queue` runs the searches (shared with the HTTP gateway); `signing_keys` signs the
+  // answers that ask for an attestation and lists the public keys. None is owned.
   RegistryService(const core::Registry* registry, const core::ApiKeys* keys,
-                  const search::Searcher* searcher, search::WorkQueue* search_queue)
-      : registry_(registry), keys_(keys), searcher_(searcher), search_queue_(search_queue) {
+                  const search::Searcher* searcher, search::WorkQueue* search_queue,
+                  const core::SigningKeys* signing_keys)
+      : registry_(registry),
+        keys_(keys),
+        searcher_(searcher),
+        search_queue_(search_queue),
+        signing_keys_(signing_keys),
+        sign_queue_(std::make_unique<search::WorkQueue>(kSigningWorkers, kMaxWaitingSignatures)) {
     // The two hottest calls build their answers on a per-call arena.
     SetMessageAllocatorFor_GetPractitioner(&get_allocator_);
     SetMessageAllocatorFor_VerifyAuthorization(&verify_allocator_);
@@ -60,6 +70,12 @@ class RegistryService final : public physioreg::v1::Registry::CallbackService {
   const core::ApiKeys* keys_;
   const search::Searcher* searcher_;
   search::WorkQueue* search_queue_;
+  const core::SigningKeys* signing_keys_;
+  // Signatures (about 30 µs each) are made here rather than on gRPC's callback threads, which
+  // then go on serving other calls meanwhile; when full, a call signs inline.
+  static constexpr int kSigningWorkers = 2;
+  static constexpr size_t kMaxWaitingSignatures = 1024;
+  std::unique_ptr<search::WorkQueue> sign_queue_;
   ArenaAllocator<physioreg::v1::GetPractitionerRequest, physioreg::v1::Practitioner> get_allocator_;
   ArenaAllocator<physioreg::v1::VerifyAuthorizationRequest,
                  physioreg::v1::VerifyAuthorizationResponse>

@@ -78,12 +78,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   absl::StatusOr<bool> wrote = server->keys_->EnsureBootstrapToken(server->token_path_);
   if (!wrote.ok()) return wrote.status();
   server->wrote_token_ = *wrote;
+  absl::StatusOr<std::unique_ptr<core::SigningKeys>> signing_keys =
+      core::SigningKeys::Open(options.data_dir, absl::Now());
+  if (!signing_keys.ok()) return signing_keys.status();
+  server->signing_keys_ = *std::move(signing_keys);
 
   server->search_queue_ = std::make_unique<search::WorkQueue>(kSearchWorkers, kMaxWaitingSearches);
   server->writer_ = std::make_unique<SerialExecutor>();
-  server->registry_service_ =
-      std::make_unique<RegistryService>(server->registry_.get(), server->keys_.get(),
-                                        server->searcher_.get(), server->search_queue_.get());
+  server->registry_service_ = std::make_unique<RegistryService>(
+      server->registry_.get(), server->keys_.get(), server->searcher_.get(),
+      server->search_queue_.get(), server->signing_keys_.get());
   server->admin_service_ = std::make_unique<AdminService>(
       server->registry_.get(), server->keys_.get(), server->writer_.get());
 
@@ -113,10 +117,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   const int http_connections = std::max(1, (fd_ceiling - OpenDescriptors()) / 2);
   server->listener_->Start(server->grpc_server_.get(), fd_ceiling);
   if (server->http_gateway_ != nullptr) {
+    http::ApiOptions http_options = options.http;
+    http_options.signing_key = &server->signing_keys_->current();
     server->http_api_ = std::make_unique<http::Api>(
         server->registry_.get(), server->keys_.get(), server->searcher_.get(),
         server->search_index_.get(), server->search_queue_.get(), server->store_.get(),
-        options.http);
+        std::move(http_options));
     server->http_gateway_->Start(server->http_api_.get(), options.http_threads, http_connections,
                                  fd_ceiling);
   }

@@ -15,6 +15,7 @@
 #include "service/core/registry.h"
 #include "service/core/search/index.h"
 #include "service/core/search/query.h"
+#include "service/core/signing_keys.h"
 #include "service/http/api.h"
 #include "service/http/gateway.h"
 #include "service/in_flight.h"
@@ -59,6 +60,9 @@ class Server {
   int http_port() const { return http_gateway_ != nullptr ? http_gateway_->port() : 0; }
   const std::string& token_path() const { return token_path_; }
   bool wrote_token() const { return wrote_token_; }
+  // The key attestations are signed with now, and whether this start created it.
+  const std::string& signing_key_id() const { return signing_keys_->current().key_id(); }
+  bool created_signing_key() const { return signing_keys_->created(); }
 
   // Reports NOT_SERVING (gRPC health, /readyz), stops accepting calls and requests, lets those
   // in flight finish until `drain` passes (then cancels them), and closes the database.
@@ -72,6 +76,7 @@ class Server {
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<core::Registry> registry_;
   std::unique_ptr<core::ApiKeys> keys_;
+  std::unique_ptr<core::SigningKeys> signing_keys_;
   std::unique_ptr<search::SearchIndex> search_index_;
   std::unique_ptr<search::Searcher> searcher_;
   // Searches of gRPC and HTTP alike run here (see search::WorkQueue).

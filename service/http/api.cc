@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -551,11 +552,29 @@ Response Api::Verify(const Request& /*request*/, const std::string& id,
   if (std::optional<std::string> as_of = params->Take("as_of", &violations)) {
     verify.set_as_of(*as_of);
   }
+  if (std::optional<std::string> attest = params->Take("include_attestation", &violations)) {
+    const std::string lower = absl::AsciiStrToLower(*attest);
+    if (lower == "true" || lower == "1" || lower.empty()) {
+      verify.set_include_attestation(true);
+    } else if (lower != "false" && lower != "0") {
+      violations.Add("include_attestation",
+                     absl::StrCat("must be true or false; got ", core::Quote(*attest)));
+    }
+  }
   params->RefuseRest(&violations);
   if (!violations.empty()) return ErrorFor(violations.ToStatus(), "");
   v1::VerifyAuthorizationResponse answer;
   if (absl::Status verified = registry_->Verify(verify, &answer); !verified.ok()) {
     return ErrorFor(verified, "");
+  }
+  if (verify.include_attestation()) {
+    if (options_.signing_key == nullptr) {
+      return ErrorFor(absl::UnavailableError("this server signs no attestations"), "");
+    }
+    if (absl::Status attested = core::Attest(*options_.signing_key, activity, &answer);
+        !attested.ok()) {
+      return ErrorFor(attested, "");
+    }
   }
   Response response = JsonResponse(200, ToJson(answer), "");
   SetHeader(&response, "Cache-Control", "no-cache");
@@ -601,6 +620,17 @@ Response Api::BatchVerify(const Request& request) const {
   }
   absl::StatusOr<v1::BatchVerifyAuthorizationsResponse> answers = registry_->BatchVerify(batch);
   if (!answers.ok()) return ErrorFor(answers.status(), "");
+  const bool attest = std::any_of(batch.requests().begin(), batch.requests().end(),
+                                  [](const auto& one) { return one.include_attestation(); });
+  if (attest) {
+    if (options_.signing_key == nullptr) {
+      return ErrorFor(absl::UnavailableError("this server signs no attestations"), "");
+    }
+    if (absl::Status attested = core::AttestRequested(*options_.signing_key, batch, &*answers);
+        !attested.ok()) {
+      return ErrorFor(attested, "");
+    }
+  }
   Response response = JsonResponse(200, ToJson(*answers), "");
   SetHeader(&response, "Cache-Control", "no-store");
   return response;

@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "service/core/api_keys.h"
+#include "service/core/attestation.h"
 #include "service/core/registry.h"
 #include "service/core/search/index.h"
 #include "service/core/search/query.h"
@@ -69,6 +70,9 @@ struct ApiOptions {
   std::vector<std::string> cors_origins;
   // Serve the page's files from this directory instead of the embedded copies (development).
   std::string web_dir;
+  // Signs verifications asked with include_attestation=true (not owned); none: such requests
+  // answer 503.
+  const core::SigningKey* signing_key = nullptr;
 };
 
 class Api {

@@ -237,13 +237,16 @@ TEST_F(ServerTest, PrivateContactNeverLeavesThroughPublicCalls) {
   EXPECT_EQ(updated.private_contact().email(), email);
 }
 
-TEST_F(ServerTest, UnbuiltRpcsAnswerUnimplemented) {
+TEST_F(ServerTest, VerificationKeysListTheSigningKeyToAnyone) {
   v1::GetVerificationKeysRequest keys;
   v1::GetVerificationKeysResponse answer;
-  EXPECT_EQ(anonymous_.Registry()
-                ->GetVerificationKeys(anonymous_.Context().get(), keys, &answer)
-                .error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
+  ASSERT_TRUE(
+      anonymous_.Registry()->GetVerificationKeys(anonymous_.Context().get(), keys, &answer).ok());
+  ASSERT_EQ(answer.keys_size(), 1);
+  EXPECT_EQ(answer.keys(0).algorithm(), "Ed25519");
+  EXPECT_EQ(answer.keys(0).public_key().size(), 32u);
+  EXPECT_FALSE(answer.keys(0).has_not_after());
+  EXPECT_THAT(server_->output(), HasSubstr(answer.keys(0).key_id()));
 }
 
 TEST_F(ServerTest, SigtermExitsZeroAndEverythingIsThereAfterRestart) {

@@ -53,6 +53,9 @@ ABSL_FLAG(std::string, ids_file, PHYSIOREG_DEFAULT_IDS_FILE,
           "Registrants to ask for: JSONL of physioreg.v1.Practitioner, or one id per line");
 ABSL_FLAG(int, batch_size, 1000, "Verifications per BatchVerifyAuthorizations call");
 ABSL_FLAG(std::string, activity, "DRY_NEEDLING", "Activity verified and searched for");
+ABSL_FLAG(bool, attest, false,
+          "Ask for signed answers (include_attestation) in verify and batch_verify; an answer "
+          "without its attestation then counts as an error");
 ABSL_FLAG(bool, baseline, false,
           "First run health Check alone, then each RPC of the mix alone, and report ratios");
 ABSL_FLAG(int, rounds, 1,
@@ -105,8 +108,24 @@ struct Workload {
   std::vector<std::string> names;  // "given family", for SearchPractitioners.
   v1::RestrictedActivity activity = v1::DRY_NEEDLING;
   int batch_size = 1000;
+  bool attest = false;
   std::string token;
 };
+
+// With --attest: whether every verification answer carries its signature.
+template <typename Response>
+bool Attested(const Response& /*response*/) {
+  return true;
+}
+bool Attested(const v1::VerifyAuthorizationResponse& response) {
+  return response.has_attestation();
+}
+bool Attested(const v1::BatchVerifyAuthorizationsResponse& response) {
+  for (const auto& one : response.responses()) {
+    if (!one.has_attestation()) return false;
+  }
+  return true;
+}
 
 absl::Status LoadIds(const std::string& path, Workload* workload) {
   std::ifstream in(path);
@@ -331,6 +350,9 @@ class Runner {
   template <typename C>
   std::function<void(grpc::Status)> Done(C* call, Lane* lane, Kind kind, Clock::time_point start) {
     return [this, call, lane, kind, start](grpc::Status status) {
+      if (status.ok() && workload_->attest && !Attested(call->response)) {
+        status = grpc::Status(grpc::StatusCode::DATA_LOSS, "an answer without its attestation");
+      }
       delete call;
       const Clock::time_point end = Clock::now();
       if (end >= measure_start_ && end <= measure_end_) {
@@ -382,6 +404,7 @@ class Runner {
         auto* call = NewCall<v1::VerifyAuthorizationRequest, v1::VerifyAuthorizationResponse>();
         call->request.set_registration_id(RandomId(lane));
         call->request.set_activity(workload_->activity);
+        call->request.set_include_attestation(workload_->attest);
         c.registry->async()->VerifyAuthorization(&call->context, &call->request, &call->response,
                                                  Done(call, lane, kind, start));
         break;
@@ -393,6 +416,7 @@ class Runner {
           v1::VerifyAuthorizationRequest* one = call->request.add_requests();
           one->set_registration_id(RandomId(lane));
           one->set_activity(workload_->activity);
+          one->set_include_attestation(workload_->attest);
         }
         c.registry->async()->BatchVerifyAuthorizations(
             &call->context, &call->request, &call->response, Done(call, lane, kind, start));
@@ -507,6 +531,7 @@ int Main() {
   }
   Workload workload;
   workload.batch_size = std::clamp(absl::GetFlag(FLAGS_batch_size), 1, 1000);
+  workload.attest = absl::GetFlag(FLAGS_attest);
   if (!v1::RestrictedActivity_Parse(absl::AsciiStrToUpper(absl::GetFlag(FLAGS_activity)),
                                     &workload.activity)) {
     std::fprintf(stderr, "physioreg-loadgen: unknown --activity\n");
