@@ -3,8 +3,8 @@
 // fuzzy query), so it runs on the search worker with a bounded queue (see search::WorkQueue):
 // searches then never hold gRPC's callback threads and cannot starve Get / Verify; a full
 // queue answers RESOURCE_EXHAUSTED at once. Every call refuses credentials that are present
-// but invalid (auth.h); RPCs not built yet (WatchChanges, GetVerificationKeys) then answer
-// UNIMPLEMENTED.
+// but invalid (auth.h); GetVerificationKeys (not built yet) then answers UNIMPLEMENTED.
+// WatchChanges follows the store's change feed (watch_reactor.h).
 #ifndef PHYSIOREG_SERVICE_REGISTRY_SERVICE_H_
 #define PHYSIOREG_SERVICE_REGISTRY_SERVICE_H_
 
@@ -14,15 +14,27 @@
 #include "service/core/registry.h"
 #include "service/core/search/query.h"
 #include "service/core/search/work_queue.h"
+#include "service/serial_executor.h"
+#include "service/watch_reactor.h"
+#include "storage/store.h"
 
 namespace physioreg::service {
 
 class RegistryService final : public physioreg::v1::Registry::CallbackService {
  public:
-  // `search_queue` runs the searches (shared with the HTTP gateway); none is owned.
+  // `search_queue` runs the searches (shared with the HTTP gateway); WatchChanges follows
+  // `store`'s feed, reading catch-up pages on `feed_reader`; none is owned.
   RegistryService(const core::Registry* registry, const core::ApiKeys* keys,
-                  const search::Searcher* searcher, search::WorkQueue* search_queue)
-      : registry_(registry), keys_(keys), searcher_(searcher), search_queue_(search_queue) {
+                  const search::Searcher* searcher, search::WorkQueue* search_queue,
+                  storage::Store* store, SerialExecutor* feed_reader,
+                  size_t watch_buffer = kDefaultWatchBuffer)
+      : registry_(registry),
+        keys_(keys),
+        searcher_(searcher),
+        search_queue_(search_queue),
+        store_(store),
+        feed_reader_(feed_reader),
+        watch_buffer_(watch_buffer) {
     // The two hottest calls build their answers on a per-call arena.
     SetMessageAllocatorFor_GetPractitioner(&get_allocator_);
     SetMessageAllocatorFor_VerifyAuthorization(&verify_allocator_);
@@ -60,6 +72,9 @@ class RegistryService final : public physioreg::v1::Registry::CallbackService {
   const core::ApiKeys* keys_;
   const search::Searcher* searcher_;
   search::WorkQueue* search_queue_;
+  storage::Store* store_;
+  SerialExecutor* feed_reader_;
+  size_t watch_buffer_;
   ArenaAllocator<physioreg::v1::GetPractitionerRequest, physioreg::v1::Practitioner> get_allocator_;
   ArenaAllocator<physioreg::v1::VerifyAuthorizationRequest,
                  physioreg::v1::VerifyAuthorizationResponse>
