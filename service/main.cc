@@ -43,8 +43,9 @@ ABSL_FLAG(int, change_retention_days, 400,
           "Days of changes WatchChanges can catch up on; older since_revisions get OUT_OF_RANGE");
 ABSL_FLAG(int, drain_seconds, 10, "On SIGTERM/SIGINT, how long in-flight calls may finish");
 ABSL_FLAG(int, max_connections, 10000,
-          "Client connections served at once; more are closed on arrival. Also bounded by the "
-          "descriptor limit (raised to the hard limit at start) less a reserve for the database");
+          "Client connections served at once, gRPC and HTTP together (HTTP at most half); more "
+          "are closed on arrival. Also bounded by the descriptor limit (raised to the hard limit "
+          "at start) less a reserve for the database");
 ABSL_FLAG(bool, reset_regulator_token, false,
           "Offline recovery: with the server stopped, create a new REGULATOR key, write its "
           "secret to <data_dir>/regulator.token (0600, replacing the file) and exit");

@@ -120,14 +120,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (server->grpc_server_ == nullptr) {
     return absl::InternalError(absl::StrCat("cannot start the gRPC server"));
   }
-  server->listener_->Start(server->grpc_server_.get(), ConnectionFdLimit(options.max_connections));
+  // Connections of both protocols take descriptors below one ceiling; HTTP may hold at most
+  // half of them, so idle HTTP connections can never lock gRPC clients out.
+  const int fd_ceiling = ConnectionFdLimit(options.max_connections);
+  const int http_connections = std::max(1, (fd_ceiling - OpenDescriptors()) / 2);
+  server->listener_->Start(server->grpc_server_.get(), fd_ceiling);
   if (server->http_gateway_ != nullptr) {
     server->http_api_ = std::make_unique<http::Api>(
         server->registry_.get(), server->keys_.get(), server->searcher_.get(),
         server->search_index_.get(), server->search_queue_.get(), server->store_.get(),
         options.http);
-    server->http_gateway_->Start(server->http_api_.get(), options.http_threads,
-                                 options.max_connections);
+    server->http_gateway_->Start(server->http_api_.get(), options.http_threads, http_connections,
+                                 fd_ceiling);
   }
   // SERVING only now that the database is open and every service is registered.
   server->grpc_server_->GetHealthCheckService()->SetServingStatus(true);

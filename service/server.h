@@ -42,8 +42,9 @@ struct ServerOptions {
   http::ApiOptions http;
   int http_threads = 2;
   storage::StoreOptions storage;
-  // Connections served at once; more are closed as they arrive (see Listener). Also bounded
-  // by the descriptor limit, less a reserve for the database.
+  // Connections served at once, gRPC and HTTP together, HTTP at most half; more are closed as
+  // they arrive (see Listener). Also bounded by the descriptor limit, less a reserve for the
+  // database.
   int max_connections = 10000;
   // Change events waiting for one WatchChanges stream before it is cut off.
   size_t watch_buffer = kDefaultWatchBuffer;

@@ -19,6 +19,7 @@
 #include "service/core/digest.h"
 #include "service/core/validation.h"
 #include "service/core/verification.h"
+#include "service/http/json_printer.h"
 #include "service/http/query_string.h"
 #include "service/public_status.h"
 
@@ -101,6 +102,7 @@ std::string JsonString(absl::string_view text) {
 
 std::string ToJson(const google::protobuf::Message& message) {
   std::string out;
+  if (AppendJson(message, &out)) return out;
   google::protobuf::util::JsonPrintOptions options;  // lowerCamelCase, enum names, no defaults
   if (!google::protobuf::util::MessageToJsonString(message, &out, options).ok()) {
     // Only a message with invalid UTF-8 fails to print; stored records are validated.
@@ -255,9 +257,12 @@ absl::Status RenameSearchFields(const absl::Status& status) {
       violation.set_field("radius_km");
     }
   }
-  absl::Status renamed(status.code(), status.message());
-  renamed.SetPayload(core::kBadRequestTypeUrl, absl::Cord(bad_request.SerializeAsString()));
-  return renamed;
+  // The message names the fields too: built again from the renamed violations.
+  core::Violations renamed;
+  for (const auto& violation : bad_request.field_violations()) {
+    renamed.Add(violation.field(), violation.description());
+  }
+  return renamed.ToStatus(status.code());
 }
 
 // True when an If-None-Match value names `etag` (weak comparison, "*" matches anything).
@@ -382,11 +387,18 @@ void Api::AddCors(const Request& request, Response* response) const {
 }
 
 Response Api::Route(const Request& request, std::function<void(Response)>* done) const {
-  const size_t question = request.target.find('?');
-  const absl::string_view path = absl::string_view(request.target).substr(0, question);
-  const absl::string_view query = question == std::string::npos
-                                      ? absl::string_view()
-                                      : absl::string_view(request.target).substr(question + 1);
+  absl::string_view target = request.target;
+  // The absolute form ("http://host/v1/…"), which servers must accept (RFC 9112 3.2.2).
+  if (absl::StartsWithIgnoreCase(target, "http://") ||
+      absl::StartsWithIgnoreCase(target, "https://")) {
+    target.remove_prefix(target.find("//") + 2);
+    const size_t path_start = target.find_first_of("/?");
+    target = path_start == absl::string_view::npos ? "/" : target.substr(path_start);
+  }
+  const size_t question = target.find('?');
+  const absl::string_view path = target.substr(0, question);
+  const absl::string_view query =
+      question == absl::string_view::npos ? absl::string_view() : target.substr(question + 1);
   const bool get = request.method == "GET" || request.method == "HEAD";
 
   // Which route, and the methods it takes.
@@ -668,25 +680,24 @@ std::optional<Response> Api::Search(const Request& request, absl::string_view qu
 
   const bool head = request.method == "HEAD";
   auto origin = request.origin;
-  const bool queued =
-      search_queue_->TryPost([this, search, head, origin, done = *done]() mutable {
-        absl::StatusOr<v1::SearchPractitionersResponse> page =
-            searcher_->Search(*search, registry_->Today());
-        Response response;
-        if (page.ok()) {
-          response = JsonResponse(200, ToJson(*page), "api_search");
-          SetHeader(&response, "Cache-Control", "no-cache");
-        } else {
-          response = ErrorFor(RenameSearchFields(page.status()), "api_search");
-        }
-        response.route = "api_search";
-        response.head = head;
-        Request cors;
-        cors.method = "GET";
-        cors.origin = std::move(origin);
-        AddCors(cors, &response);
-        done(std::move(response));
-      });
+  const bool queued = search_queue_->TryPost([this, search, head, origin, done = *done]() mutable {
+    absl::StatusOr<v1::SearchPractitionersResponse> page =
+        searcher_->Search(*search, registry_->Today());
+    Response response;
+    if (page.ok()) {
+      response = JsonResponse(200, ToJson(*page), "api_search");
+      SetHeader(&response, "Cache-Control", "no-cache");
+    } else {
+      response = ErrorFor(RenameSearchFields(page.status()), "api_search");
+    }
+    response.route = "api_search";
+    response.head = head;
+    Request cors;
+    cors.method = "GET";
+    cors.origin = std::move(origin);
+    AddCors(cors, &response);
+    done(std::move(response));
+  });
   // A refused task is dropped with its copy of `done`: the caller answers with ours.
   if (!queued) {
     return ErrorFor(absl::ResourceExhaustedError("too many searches in progress, retry"), "");
@@ -696,7 +707,8 @@ std::optional<Response> Api::Search(const Request& request, absl::string_view qu
 }
 
 Response Api::Page(const Request& request, absl::string_view path) const {
-  absl::StatusOr<std::string> decoded = PercentDecode(path.substr(1), false);
+  // Clipped: a target with no path at all ("?a") has an empty one.
+  absl::StatusOr<std::string> decoded = PercentDecode(absl::ClippedSubstr(path, 1), false);
   std::string relative = decoded.ok() ? *std::move(decoded) : std::string();
   if (path == "/") relative = "index.html";
   std::optional<Asset> asset;

@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "service/listener.h"
@@ -34,6 +36,10 @@ namespace {
 constexpr std::chrono::seconds kIoTimeout(60);
 // Out of descriptors: wait this long before accepting again, rather than spin.
 constexpr std::chrono::milliseconds kAcceptBackoff(100);
+// Request bodies received at once, all connections together: four of the largest.
+constexpr size_t kMaxBufferedBodyBytes = 4 * kMaxBodyBytes;
+
+absl::string_view ToAbsl(boost::beast::string_view text) { return {text.data(), text.size()}; }
 
 }  // namespace
 
@@ -43,7 +49,9 @@ struct Gateway::Impl {
   const Api* api = nullptr;
   int max_connections = 0;
   std::atomic<int> connections{0};
-  std::atomic<int> answering{0};  // requests read and not yet answered
+  std::atomic<int> answering{0};      // requests read and not yet answered
+  std::atomic<size_t> body_bytes{0};  // reserved by request bodies being received
+  int max_fd = 0;
   std::atomic<bool> stopping{false};
   std::vector<std::thread> threads;
   // After the counters: destroyed before them, with the sessions its pending handlers hold.
@@ -51,6 +59,8 @@ struct Gateway::Impl {
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;  // before the io_context they use
 
   void Accept(tcp::acceptor* acceptor);
+  // Runs the io_context on this thread until it is stopped.
+  void Run();
 };
 
 namespace {
@@ -62,6 +72,7 @@ class Session : public std::enable_shared_from_this<Session> {
     gateway_->api->metrics().AddConnections(1);
   }
   ~Session() {
+    ReleaseBody();
     gateway_->connections.fetch_sub(1);
     gateway_->api->metrics().AddConnections(-1);
   }
@@ -96,6 +107,41 @@ class Session : public std::enable_shared_from_this<Session> {
     if (header_bytes > kMaxHeaderBytes) {
       return Refuse(431, absl::InvalidArgumentError(absl::StrCat("the request headers are over ",
                                                                  kMaxHeaderBytes, " bytes")));
+    }
+    // A request body is framed by Content-Length or by chunked as the last transfer coding
+    // (RFC 9112 6.3); with any other its length is unknown, and reading it as "no body" would
+    // take the body for the next request (smuggling behind a proxy that frames it otherwise).
+    if (head.find(bhttp::field::transfer_encoding) != head.end() && !parser_->chunked()) {
+      return Refuse(
+          400, absl::InvalidArgumentError("a request's Transfer-Encoding must end with chunked"));
+    }
+    if (parser_->chunked() &&
+        !absl::EqualsIgnoreCase(
+            absl::StripAsciiWhitespace(ToAbsl(head[bhttp::field::transfer_encoding])), "chunked")) {
+      return Refuse(501, absl::UnimplementedError(
+                             "no transfer coding but chunked is supported (send the body as is)"));
+    }
+    // HTTP/1.1 asks for exactly one Host (RFC 9112 3.2).
+    if (head.version() >= 11 && head.count(bhttp::field::host) != 1) {
+      return Refuse(400, absl::InvalidArgumentError("an HTTP/1.1 request needs one Host header"));
+    }
+    // Only POST /v1/practitioners:batchVerify takes a body. Bodies wait in memory until whole,
+    // so every other request with one is refused before it is read, and the bytes the accepted
+    // ones may take are reserved from a budget shared by every connection (a chunked body of
+    // unknown length reserves the most it may take).
+    const bool has_body = parser_->chunked() || parser_->content_length().value_or(0) > 0;
+    if (has_body) {
+      if (head.method() != bhttp::verb::post) {
+        return Refuse(400, absl::InvalidArgumentError(absl::StrCat(
+                               "a ", ToAbsl(head.method_string()), " request takes no body")));
+      }
+      const size_t want = parser_->content_length().value_or(kMaxBodyBytes);
+      if (gateway_->body_bytes.fetch_add(want) + want > kMaxBufferedBodyBytes) {
+        gateway_->body_bytes.fetch_sub(want);
+        return Refuse(
+            503, absl::UnavailableError("too many request bodies being received at once, retry"));
+      }
+      reserved_body_bytes_ = want;
     }
     if (beast::iequals(head[bhttp::field::expect], "100-continue") && !parser_->is_done()) {
       auto proceed = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_,
@@ -182,7 +228,13 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  void ReleaseBody() {
+    gateway_->body_bytes.fetch_sub(reserved_body_bytes_);
+    reserved_body_bytes_ = 0;
+  }
+
   void Answered(int status) {
+    ReleaseBody();
     gateway_->api->metrics().Record(route_, status, absl::Now() - started_);
     gateway_->api->metrics().AddInFlight(-1);
     gateway_->answering.fetch_sub(1);
@@ -287,34 +339,49 @@ class Session : public std::enable_shared_from_this<Session> {
   absl::string_view route_ = "unknown";
   std::unique_ptr<ExportStream> export_;
   std::string chunk_;
+  size_t reserved_body_bytes_ = 0;  // of Impl::body_bytes, for the request being read
   bool chunked_ = true;
 };
 
 }  // namespace
 
 void Gateway::Impl::Accept(tcp::acceptor* acceptor) {
-  acceptor->async_accept(net::make_strand(io),
-                         [this, acceptor](beast::error_code error, tcp::socket socket) {
-                           if (error == net::error::operation_aborted || stopping.load()) return;
-                           if (error) {
-                             // Typically out of descriptors: back off instead of spinning on the
-                             // error.
-                             auto timer = std::make_shared<net::steady_timer>(io, kAcceptBackoff);
-                             timer->async_wait([this, acceptor, timer](beast::error_code) {
-                               if (!stopping.load()) Accept(acceptor);
-                             });
-                             return;
-                           }
-                           if (connections.load() >= max_connections) {
-                             beast::error_code ignored;
-                             socket.close(ignored);
-                           } else {
-                             connections.fetch_add(1);
-                             socket.set_option(tcp::no_delay(true), error);
-                             std::make_shared<Session>(std::move(socket), this)->Start();
-                           }
-                           Accept(acceptor);
-                         });
+  acceptor->async_accept(
+      net::make_strand(io), [this, acceptor](beast::error_code error, tcp::socket socket) {
+        if (error == net::error::operation_aborted || stopping.load()) return;
+        if (error) {
+          // Typically out of descriptors: back off instead of spinning on the
+          // error.
+          auto timer = std::make_shared<net::steady_timer>(io, kAcceptBackoff);
+          timer->async_wait([this, acceptor, timer](beast::error_code) {
+            if (!stopping.load()) Accept(acceptor);
+          });
+          return;
+        }
+        if (connections.load() >= max_connections || socket.native_handle() >= max_fd) {
+          beast::error_code ignored;
+          socket.close(ignored);
+        } else {
+          connections.fetch_add(1);
+          socket.set_option(tcp::no_delay(true), error);
+          std::make_shared<Session>(std::move(socket), this)->Start();
+        }
+        Accept(acceptor);
+      });
+}
+
+void Gateway::Impl::Run() {
+  // A handler that throws (Beast throws std::length_error for a chunked request's trailer field
+  // over 64 KiB) drops the connection it served, whose session then closes; the thread goes on
+  // serving the others instead of taking the whole server down (Asio allows run() again).
+  for (;;) {
+    try {
+      io.run();
+      return;
+    } catch (const std::exception& error) {
+      spdlog::error("event=http_handler_exception error={}", LogValue(error.what()));
+    }
+  }
 }
 
 Gateway::Gateway(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -330,9 +397,10 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Bind(const std::string& addres
 
 int Gateway::port() const { return impl_->port; }
 
-void Gateway::Start(const Api* api, int threads, int max_connections) {
+void Gateway::Start(const Api* api, int threads, int max_connections, int max_fd) {
   impl_->api = api;
   impl_->max_connections = max_connections;
+  impl_->max_fd = max_fd;
   for (int fd : impl_->listening_fds) {
     sockaddr_storage address{};
     socklen_t length = sizeof(address);
@@ -344,7 +412,7 @@ void Gateway::Start(const Api* api, int threads, int max_connections) {
   }
   impl_->listening_fds.clear();  // The acceptors own them now.
   for (int i = 0; i < threads; ++i) {
-    impl_->threads.emplace_back([this] { impl_->io.run(); });
+    impl_->threads.emplace_back([this] { impl_->Run(); });
   }
 }
 

@@ -24,8 +24,9 @@ class Gateway {
   int port() const;
 
   // Serves `api` (not owned; it must outlive the gateway) on `threads` threads. Connections
-  // past `max_connections` are closed as they arrive.
-  void Start(const Api* api, int threads, int max_connections);
+  // past `max_connections`, or that would take descriptor number `max_fd` or above, are closed
+  // as they arrive.
+  void Start(const Api* api, int threads, int max_connections, int max_fd);
 
   // Stops accepting, lets the requests being answered finish until `deadline`, then stops
   // every thread. Connections close when the gateway is destroyed.

@@ -49,12 +49,12 @@ absl::StatusOr<std::vector<QueryParameter>> ParseQueryString(absl::string_view q
     absl::StatusOr<std::string> name = PercentDecode(raw_name, true);
     if (!name.ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("a query parameter's name is malformed: ", name.status().message()));
+          absl::StrCat("a parameter's name is malformed: ", name.status().message()));
     }
     absl::StatusOr<std::string> value = PercentDecode(raw_value, true);
     if (!value.ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("query parameter '", *name, "': ", value.status().message()));
+          absl::StrCat("parameter ", core::Quote(*name), ": ", value.status().message()));
     }
     parameters.push_back({*std::move(name), *std::move(value)});
   }

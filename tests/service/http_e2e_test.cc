@@ -148,6 +148,9 @@ TEST_F(HttpTest, UnknownAndMalformedIdsAnswerAip193Errors) {
   EXPECT_EQ(Get("/v1/nothing").status, 404);
   EXPECT_EQ(Get("/v1/practitioners/PT-100331:frobnicate").status, 404);
   EXPECT_EQ(Get("/no-such-page.html").status, 404);
+  // The absolute form is the same resource.
+  EXPECT_EQ(Get("http://127.0.0.1/v1/practitioners/PT-100331").status, 200);
+  EXPECT_EQ(Get("http://127.0.0.1").status, 200);  // the page
   EXPECT_EQ(Get("/../etc/passwd").status, 404);
   EXPECT_EQ(Get("/%2e%2e/etc/passwd").status, 404);
 }
@@ -211,6 +214,10 @@ TEST_F(HttpTest, BadSearchParametersAre400sNamingTheField) {
       {"name=%FF", "query"},
       {"name=" + UrlEncode(std::string("a\x01") + "b"), "name"},
   };
+  // The message names the query's fields as the details do.
+  HttpResponse radius = Get("/v1/practitioners?near=51,-114&radius_km=0");
+  EXPECT_EQ(FirstViolationField(radius.body), "radius_km") << radius.body;
+  EXPECT_THAT(radius.body, Not(HasSubstr("near.radius_km"))) << radius.body;
   for (const auto& [query, field] : cases) {
     HttpResponse bad = Get("/v1/practitioners?" + query);
     EXPECT_EQ(bad.status, 400) << query << ": " << bad.body;
@@ -380,6 +387,33 @@ TEST_F(HttpTest, EveryRouteAnswersItsMethodsHeadAndOptions) {
   }
 }
 
+// The page's files, as compiled into physioregd: a strict policy, and revalidation by ETag.
+TEST_F(HttpTest, ThePageIsServedWithItsPolicyAndRevalidates) {
+  HttpResponse page = Get("/");
+  ASSERT_EQ(page.status, 200);
+  EXPECT_EQ(page.header("content-type"), "text/html; charset=utf-8");
+  EXPECT_THAT(page.body, HasSubstr("<html"));
+  EXPECT_THAT(page.header("content-security-policy"),
+              AllOf(HasSubstr("default-src 'self'"), HasSubstr("script-src 'self'"),
+                    HasSubstr("frame-ancestors 'none'")));
+  EXPECT_EQ(page.header("x-content-type-options"), "nosniff");
+  const std::string etag = page.header("etag");
+  ASSERT_FALSE(etag.empty());
+  EXPECT_EQ(Get("/", {"If-None-Match: " + etag}).status, 304);
+  EXPECT_EQ(Get("/index.html").body, page.body);
+  HttpResponse script = Get("/app.js");
+  ASSERT_EQ(script.status, 200);
+  EXPECT_EQ(script.header("content-type"), "text/javascript; charset=utf-8");
+  EXPECT_NE(script.header("etag"), etag);
+  EXPECT_EQ(Get("/app.js", {"If-None-Match: " + script.header("etag")}).status, 304);
+  EXPECT_EQ(Get("/style.css").header("content-type"), "text/css; charset=utf-8");
+  // The page reads its own query (?id=…): any query string is the page.
+  EXPECT_EQ(Get("/?id=PT-100331&lang=fr").status, 200);
+  HttpResponse head = Request(port(), "HEAD", "/");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.header("content-length"), std::to_string(page.body.size()));
+}
+
 TEST_F(HttpTest, HealthReadinessAndMetrics) {
   EXPECT_THAT(Get("/healthz").body, HasSubstr("live"));
   HttpResponse ready = Get("/readyz");
@@ -417,6 +451,16 @@ TEST_F(HttpTest, OversizeAndMalformedRequestsAreRefusedByStatus) {
               "POST /v1/practitioners:batchVerify HTTP/1.1\r\nHost: x\r\n"
               "Content-Type: application/json\r\nContent-Length: 999999999\r\n\r\n");
   EXPECT_EQ(announced.status, 413);
+  // Transfer codings other than chunked are not decoded: refused, not misread.
+  EXPECT_EQ(SendRaw(port(),
+                    "POST /v1/practitioners:batchVerify HTTP/1.1\r\nHost: x\r\n"
+                    "Content-Type: application/json\r\n"
+                    "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")
+                .status,
+            501);
+  EXPECT_EQ(
+      SendRaw(port(), "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}").status,
+      400);
   EXPECT_EQ(SendRaw(port(), "GARBAGE\r\n\r\n").status, 400);
   EXPECT_EQ(SendRaw(port(), "GET / HTTP/9.9\r\n\r\n").status, 400);
   EXPECT_EQ(SendRaw(port(), "GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n").status, 400);
