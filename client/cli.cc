@@ -17,6 +17,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -96,6 +97,11 @@ struct Options {
   std::string role;
   std::string description;
   int wait_seconds = 0;
+  // watch
+  std::string ids_file;
+  std::string state_file;
+  int64_t since = 0;
+  int64_t count = 0;
 
   // Options given on the command line, as "command --name" (to tell unset from empty).
   std::set<std::string> given;
@@ -830,6 +836,169 @@ struct Cli {
     }
     return 0;
   }
+
+  // Alerts for a person, one line per change that matters: an authorization or the permit
+  // going from one status to another, a new or removed registrant, else "record updated".
+  struct WatchState {
+    // Status of each (registrant, activity) last seen in this run; activity 0 is the permit.
+    std::map<std::pair<std::string, int>, std::string> known;
+  };
+
+  static std::vector<std::string> Alerts(const v1::ChangeEvent& e, const std::set<int>& activities,
+                                         WatchState* state) {
+    std::vector<std::string> lines;
+    const std::string id = S(e.registration_id());
+    if (e.kind() == v1::ChangeEvent::DELETED || !e.has_practitioner()) {
+      lines.push_back(absl::StrCat(id, " removed from the register"));
+      return lines;
+    }
+    // One status (permit or authorization) against what was known: a line when it moved.
+    auto track = [&](int key, const std::string& what, const std::string& status,
+                     const google::protobuf::RepeatedPtrField<v1::StatusChange>& history) {
+      auto [it, first_sight] = state->known.try_emplace({e.registration_id(), key}, status);
+      std::string before;
+      if (!first_sight) {
+        if (it->second == status) return;
+        before = it->second;
+        it->second = status;
+      } else if (e.kind() == v1::ChangeEvent::CREATED) {
+        before = "(new)";
+      } else if (history.size() >= 2) {
+        before = history[history.size() - 2].status();
+      } else {
+        return;  // Nothing known to compare with.
+      }
+      std::string line = absl::StrCat(id, " ", what, " ", S(before), " \u2192 ", S(status));
+      if (!history.empty()) {
+        const v1::StatusChange& last = history[history.size() - 1];
+        absl::StrAppend(&line, ", effective ", S(last.effective_on()));
+        if (!last.reason().empty()) absl::StrAppend(&line, ": ", S(last.reason()));
+      }
+      lines.push_back(std::move(line));
+    };
+    const v1::Practitioner& p = e.practitioner();
+    track(0, "PERMIT", Shown(p.permit().status(), &v1::Permit::Status_Name),
+          p.permit().status_history());
+    for (const v1::Authorization& a : p.authorizations()) {
+      if (!activities.empty() && activities.count(a.activity()) == 0) continue;
+      track(a.activity(), Shown(a.activity(), &v1::RestrictedActivity_Name),
+            Shown(a.status(), &v1::Authorization::Status_Name), a.status_history());
+    }
+    if (lines.empty()) {
+      lines.push_back(absl::StrCat(id, " record updated (", S(DisplayName(p)), ")"));
+    }
+    return lines;
+  }
+
+  static std::string DisplayName(const v1::Practitioner& p) {
+    return absl::StrCat(p.preferred_name().empty() ? p.given_name() : p.preferred_name(), " ",
+                        p.family_name());
+  }
+
+  // The revision in a state file; nullopt when the file does not exist.
+  static std::optional<int64_t> ReadState(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) return std::nullopt;
+    std::string line;
+    std::getline(in, line);
+    int64_t revision = 0;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &revision) || revision < 0) {
+      throw UsageError(absl::StrCat("state file ", path, " does not hold a revision"));
+    }
+    return revision;
+  }
+
+  // Replaces the state file whole (a crash leaves the old or the new revision, never half).
+  static bool WriteState(const std::string& path, int64_t revision) {
+    const std::string temp = path + ".tmp";
+    {
+      std::ofstream out(temp, std::ios::trunc);
+      out << revision << "\n";
+      out.flush();
+      if (!out) return false;
+    }
+    return std::rename(temp.c_str(), path.c_str()) == 0;
+  }
+
+  int Watch(const Options& o) const {
+    v1::WatchChangesRequest request;
+    {
+      std::ifstream in(o.ids_file);
+      if (!in) throw UsageError(absl::StrCat("cannot read ", o.ids_file));
+      std::string line;
+      while (std::getline(in, line)) {
+        absl::string_view id = absl::StripAsciiWhitespace(line);
+        if (id.empty() || id[0] == '#') continue;
+        request.add_registration_ids(std::string(id));
+      }
+      if (request.registration_ids().empty()) {
+        throw UsageError(absl::StrCat(o.ids_file, " lists no registration IDs"));
+      }
+    }
+    std::set<int> activities;
+    if (o.Given("--activity")) {
+      request.add_activities(Activity(o));
+      activities.insert(request.activities(0));
+    }
+    int64_t since = o.since;
+    if (!o.Given("--since") && !o.state_file.empty()) {
+      if (std::optional<int64_t> saved = ReadState(o.state_file)) since = *saved;
+    }
+    WatchState state;
+    int64_t shown = 0;
+    absl::Duration backoff = absl::Milliseconds(500);
+    const absl::Duration kMaxBackoff = absl::Seconds(30);
+    while (true) {
+      request.set_since_revision(since);
+      grpc::ClientContext context;
+      if (!connection.token.empty()) {
+        context.AddMetadata("authorization", absl::StrCat("Bearer ", connection.token));
+      }
+      std::unique_ptr<grpc::ClientReader<v1::ChangeEvent>> reader =
+          connection.Registry()->WatchChanges(&context, request);
+      v1::ChangeEvent event;
+      while (reader->Read(&event)) {
+        backoff = absl::Milliseconds(500);
+        if (json) {
+          std::printf("%s\n", ToJson(event, false).c_str());
+        } else {
+          for (const std::string& line : Alerts(event, activities, &state)) {
+            std::printf("%s  (revision %lld)\n", line.c_str(),
+                        static_cast<long long>(event.revision()));
+          }
+        }
+        std::fflush(stdout);
+        since = event.revision();
+        if (!o.state_file.empty() && !WriteState(o.state_file, since)) {
+          std::fprintf(stderr, "physioreg: cannot write the state file %s\n", o.state_file.c_str());
+          return 1;
+        }
+        if (o.count > 0 && ++shown >= o.count) {
+          context.TryCancel();
+          reader->Finish().IgnoreError();
+          return 0;
+        }
+      }
+      grpc::Status status = reader->Finish();
+      switch (status.error_code()) {
+        case grpc::StatusCode::INVALID_ARGUMENT:
+        case grpc::StatusCode::UNAUTHENTICATED:
+        case grpc::StatusCode::PERMISSION_DENIED:
+        case grpc::StatusCode::OUT_OF_RANGE:
+        case grpc::StatusCode::UNIMPLEMENTED:
+          return ReportError(status);  // Retrying would get the same answer.
+        default:
+          break;
+      }
+      std::fprintf(stderr,
+                   "physioreg: watch interrupted (code %d: %s); reconnecting in %s after "
+                   "revision %lld\n",
+                   static_cast<int>(status.error_code()), S(status.error_message()).c_str(),
+                   absl::FormatDuration(backoff).c_str(), static_cast<long long>(since));
+      std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
+      backoff = std::min(backoff * 2, kMaxBackoff);
+    }
+  }
 };
 
 // The command line: every command and option, with their help. Parsing finishes before
@@ -912,6 +1081,21 @@ class CommandLine {
     CLI::App* health = Command("health", "the server's grpc.health.v1 status (exit 0 if SERVING)");
     health->add_option("--wait", o_.wait_seconds, "wait up to SECONDS for SERVING")
         ->check(CLI::Range(0, 24 * 60 * 60));
+
+    CLI::App* watch = Command(
+        "watch",
+        "clinic: follow changes to the listed registrants and print an alert for each (runs "
+        "until stopped; resumes from --state, reconnects with backoff)");
+    watch->add_option("--ids", o_.ids_file, "a file of registration IDs, one per line")->required();
+    watch->add_option("--activity", o_.activity, "only this restricted activity");
+    watch
+        ->add_option("--since", o_.since,
+                     "start after this register revision (default: the "
+                     "state file's, else 0: the whole history)")
+        ->check(CLI::NonNegativeNumber);
+    watch->add_option("--state", o_.state_file, "keeps the last revision seen; resumes from it");
+    watch->add_option("--count", o_.count, "stop after this many events")
+        ->check(CLI::PositiveNumber);
 
     CLI::App* upsert =
         Command("upsert", "regulator: one registrant per line (proto JSON), 1,000 per call");
@@ -1047,6 +1231,7 @@ int Run(CommandLine& line) {
     return physioreg::client::RunExport(cli.connection, options);
   }
   if (command == "health") return cli.Health(o);
+  if (command == "watch") return cli.Watch(o);
   throw UsageError(absl::StrCat("unknown command '", command, "'"));
 }
 

@@ -40,6 +40,8 @@ ABSL_FLAG(std::string, timezone, "America/Edmonton", "The registry's time zone f
 ABSL_FLAG(int, block_cache_mib, 256,
           "RocksDB block cache in MiB for the change log, history and meta (registrants are "
           "read from memory-mapped files)");
+ABSL_FLAG(int, change_retention_days, 400,
+          "Days of changes WatchChanges can catch up on; older since_revisions get OUT_OF_RANGE");
 ABSL_FLAG(int, drain_seconds, 10, "On SIGTERM/SIGINT, how long in-flight calls may finish");
 ABSL_FLAG(int, max_connections, 10000,
           "Client connections served at once, gRPC and HTTP together (HTTP at most half); more "
@@ -234,6 +236,13 @@ int main(int argc, char** argv) {
                  absl::GetFlag(FLAGS_drain_seconds));
     return 2;
   }
+  const int retention_days = absl::GetFlag(FLAGS_change_retention_days);
+  if (retention_days < 0 || retention_days > 36500) {
+    std::fprintf(stderr, "physioregd: --change_retention_days must be from 0 to 36500 (got %d)\n",
+                 retention_days);
+    return 2;
+  }
+  options.change_retention = absl::Hours(24 * int64_t{retention_days});
   options.max_connections = absl::GetFlag(FLAGS_max_connections);
   if (options.max_connections < 1) {
     std::fprintf(stderr, "physioregd: --max_connections must be at least 1 (got %d)\n",

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <memory>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "service/auth.h"
 #include "service/core/verification.h"
@@ -130,10 +131,28 @@ grpc::ServerUnaryReactor* RegistryService::ListPractitionerHistory(
 }
 
 grpc::ServerWriteReactor<v1::ChangeEvent>* RegistryService::WatchChanges(
-    grpc::CallbackServerContext* context, const v1::WatchChangesRequest* /*request*/) {
-  absl::Status auth = CheckPresentCredentials(*context, *keys_);
-  if (auth.ok()) auth = absl::UnimplementedError("WatchChanges is not built yet");
-  return new RejectedWatchReactor(ToGrpcStatus(auth));
+    grpc::CallbackServerContext* context, const v1::WatchChangesRequest* request) {
+  absl::StatusOr<core::Caller> caller = RequireRole(*context, *keys_, v1::CLINIC);
+  if (!caller.ok()) return new RejectedWatchReactor(ToGrpcStatus(caller.status()));
+  absl::StatusOr<WatchFilter> filter = MakeWatchFilter(*request);
+  if (!filter.ok()) return new RejectedWatchReactor(ToGrpcStatus(filter.status()));
+  const int64_t head = store_->feed().head();
+  const int64_t oldest = store_->feed().oldest_retained();
+  if (request->since_revision() + 1 < oldest) {
+    return new RejectedWatchReactor(grpc::Status(
+        grpc::StatusCode::OUT_OF_RANGE,
+        absl::StrCat("since_revision ", request->since_revision(),
+                     " is older than the changes kept: the oldest retained revision is ", oldest,
+                     " (watch from since_revision ", oldest - 1,
+                     " after a fresh export or verification)")));
+  }
+  if (request->since_revision() > head) {
+    return new RejectedWatchReactor(grpc::Status(
+        grpc::StatusCode::OUT_OF_RANGE, absl::StrCat("since_revision ", request->since_revision(),
+                                                     " is after the register's revision ", head)));
+  }
+  return new WatchReactor(store_, feed_reader_, *std::move(filter), request->since_revision(),
+                          caller->role == v1::REGULATOR, watch_buffer_);
 }
 
 grpc::ServerUnaryReactor* RegistryService::GetVerificationKeys(

@@ -3,9 +3,9 @@
 // fuzzy query), so it runs on the search worker with a bounded queue (see search::WorkQueue):
 // searches then never hold gRPC's callback threads and cannot starve Get / Verify; a full
 // queue answers RESOURCE_EXHAUSTED at once. Every call refuses credentials that are present
-// but invalid (auth.h); WatchChanges, not built yet, then answers UNIMPLEMENTED. Answers are
-// signed (core/attestation.h) only when a request sets include_attestation: callers who do not
-// ask pay nothing for it.
+// but invalid (auth.h). Answers are signed (core/attestation.h) only when a request sets
+// include_attestation: callers who do not ask pay nothing for it. WatchChanges follows the
+// store's change feed (watch_reactor.h).
 #ifndef PHYSIOREG_SERVICE_REGISTRY_SERVICE_H_
 #define PHYSIOREG_SERVICE_REGISTRY_SERVICE_H_
 
@@ -17,22 +17,30 @@
 #include "service/core/search/query.h"
 #include "service/core/search/work_queue.h"
 #include "service/core/signing_keys.h"
+#include "service/serial_executor.h"
+#include "service/watch_reactor.h"
+#include "storage/store.h"
 
 namespace physioreg::service {
 
 class RegistryService final : public physioreg::v1::Registry::CallbackService {
  public:
   // `search_queue` runs the searches (shared with the HTTP gateway); `signing_keys` signs the
-  // answers that ask for an attestation and lists the public keys. None is owned.
+  // answers that ask for an attestation and lists the public keys; WatchChanges follows
+  // `store`'s feed, reading catch-up pages on `feed_reader`. None is owned.
   RegistryService(const core::Registry* registry, const core::ApiKeys* keys,
                   const search::Searcher* searcher, search::WorkQueue* search_queue,
-                  const core::SigningKeys* signing_keys)
+                  const core::SigningKeys* signing_keys, storage::Store* store,
+                  SerialExecutor* feed_reader, size_t watch_buffer = kDefaultWatchBuffer)
       : registry_(registry),
         keys_(keys),
         searcher_(searcher),
         search_queue_(search_queue),
         signing_keys_(signing_keys),
-        sign_queue_(std::make_unique<search::WorkQueue>(kSigningWorkers, kMaxWaitingSignatures)) {
+        sign_queue_(std::make_unique<search::WorkQueue>(kSigningWorkers, kMaxWaitingSignatures)),
+        store_(store),
+        feed_reader_(feed_reader),
+        watch_buffer_(watch_buffer) {
     // The two hottest calls build their answers on a per-call arena.
     SetMessageAllocatorFor_GetPractitioner(&get_allocator_);
     SetMessageAllocatorFor_VerifyAuthorization(&verify_allocator_);
@@ -76,6 +84,9 @@ class RegistryService final : public physioreg::v1::Registry::CallbackService {
   static constexpr int kSigningWorkers = 2;
   static constexpr size_t kMaxWaitingSignatures = 1024;
   std::unique_ptr<search::WorkQueue> sign_queue_;
+  storage::Store* store_;
+  SerialExecutor* feed_reader_;
+  size_t watch_buffer_;
   ArenaAllocator<physioreg::v1::GetPractitionerRequest, physioreg::v1::Practitioner> get_allocator_;
   ArenaAllocator<physioreg::v1::VerifyAuthorizationRequest,
                  physioreg::v1::VerifyAuthorizationResponse>

@@ -64,9 +64,20 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (!store.ok()) return store.status();
   server->store_ = *std::move(store);
   server->registry_ = std::make_unique<core::Registry>(server->store_.get(), zone);
+  server->change_retention_ = options.change_retention;
+  server->ApplyRetention();
+  server->retention_thread_ = std::thread([raw = server.get()] {
+    std::unique_lock<std::mutex> lock(raw->retention_mu_);
+    while (!raw->retention_cv_.wait_for(lock, std::chrono::hours(1),
+                                        [raw] { return raw->retention_stopping_; })) {
+      lock.unlock();
+      raw->ApplyRetention();
+      lock.lock();
+    }
+  });
   // Indexed in the background, so gets, verifications and writes serve at once; searches
-  // answer UNAVAILABLE until the index is ready. The listener is registered before anything
-  // can write, so the index sees every later commit.
+  // answer UNAVAILABLE until the index is ready. The index loads a view at revision R, then
+  // follows the change feed from R + 1 (catch-up from the change log, then live).
   server->search_index_ = std::make_unique<search::SearchIndex>();
   server->search_index_->AttachInBackground(server->store_.get(), options.on_search_ready);
   server->searcher_ =
@@ -85,9 +96,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
 
   server->search_queue_ = std::make_unique<search::WorkQueue>(kSearchWorkers, kMaxWaitingSearches);
   server->writer_ = std::make_unique<SerialExecutor>();
+  server->feed_reader_ = std::make_unique<SerialExecutor>();
   server->registry_service_ = std::make_unique<RegistryService>(
       server->registry_.get(), server->keys_.get(), server->searcher_.get(),
-      server->search_queue_.get(), server->signing_keys_.get());
+      server->search_queue_.get(), server->signing_keys_.get(), server->store_.get(),
+      server->feed_reader_.get(), options.watch_buffer);
   server->admin_service_ = std::make_unique<AdminService>(
       server->registry_.get(), server->keys_.get(), server->writer_.get());
 
@@ -131,7 +144,27 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   return server;
 }
 
+void Server::ApplyRetention() {
+  const int64_t cutoff = absl::ToUnixMicros(absl::Now() - change_retention_);
+  absl::StatusOr<int64_t> first = store_->FirstRevisionSince(cutoff);
+  if (!first.ok()) {
+    spdlog::error("event=retention_failed error={}", LogValue(first.status().ToString()));
+    return;
+  }
+  store_->feed().Retain(*first);
+}
+
+void Server::StopRetention() {
+  {
+    std::lock_guard<std::mutex> lock(retention_mu_);
+    retention_stopping_ = true;
+  }
+  retention_cv_.notify_all();
+  if (retention_thread_.joinable()) retention_thread_.join();
+}
+
 void Server::Shutdown(absl::Duration drain) {
+  StopRetention();
   if (grpc_server_ == nullptr) return;
   grpc_server_->GetHealthCheckService()->SetServingStatus(false);
   if (http_api_ != nullptr) http_api_->SetDraining();
@@ -141,6 +174,9 @@ void Server::Shutdown(absl::Duration drain) {
   // Shutdown stops accepting calls at once but would wait out the deadline for idle client
   // connections; once no call is in flight, cancelling what remains ends it early.
   std::thread shutdown([this, deadline] { grpc_server_->Shutdown(absl::ToChronoTime(deadline)); });
+  // Watch streams never end on their own: they end now (clients resume from their revision).
+  // (A stream still catching up from the change log is not live yet: it waits for the drain.)
+  store_->feed().StopStreams();
   in_flight_.WaitIdle(deadline);
   grpc_server_cancel_all_calls(grpc_server_->c_server());
   shutdown.join();
@@ -151,7 +187,8 @@ void Server::Shutdown(absl::Duration drain) {
   search_queue_.reset();
   http_gateway_.reset();
   http_api_.reset();
-  writer_.reset();  // Runs any write still queued.
+  writer_.reset();       // Runs any write still queued.
+  feed_reader_.reset();  // Watch streams are over: their page reads find them finished.
   keys_.reset();
   registry_.reset();
   searcher_.reset();

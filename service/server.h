@@ -4,9 +4,12 @@
 
 #include <grpcpp/server.h>
 
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -44,6 +47,12 @@ struct ServerOptions {
   // they arrive (see Listener). Also bounded by the descriptor limit, less a reserve for the
   // database.
   int max_connections = 10000;
+  // Change events waiting for one WatchChanges stream before it is cut off.
+  size_t watch_buffer = kDefaultWatchBuffer;
+  // How long the change feed keeps changes for watchers to catch up on. Applied at start and
+  // then hourly in the background; older since_revisions answer OUT_OF_RANGE. (The change log
+  // itself is the register's public history and is kept whole.)
+  absl::Duration change_retention = absl::Hours(24 * 400);
   // Called once the search index has loaded (on the loader thread): outcome, registrants.
   std::function<void(const absl::Status&, int64_t)> on_search_ready;
 };
@@ -70,6 +79,9 @@ class Server {
 
  private:
   Server() = default;
+  // Moves the feed's oldest retained revision to the first change within the retention.
+  void ApplyRetention();
+  void StopRetention();
 
   InFlightCalls in_flight_;
   std::unique_ptr<Listener> listener_;
@@ -82,11 +94,18 @@ class Server {
   // Searches of gRPC and HTTP alike run here (see search::WorkQueue).
   std::unique_ptr<search::WorkQueue> search_queue_;
   std::unique_ptr<SerialExecutor> writer_;
+  // Reads WatchChanges' catch-up pages from the change log.
+  std::unique_ptr<SerialExecutor> feed_reader_;
   std::unique_ptr<RegistryService> registry_service_;
   std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<http::Gateway> http_gateway_;
   std::unique_ptr<http::Api> http_api_;
+  absl::Duration change_retention_;
+  std::thread retention_thread_;
+  std::mutex retention_mu_;
+  std::condition_variable retention_cv_;
+  bool retention_stopping_ = false;
   int grpc_port_ = 0;
   std::string token_path_;
   bool wrote_token_ = false;

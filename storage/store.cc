@@ -165,6 +165,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path,
   } else if (!s.IsNotFound()) {
     return FromRocks(s, "reading the register revision");
   }
+  store->feed_.reset(new Feed(store.get(), store->revision()));
   return store;
 }
 
@@ -181,9 +182,45 @@ Store::~Store() {
   db_->Close().PermitUncheckedError();
 }
 
-void Store::AddCommitListener(CommitListener listener) {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  listeners_.push_back(std::move(listener));
+absl::StatusOr<int64_t> Store::FirstRevisionSince(int64_t unix_micros) const {
+  // Invariant: every revision below `low` is older; `high` is at or after (or past the end).
+  int64_t low = 1, high = revision() + 1;
+  while (low < high) {
+    const int64_t mid = low + (high - low) / 2;
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handle(ColumnFamily::kChangeLog),
+                                 ChangeLogKey(mid), &value);
+    if (!s.ok()) return FromRocks(s, "reading the change log");
+    ChangeEvent event;
+    if (!event.ParseFromString(value)) {
+      return absl::DataLossError("stored change event does not parse");
+    }
+    const int64_t micros =
+        event.change_time().seconds() * 1'000'000 + event.change_time().nanos() / 1000;
+    if (micros < unix_micros) {
+      low = mid + 1;
+    } else {
+      high = mid;
+    }
+  }
+  return low;
+}
+
+absl::StatusOr<std::vector<ChangeEvent>> Store::ReadChanges(int64_t after_revision,
+                                                            int limit) const {
+  std::vector<ChangeEvent> events;
+  rocksdb::ReadOptions options;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(options, handle(ColumnFamily::kChangeLog)));
+  for (it->Seek(ChangeLogKey(after_revision + 1));
+       it->Valid() && static_cast<int>(events.size()) < limit; it->Next()) {
+    ChangeEvent& event = events.emplace_back();
+    if (!event.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("stored change event does not parse");
+    }
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "reading the change log");
+  return events;
 }
 
 std::unique_ptr<ReadView> Store::View() const {
@@ -272,17 +309,27 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Store::ListMeta
   return entries;
 }
 
-absl::Status Store::Write(const Commit& commit) {
-  // Serializes batches so the stored revision never goes backwards; revision assignment itself
-  // belongs to the caller, which holds its own lock across read-modify-write.
+absl::Status Store::Write(Commit* commit) {
+  // The one writer: revisions are assigned here, under the lock that orders the batches, so the
+  // stored revision never goes backwards and the feed publishes commits in order.
   std::lock_guard<std::mutex> lock(write_mu_);
   rocksdb::WriteBatch batch;
   int64_t revision = this->revision();
-  for (const RecordChange& change : commit.changes) {
-    if (change.event.revision() != revision + 1) {
-      return absl::InternalError(
-          absl::StrCat("commit revision ", change.event.revision(), " does not follow ", revision));
+  for (RecordChange& change : commit->changes) {
+    ++revision;
+    if (change.event.revision() != 0 && change.event.revision() != revision) {
+      return absl::InternalError(absl::StrCat("commit revision ", change.event.revision(),
+                                              " does not follow ", revision - 1));
     }
+    change.record.set_revision(revision);
+    change.event.set_revision(revision);
+    if (change.event.has_practitioner())
+      change.event.mutable_practitioner()->set_revision(revision);
+  }
+  revision = this->revision();
+  std::vector<SharedEvent> events;
+  events.reserve(commit->changes.size());
+  for (const RecordChange& change : commit->changes) {
     revision = change.event.revision();
     const std::string& id = change.event.registration_id();
     batch.Put(handle(ColumnFamily::kRegistrants), RegistrantKey(id),
@@ -290,11 +337,12 @@ absl::Status Store::Write(const Commit& commit) {
     batch.Put(handle(ColumnFamily::kChangeLog), ChangeLogKey(revision),
               change.event.SerializeAsString());
     batch.Put(handle(ColumnFamily::kHistoryIndex), HistoryIndexKey(id, revision), "");
+    events.push_back(std::make_shared<const ChangeEvent>(change.event));
   }
-  for (const auto& [key, value] : commit.meta_puts) {
+  for (const auto& [key, value] : commit->meta_puts) {
     batch.Put(handle(ColumnFamily::kMeta), key, value);
   }
-  if (!commit.changes.empty()) {
+  if (!commit->changes.empty()) {
     batch.Put(handle(ColumnFamily::kMeta), std::string(kRevisionMetaKey), EncodeRevision(revision));
   }
   rocksdb::WriteOptions options;
@@ -305,7 +353,7 @@ absl::Status Store::Write(const Commit& commit) {
   if (status.ok()) revision_.store(revision, std::memory_order_release);
   write_generation_.fetch_add(1, std::memory_order_seq_cst);
   if (!status.ok()) return status;
-  for (const CommitListener& listener : listeners_) listener(commit);
+  if (!commit->changes.empty()) feed_->Publish(revision, events);
   return status;
 }
 

@@ -19,6 +19,7 @@
 #include "absl/strings/string_view.h"
 #include "physioreg/v1/practitioner.pb.h"
 #include "storage/column_families.h"
+#include "storage/feed.h"
 
 namespace rocksdb {
 class ColumnFamilyHandle;
@@ -30,7 +31,9 @@ class Snapshot;
 namespace physioreg::storage {
 
 // One changed registrant: the full record to store and the event that describes the change.
-// `event.revision()` must be set; `event.practitioner()` is what history readers will see.
+// `event.practitioner()` is what history readers and feed consumers see. The store's writer
+// assigns the revision (record, event and the event's practitioner); a change that states
+// one must state exactly the one it gets.
 struct RecordChange {
   physioreg::v1::Practitioner record;
   physioreg::v1::ChangeEvent event;
@@ -38,7 +41,7 @@ struct RecordChange {
 
 // Everything one commit writes.
 struct Commit {
-  // Revisions must continue the register gap-free: current+1, current+2, ...
+  // Revisions continue the register gap-free: current+1, current+2, ... (assigned by Write).
   std::vector<RecordChange> changes;
   // Meta entries written in the same batch (idempotency records, API keys).
   std::vector<std::pair<std::string, std::string>> meta_puts;
@@ -152,13 +155,22 @@ class Store {
   [[nodiscard]] absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListMeta(
       absl::string_view prefix) const;
 
-  // Writes `commit` as one synced batch. Callers serialize commits (one writer).
-  [[nodiscard]] absl::Status Write(const Commit& commit);
+  // The one writer: assigns the next revisions to `commit`'s changes (see RecordChange),
+  // writes it as one synced batch, then publishes its events on the feed, whose live
+  // consumers (the search index among them) have applied them when Write returns.
+  [[nodiscard]] absl::Status Write(Commit* commit);
 
-  // Called after every successful Write, in revision order, before Write returns (so an
-  // in-memory index stays consistent with every commit). Register listeners before serving.
-  using CommitListener = std::function<void(const Commit&)>;
-  void AddCommitListener(CommitListener listener);
+  // The ordered change feed of every commit (feed.h).
+  Feed& feed() const { return *feed_; }
+
+  // The first revision whose change was made at or after `unix_micros` (revision() + 1 when
+  // every change is older): a binary search over the change log, whose change times follow
+  // revision order.
+  [[nodiscard]] absl::StatusOr<int64_t> FirstRevisionSince(int64_t unix_micros) const;
+
+  // Events of the change log with revision > after_revision, oldest first, at most `limit`.
+  [[nodiscard]] absl::StatusOr<std::vector<physioreg::v1::ChangeEvent>> ReadChanges(
+      int64_t after_revision, int limit) const;
 
  private:
   friend class ReadView;
@@ -182,7 +194,7 @@ class Store {
   // stays even and unchanged sees exactly the commits up to revision_, so it can take the
   // revision from memory instead of reading the meta key through its snapshot.
   std::atomic<uint64_t> write_generation_{0};
-  std::vector<CommitListener> listeners_;
+  std::unique_ptr<Feed> feed_;
 };
 
 // Keys, exposed for tests and for tools that inspect a database.

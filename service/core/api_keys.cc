@@ -60,7 +60,7 @@ absl::Status ApiKeys::Save(const StoredApiKey& key) {
   storage::Commit commit;
   commit.meta_puts.emplace_back(absl::StrCat(kMetaPrefix, key.key().key_id()),
                                 key.SerializeAsString());
-  return store_->Write(commit);
+  return store_->Write(&commit);
 }
 
 absl::StatusOr<bool> ApiKeys::EnsureBootstrapToken(const std::string& token_path) {

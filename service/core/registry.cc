@@ -498,7 +498,7 @@ absl::StatusOr<physioreg::v1::UpsertPractitionersResponse> Registry::Upsert(
     commit.meta_puts.emplace_back(request_key, record.SerializeAsString());
   }
   if (!commit.changes.empty() || !commit.meta_puts.empty()) {
-    if (absl::Status s = store_->Write(commit); !s.ok()) return s;
+    if (absl::Status s = store_->Write(&commit); !s.ok()) return s;
   }
   return response;
 }
@@ -520,8 +520,8 @@ absl::StatusOr<Practitioner> Registry::CommitOne(Practitioner record, ChangeEven
   ValidateStoredForm(record, "", write, &v);
   if (!v.empty()) return v.ToStatus(absl::StatusCode::kFailedPrecondition);
   storage::Commit commit;
-  AddChange(std::move(record), kind, actor, store_->revision() + 1, clock_(), &commit);
-  if (absl::Status s = store_->Write(commit); !s.ok()) return s;
+  AddChange(std::move(record), kind, actor, /*revision=*/0, clock_(), &commit);
+  if (absl::Status s = store_->Write(&commit); !s.ok()) return s;
   return commit.changes.back().record;
 }
 
@@ -595,10 +595,10 @@ absl::Status Registry::PrepareChanges(const std::vector<Upload>& uploads,
       continue;
     }
     ++(previous == nullptr ? counts->created : counts->updated);
-    const int64_t revision = store_->revision() + static_cast<int64_t>(commit->changes.size()) + 1;
     pending[id] = commit->changes.size();
+    // The store's writer assigns the revision when it commits.
     AddChange(std::move(record), previous == nullptr ? ChangeEvent::CREATED : ChangeEvent::UPDATED,
-              actor, revision, now, commit);
+              actor, /*revision=*/0, now, commit);
   }
   return absl::OkStatus();
 }
@@ -787,7 +787,7 @@ absl::Status Registry::ImportChunk(const RepeatedPtrField<Practitioner>& records
                         const physioreg::v1::RejectedRecord& b) { return a.index() < b.index(); });
   }
   if (!commit.changes.empty()) {
-    if (absl::Status s = store_->Write(commit); !s.ok()) return s;
+    if (absl::Status s = store_->Write(&commit); !s.ok()) return s;
   }
   summary->set_applied(summary->applied() + counts.created + counts.updated);
   summary->set_unchanged(summary->unchanged() + counts.unchanged);
@@ -819,7 +819,7 @@ absl::Status Registry::FinishImport(const std::string& actor, ImportSession* ses
   record.set_response(session->summary.SerializeAsString());
   storage::Commit commit;
   commit.meta_puts.emplace_back(key, record.SerializeAsString());
-  return store_->Write(commit);
+  return store_->Write(&commit);
 }
 
 }  // namespace physioreg::core

@@ -119,6 +119,72 @@ TEST_F(CliTest, UpsertGetVerifySuspendHistory) {
 }
 
 // The nightly upload from an upstream system must not undo a suspension set through the CLI.
+// A clinic's watch prints alerts a person can act on, keeps the last revision in its state
+// file and, run again after the server restarted, resumes after it.
+TEST_F(CliTest, WatchAlertsAndResumesFromItsStateFileAfterAServerRestart) {
+  const std::string file =
+      WriteJsonl({ValidPractitioner("PT-1"), ValidPractitioner("PT-2")}, "two.jsonl");
+  ASSERT_EQ(Cli({"upsert", "--file", file}, true).exit_code, 0);  // Revisions 1 and 2.
+  CommandResult key = Cli({"keys", "create", "--role", "CLINIC"}, true);
+  ASSERT_EQ(key.exit_code, 0) << key.output;
+  const std::string marker = "secret (shown once): ";
+  const size_t at = key.output.find(marker);
+  ASSERT_NE(at, std::string::npos) << key.output;
+  const std::string secret =
+      key.output.substr(at + marker.size(), key.output.find('\n', at) - at - marker.size());
+  const std::string clinic_token = dir_.Sub("clinic.token");
+  std::ofstream(clinic_token) << secret << "\n";
+  ::chmod(clinic_token.c_str(), 0600);
+  const std::string ids = dir_.Sub("staff.txt");
+  std::ofstream(ids) << "# our staff\npt-1\n";
+  const std::string state = dir_.Sub("watch.state");
+  auto watch = [&](int count) {
+    return Cli({"watch", "--token-file", clinic_token, "--ids", ids, "--activity", "dry_needling",
+                "--state", state, "--count", std::to_string(count)});
+  };
+  auto saved = [&] {
+    std::ifstream in(state);
+    std::string line;
+    std::getline(in, line);
+    return line;
+  };
+  ASSERT_EQ(Cli({"set-authorization-status", "PT-1", "--activity", "DRY_NEEDLING", "--status",
+                 "SUSPENDED", "--effective-on", "2020-11-02", "--reason",
+                 "Complaint under investigation"},
+                true)
+                .exit_code,
+            0);  // Revision 3.
+
+  CommandResult first = watch(2);
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_THAT(first.output,
+              HasSubstr("PT-1 DRY_NEEDLING AUTHORIZED \u2192 SUSPENDED, effective 2020-11-02: "
+                        "Complaint under investigation  (revision 3)"));
+  EXPECT_THAT(first.output, Not(HasSubstr("PT-2")));
+  EXPECT_EQ(saved(), "3");
+
+  server_.reset();  // Stopped; the same data directory served again, on another port.
+  server_ = std::make_unique<ServerProcess>(dir_.Sub("data"));
+  ASSERT_TRUE(server_->started()) << server_->output();
+  ASSERT_EQ(Cli({"set-authorization-status", "PT-1", "--activity", "DRY_NEEDLING", "--status",
+                 "AUTHORIZED", "--effective-on", "2021-01-05", "--reason", "Cleared"},
+                true)
+                .exit_code,
+            0);  // Revision 4.
+  CommandResult resumed = watch(1);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_THAT(resumed.output,
+              HasSubstr("PT-1 DRY_NEEDLING SUSPENDED \u2192 AUTHORIZED, effective 2021-01-05: "
+                        "Cleared  (revision 4)"));
+  EXPECT_THAT(resumed.output, Not(HasSubstr("revision 3")));
+  EXPECT_EQ(saved(), "4");
+
+  // Anonymous watchers are refused, and no retry hides it.
+  CommandResult anonymous = Cli({"watch", "--ids", ids, "--count", "1"});
+  EXPECT_EQ(anonymous.exit_code, 1);
+  EXPECT_THAT(anonymous.output, HasSubstr("UNAUTHENTICATED"));
+}
+
 TEST_F(CliTest, UploadDoesNotLiftASuspensionUnlessAllowed) {
   const std::string file = WriteJsonl({ValidPractitioner("PT-1")}, "nightly.jsonl");
   ASSERT_EQ(Cli({"upsert", "--file", file}, true).exit_code, 0);

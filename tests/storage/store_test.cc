@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -53,12 +55,12 @@ TEST(StoreTest, ReopenKeepsRecordsHistoryMetaAndRevision) {
     first.changes.push_back(Change(ValidPractitioner("PT-1"), 1));
     first.changes.push_back(Change(ValidPractitioner("PT-10"), 2));
     first.meta_puts.emplace_back("upsert_request/abc", "answer");
-    ASSERT_TRUE(store->Write(first).ok());
+    ASSERT_TRUE(store->Write(&first).ok());
     Commit second;
     Practitioner renamed = ValidPractitioner("PT-1");
     renamed.set_family_name("Lévesque");
     second.changes.push_back(Change(renamed, 3));
-    ASSERT_TRUE(store->Write(second).ok());
+    ASSERT_TRUE(store->Write(&second).ok());
   }
   auto store = OpenOrDie(dir.path());
   EXPECT_EQ(store->revision(), 3);
@@ -97,7 +99,7 @@ TEST(StoreTest, RejectedBatchLeavesNoTrace) {
   auto store = OpenOrDie(dir.path());
   Commit good;
   good.changes.push_back(Change(ValidPractitioner("PT-1"), 1));
-  ASSERT_TRUE(store->Write(good).ok());
+  ASSERT_TRUE(store->Write(&good).ok());
 
   // Revision 3 would leave a gap after 1: the whole batch, PT-2 and the meta entry included,
   // must be refused.
@@ -105,7 +107,7 @@ TEST(StoreTest, RejectedBatchLeavesNoTrace) {
   gap.changes.push_back(Change(ValidPractitioner("PT-2"), 2));
   gap.changes.push_back(Change(ValidPractitioner("PT-3"), 4));
   gap.meta_puts.emplace_back("upsert_request/gap", "x");
-  absl::Status refused = store->Write(gap);
+  absl::Status refused = store->Write(&gap);
   EXPECT_EQ(refused.code(), absl::StatusCode::kInternal);
 
   auto check = [](Store& s) {
@@ -133,13 +135,13 @@ TEST(StoreTest, ViewIsAPointInTime) {
   auto store = OpenOrDie(dir.path());
   Commit first;
   first.changes.push_back(Change(ValidPractitioner("PT-1"), 1));
-  ASSERT_TRUE(store->Write(first).ok());
+  ASSERT_TRUE(store->Write(&first).ok());
   auto before = store->View();
   Practitioner changed = ValidPractitioner("PT-1");
   changed.set_given_name("Chloé");
   Commit second;
   second.changes.push_back(Change(changed, 2));
-  ASSERT_TRUE(store->Write(second).ok());
+  ASSERT_TRUE(store->Write(&second).ok());
 
   EXPECT_EQ(before->revision(), 1);
   absl::StatusOr<std::optional<Practitioner>> old = before->GetPractitioner("PT-1");
@@ -156,7 +158,7 @@ void ExpectConsistentReadsWhileCommitsRace(const std::function<bool(const Store&
   auto commit_revision = [&store](int64_t revision) {
     Commit commit;
     commit.changes.push_back(Change(ValidPractitioner("PT-1"), revision));
-    return store->Write(commit);
+    return store->Write(&commit);
   };
   ASSERT_TRUE(commit_revision(1).ok());
   std::atomic<bool> done{false};
@@ -208,7 +210,7 @@ TEST(StoreTest, VisitWithRevisionOfAnUnknownIdGivesNullAndTheRevision) {
   Commit commit;
   commit.changes.push_back(Change(ValidPractitioner("PT-1"), 1));
   commit.changes.push_back(Change(ValidPractitioner("PT-2"), 2));
-  ASSERT_TRUE(store->Write(commit).ok());
+  ASSERT_TRUE(store->Write(&commit).ok());
   std::vector<std::string> seen;
   for (const char* id : {"PT-404", "PT-1"}) {
     ASSERT_TRUE(store
@@ -231,7 +233,7 @@ TEST(StoreTest, VisitPractitionersAnswersEveryIdInOrder) {
   second.set_family_name("Second");
   commit.changes.push_back(Change(ValidPractitioner("PT-1"), 1));
   commit.changes.push_back(Change(second, 2));
-  ASSERT_TRUE(store->Write(commit).ok());
+  ASSERT_TRUE(store->Write(&commit).ok());
   auto view = store->View();
   std::vector<std::string> seen;
   absl::Status status = view->VisitPractitioners(
@@ -253,7 +255,7 @@ TEST(StoreTest, VisitPractitionerReusesNothingOfThePreviousRecord) {
   Commit commit;
   commit.changes.push_back(Change(ValidPractitioner("PT-1"), 1));
   commit.changes.push_back(Change(plain, 2));
-  ASSERT_TRUE(store->Write(commit).ok());
+  ASSERT_TRUE(store->Write(&commit).ok());
   auto view = store->View();
   std::vector<std::string> seen;
   for (const char* id : {"PT-1", "PT-2", "PT-404", "PT-1"}) {
@@ -272,24 +274,139 @@ TEST(StoreTest, VisitPractitionerReusesNothingOfThePreviousRecord) {
   EXPECT_EQ(seen, (std::vector<std::string>{"PT-1:Léna:1:1", "PT-2::0:0", "-", "PT-1:Léna:1:1"}));
 }
 
-TEST(StoreTest, ListenersSeeEveryCommitInOrderAndNoRejectedOne) {
+// Collects the revisions a feed consumer sees, live or through catch-up.
+class Recorder final : public physioreg::storage::FeedConsumer {
+ public:
+  void OnCommit(const std::vector<physioreg::storage::SharedEvent>& events) override {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& event : events) seen.push_back(event->revision());
+  }
+  void Add(int64_t revision) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.push_back(revision);
+  }
+  std::vector<int64_t> Seen() {
+    std::lock_guard<std::mutex> lock(mu);
+    return seen;
+  }
+  std::mutex mu;
+  std::vector<int64_t> seen;
+};
+
+TEST(StoreTest, FeedDeliversEveryCommitInOrderAndNoRejectedOne) {
   TempDir dir;
   auto store = OpenOrDie(dir.path());
-  std::vector<int64_t> seen;
-  store->AddCommitListener([&](const Commit& commit) {
-    for (const RecordChange& change : commit.changes) seen.push_back(change.event.revision());
-  });
+  auto recorder = std::make_shared<Recorder>();
+  ASSERT_TRUE(store->feed()
+                  .Follow(
+                      0, [](const ChangeEvent&) { return true; }, recorder)
+                  .ok());
   Commit first;
   first.changes.push_back(Change(ValidPractitioner("PT-1"), 1));
   first.changes.push_back(Change(ValidPractitioner("PT-2"), 2));
-  ASSERT_TRUE(store->Write(first).ok());
+  ASSERT_TRUE(store->Write(&first).ok());
   Commit gap;
   gap.changes.push_back(Change(ValidPractitioner("PT-3"), 9));
-  ASSERT_FALSE(store->Write(gap).ok());
+  ASSERT_FALSE(store->Write(&gap).ok());
   Commit next;
   next.changes.push_back(Change(ValidPractitioner("PT-3"), 3));
-  ASSERT_TRUE(store->Write(next).ok());
-  EXPECT_EQ(seen, (std::vector<int64_t>{1, 2, 3}));
+  ASSERT_TRUE(store->Write(&next).ok());
+  EXPECT_EQ(recorder->Seen(), (std::vector<int64_t>{1, 2, 3}));
+  store->feed().Leave(recorder.get());
+  EXPECT_EQ(store->feed().live_consumers(), 0u);
+}
+
+// The writer assigns revisions: changes that state none get the next ones, in the record, the
+// event and the event's public view alike.
+TEST(StoreTest, WriterAssignsRevisions) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  for (int round = 0; round < 2; ++round) {
+    Commit commit;
+    commit.changes.push_back(Change(ValidPractitioner("PT-1"), 0));
+    commit.changes.push_back(Change(ValidPractitioner("PT-2"), 0));
+    ASSERT_TRUE(store->Write(&commit).ok());
+    for (int i = 0; i < 2; ++i) {
+      const int64_t expected = round * 2 + i + 1;
+      EXPECT_EQ(commit.changes[i].record.revision(), expected);
+      EXPECT_EQ(commit.changes[i].event.revision(), expected);
+      EXPECT_EQ(commit.changes[i].event.practitioner().revision(), expected);
+    }
+  }
+  absl::StatusOr<std::vector<ChangeEvent>> log = store->ReadChanges(1, 10);
+  ASSERT_TRUE(log.ok()) << log.status();
+  ASSERT_EQ(log->size(), 3u);
+  EXPECT_EQ((*log)[0].revision(), 2);
+  EXPECT_EQ((*log)[2].revision(), 4);
+  EXPECT_EQ((*log)[2].registration_id(), "PT-2");
+}
+
+// Followers that start at different points while a writer commits see every revision once,
+// in order: catch-up from the change log, then live, with no gap or duplicate at the switch.
+TEST(StoreTest, FollowersSeeNoGapAndNoDuplicateUnderConcurrentWrites) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  constexpr int kCommits = 600;
+  std::atomic<int> committed{0};
+  std::thread writer([&] {
+    for (int i = 0; i < kCommits; ++i) {
+      Commit commit;
+      commit.changes.push_back(Change(ValidPractitioner(absl::StrCat("PT-", i % 7 + 1)), 0));
+      if (i % 3 == 0) {
+        commit.changes.push_back(Change(ValidPractitioner(absl::StrCat("PT-", i % 5 + 10)), 0));
+      }
+      ASSERT_TRUE(store->Write(&commit).ok());
+      committed.fetch_add(1);
+    }
+  });
+  std::vector<std::shared_ptr<Recorder>> recorders;
+  std::vector<int64_t> starts;
+  for (int f = 0; f < 6; ++f) {
+    // Wait for some commits (no sleeping: each follower starts at a later point).
+    while (committed.load() < f * kCommits / 8) std::this_thread::yield();
+    auto recorder = std::make_shared<Recorder>();
+    const int64_t after = f % 2 == 0 ? 0 : store->revision() / 2;
+    starts.push_back(after);
+    ASSERT_TRUE(store->feed()
+                    .Follow(
+                        after,
+                        [&](const ChangeEvent& e) {
+                          recorder->Add(e.revision());
+                          return true;
+                        },
+                        recorder)
+                    .ok());
+    recorders.push_back(recorder);
+  }
+  writer.join();
+  const int64_t last = store->revision();
+  EXPECT_GT(last, kCommits);
+  for (size_t f = 0; f < recorders.size(); ++f) {
+    std::vector<int64_t> expected;
+    for (int64_t r = starts[f] + 1; r <= last; ++r) expected.push_back(r);
+    EXPECT_EQ(recorders[f]->Seen(), expected) << "follower " << f;
+  }
+}
+
+// Retention finds the first change at or after a time by binary search over the change log.
+TEST(StoreTest, FirstRevisionSinceATime) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  EXPECT_EQ(*store->FirstRevisionSince(0), 1);  // Empty: the next revision.
+  for (int64_t seconds : {100, 200, 200, 300, 400}) {
+    Commit commit;
+    commit.changes.push_back(Change(ValidPractitioner("PT-1"), 0));
+    commit.changes.back().event.mutable_change_time()->set_seconds(seconds);
+    ASSERT_TRUE(store->Write(&commit).ok());
+  }
+  auto first = [&](int64_t seconds) { return *store->FirstRevisionSince(seconds * 1'000'000); };
+  EXPECT_EQ(first(0), 1);
+  EXPECT_EQ(first(100), 1);
+  EXPECT_EQ(first(101), 2);
+  EXPECT_EQ(first(200), 2);
+  EXPECT_EQ(first(250), 4);
+  EXPECT_EQ(first(400), 5);
+  EXPECT_EQ(first(401), 6);  // Every change is older.
 }
 
 TEST(StoreTest, MetaOnlyCommitKeepsRevision) {
@@ -299,7 +416,7 @@ TEST(StoreTest, MetaOnlyCommitKeepsRevision) {
   meta.meta_puts.emplace_back("api_key/a", "1");
   meta.meta_puts.emplace_back("api_key/b", "2");
   meta.meta_puts.emplace_back("other/c", "3");
-  ASSERT_TRUE(store->Write(meta).ok());
+  ASSERT_TRUE(store->Write(&meta).ok());
   EXPECT_EQ(store->revision(), 0);
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> keys =
       store->ListMeta("api_key/");

@@ -230,32 +230,53 @@ void SearchIndex::Compact() {
   for (auto& [cell, p] : cells_) p.shrink_to_fit();
 }
 
-absl::Status SearchIndex::Attach(storage::Store* store) {
-  if (absl::Status s = Load(*store->View()); !s.ok()) return s;
-  store->AddCommitListener([this](const storage::Commit& commit) { Apply(commit); });
-  return absl::OkStatus();
+namespace {
+
+// The index's place on the feed: live commits are applied on the writer's thread.
+class IndexConsumer final : public storage::FeedConsumer {
+ public:
+  explicit IndexConsumer(SearchIndex* index) : index_(index) {}
+  void OnCommit(const std::vector<storage::SharedEvent>& events) override {
+    for (const storage::SharedEvent& event : events) index_->Apply(*event);
+  }
+
+ private:
+  SearchIndex* index_;
+};
+
+}  // namespace
+
+absl::Status SearchIndex::LoadAndFollow(storage::Store* store) {
+  std::unique_ptr<storage::ReadView> view = store->View();
+  const int64_t loaded_at = view->revision();
+  absl::Status status = Load(*view);
+  view.reset();
+  if (!status.ok()) return status;
+  if (stopping_.load(std::memory_order_relaxed)) return absl::CancelledError("index stopped");
+  auto consumer = std::make_shared<IndexConsumer>(this);
+  {
+    std::lock_guard<std::mutex> lock(attach_mu_);
+    store_ = store;
+    consumer_ = consumer;
+  }
+  return store->feed().Follow(
+      loaded_at,
+      [this](const v1::ChangeEvent& event) {
+        Apply(event);
+        return !stopping_.load(std::memory_order_relaxed);
+      },
+      consumer);
 }
+
+absl::Status SearchIndex::Attach(storage::Store* store) { return LoadAndFollow(store); }
 
 void SearchIndex::AttachInBackground(storage::Store* store,
                                      std::function<void(const absl::Status&, int64_t)> on_ready) {
   ready_.store(false, std::memory_order_release);
-  store->AddCommitListener([this](const storage::Commit& commit) {
-    std::lock_guard<std::mutex> lock(attach_mu_);
-    if (ready()) {
-      Apply(commit);
-    } else {
-      pending_.push_back(commit);
-    }
-  });
-  // The view is taken after the listener is in place, so every commit it misses is queued.
-  // Some queued commits may already be in the view; applying them again, in order, ends in
-  // the same state, because Put and Remove replace whole registrants.
   loader_ = std::thread([this, store, on_ready = std::move(on_ready)] {
-    absl::Status status = Load(*store->View());
+    absl::Status status = LoadAndFollow(store);
     {
       std::lock_guard<std::mutex> lock(attach_mu_);
-      for (const storage::Commit& commit : pending_) Apply(commit);
-      pending_.clear();
       load_status_ = status;
       ready_.store(true, std::memory_order_release);
     }
@@ -271,16 +292,21 @@ absl::Status SearchIndex::load_status() const {
 SearchIndex::~SearchIndex() {
   stopping_.store(true, std::memory_order_relaxed);
   if (loader_.joinable()) loader_.join();
+  std::lock_guard<std::mutex> lock(attach_mu_);
+  if (store_ != nullptr) store_->feed().Leave(consumer_.get());
 }
 
-void SearchIndex::Apply(const storage::Commit& commit) {
-  for (const storage::RecordChange& change : commit.changes) {
-    if (change.event.kind() == v1::ChangeEvent::DELETED) {
-      Remove(change.record.registration_id(), change.event.revision());
-    } else {
-      Put(change.record, change.event.revision());
-    }
+void SearchIndex::Apply(const v1::ChangeEvent& event) {
+  if (event.kind() == v1::ChangeEvent::DELETED || !event.has_practitioner()) {
+    Remove(event.registration_id(), event.revision());
+  } else {
+    Put(event.practitioner(), event.revision());
   }
+}
+
+int64_t SearchIndex::revision() const {
+  std::shared_lock lock(mu_);
+  return revision_;
 }
 
 int64_t SearchIndex::size() const {

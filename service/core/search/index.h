@@ -1,6 +1,7 @@
-// The in-memory search index over the whole register. Built once at open from a ReadView and
-// kept in step by a Store commit listener, so every search sees every committed write (the
-// listener runs before Write returns). Per registrant it keeps only compact data (term ids,
+// The in-memory search index over the whole register. Loaded once from a ReadView at revision
+// R, then a consumer of the store's change feed from R + 1 (storage/feed.h): it catches up
+// from the change log, then follows live, applying each commit before Write returns, so every
+// search sees every acknowledged write. Per registrant it keeps only compact data (term ids,
 // city / postal / language ids, coordinates, the date intervals in which each activity is
 // authorized); the records of a result page are read from the Store by registration_id.
 //
@@ -128,14 +129,13 @@ class SearchIndex {
 
   // Indexes every registrant in `view`.
   [[nodiscard]] absl::Status Load(const storage::ReadView& view);
-  // Loads the latest state of `store` and registers the commit listener. Call before the
-  // store is written to by anyone else (i.e. before serving).
+  // Loads the latest state of `store`, then follows its change feed (commits made meanwhile
+  // are read from the change log). `store` must outlive the index.
   [[nodiscard]] absl::Status Attach(storage::Store* store);
 
-  // Registers the commit listener, then loads the latest state of `store` on a background
-  // thread, so the server can serve everything else at once (a 1,000,000-registrant register
-  // takes seconds to index). Commits made during the load are queued and applied after it,
-  // in order; then ready() turns true and `on_ready` runs with the load's outcome.
+  // The same on a background thread, so the server can serve everything else at once (a
+  // 1,000,000-registrant register takes seconds to index): once the index follows the feed
+  // live, ready() turns true and `on_ready` runs with the outcome.
   void AttachInBackground(storage::Store* store,
                           std::function<void(const absl::Status&, int64_t)> on_ready);
   // False while a background load runs; searches must not use the index until then.
@@ -145,8 +145,11 @@ class SearchIndex {
   // The outcome of the background load once ready() (OK before any).
   absl::Status load_status() const;
 
-  // The commit listener: applies every change of a commit.
-  void Apply(const storage::Commit& commit);
+  // Applies one event of the change feed (its practitioner is the public view, all the index
+  // needs).
+  void Apply(const physioreg::v1::ChangeEvent& event);
+  // The last revision applied.
+  int64_t revision() const;
   // Adds or replaces one registrant (the stored record, with status timelines). `revision`
   // is the store's revision of the change (0: the index's last revision + 1).
   void Put(const physioreg::v1::Practitioner& record, int64_t revision = 0);
@@ -248,11 +251,15 @@ class SearchIndex {
   Postings* PostingList(int kind, uint32_t id);
   void RemoveLocked(absl::string_view registration_id, int64_t revision);
 
+  // Loads `store` at a revision R, then follows its feed from R + 1.
+  [[nodiscard]] absl::Status LoadAndFollow(storage::Store* store);
+
   mutable std::shared_mutex mu_;
-  // Background load: commits arriving before it ends wait in pending_ (under attach_mu_).
   mutable std::mutex attach_mu_;
-  std::vector<storage::Commit> pending_;
   absl::Status load_status_;
+  // The feed this index follows (null until attached) and its live consumer there.
+  storage::Store* store_ = nullptr;
+  std::shared_ptr<storage::FeedConsumer> consumer_;
   std::atomic<bool> ready_{true};
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> loaded_{0};

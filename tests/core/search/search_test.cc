@@ -780,10 +780,9 @@ TEST(SearchIndexTest, DeletionsFreeDocNumbersThatLaterRegistrantsReuse) {
   by_city.page_size = 10;
   EXPECT_THAT(ids(by_city), ElementsAre("PT-1", "PT-2", "PT-3", "PT-4"));
 
-  storage::Commit deletion;
-  storage::RecordChange& change = deletion.changes.emplace_back();
-  change.record.set_registration_id("PT-2");
-  change.event.set_kind(v1::ChangeEvent::DELETED);
+  v1::ChangeEvent deletion;
+  deletion.set_registration_id("PT-2");
+  deletion.set_kind(v1::ChangeEvent::DELETED);
   index.Apply(deletion);
   EXPECT_EQ(index.size(), 3);
   EXPECT_THAT(ids(by_city), ElementsAre("PT-1", "PT-3", "PT-4"));
