@@ -126,20 +126,30 @@ void RaiseDescriptorLimit() {
   }
 }
 
-// --reset_regulator_token: the register's lock (held by a running server) makes this fail.
-int ResetRegulatorToken(const std::string& data_dir, const physioreg::storage::StoreOptions& opts) {
+// The register of an offline operation (the server stopped): null, with the reason printed,
+// when there is none or a running server holds its lock. `what` is what there would be to do.
+std::unique_ptr<physioreg::storage::Store> OpenOffline(const std::string& data_dir,
+                                                       const physioreg::storage::StoreOptions& opts,
+                                                       const char* what) {
   if (!std::filesystem::exists(data_dir + "/db/CURRENT")) {
-    std::fprintf(stderr, "physioregd: no register in %s (nothing to reset)\n", data_dir.c_str());
-    return 1;
+    std::fprintf(stderr, "physioregd: no register in %s (nothing to %s)\n", data_dir.c_str(), what);
+    return nullptr;
   }
   absl::StatusOr<std::unique_ptr<physioreg::storage::Store>> store =
       physioreg::storage::Store::Open(data_dir, opts);
   if (!store.ok()) {
     std::fprintf(stderr, "physioregd: %s\n", std::string(store.status().message()).c_str());
-    return 1;
+    return nullptr;
   }
+  return *std::move(store);
+}
+
+// --reset_regulator_token: the register's lock (held by a running server) makes this fail.
+int ResetRegulatorToken(const std::string& data_dir, const physioreg::storage::StoreOptions& opts) {
+  std::unique_ptr<physioreg::storage::Store> store = OpenOffline(data_dir, opts, "reset");
+  if (store == nullptr) return 1;
   absl::StatusOr<std::unique_ptr<physioreg::core::ApiKeys>> keys =
-      physioreg::core::ApiKeys::Load(store->get());
+      physioreg::core::ApiKeys::Load(store.get());
   if (!keys.ok()) {
     std::fprintf(stderr, "physioregd: %s\n", std::string(keys.status().message()).c_str());
     return 1;
@@ -160,16 +170,9 @@ int ResetRegulatorToken(const std::string& data_dir, const physioreg::storage::S
 // --rotate_signing_key: opening the store takes the register's lock, so this fails while a
 // server runs (which would go on signing with the old key).
 int RotateSigningKey(const std::string& data_dir, const physioreg::storage::StoreOptions& opts) {
-  if (!std::filesystem::exists(data_dir + "/db/CURRENT")) {
-    std::fprintf(stderr, "physioregd: no register in %s (nothing to rotate)\n", data_dir.c_str());
-    return 1;
-  }
-  absl::StatusOr<std::unique_ptr<physioreg::storage::Store>> store =
-      physioreg::storage::Store::Open(data_dir, opts);
-  if (!store.ok()) {
-    std::fprintf(stderr, "physioregd: %s\n", std::string(store.status().message()).c_str());
-    return 1;
-  }
+  // Held open (unused) for its lock while the key files change.
+  std::unique_ptr<physioreg::storage::Store> store = OpenOffline(data_dir, opts, "rotate");
+  if (store == nullptr) return 1;
   absl::StatusOr<std::string> key_id = physioreg::core::SigningKeys::Rotate(data_dir, absl::Now());
   if (!key_id.ok()) {
     std::fprintf(stderr, "physioregd: %s\n", std::string(key_id.status().message()).c_str());

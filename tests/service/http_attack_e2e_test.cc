@@ -32,6 +32,7 @@ namespace physioreg {
 namespace {
 
 using testing::CommandResult;
+using testing::Connect;
 using ::testing::HasSubstr;
 using testing::HttpResponse;
 using ::testing::Not;
@@ -41,19 +42,6 @@ using testing::SendRaw;
 using testing::ServerProcess;
 using testing::TempDir;
 using testing::UrlEncode;
-
-int Connect(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 bool SendAll(int fd, const std::string& data) {
   for (size_t sent = 0; sent < data.size();) {
@@ -214,13 +202,7 @@ class HttpAttackTest : public ::testing::Test {
     const size_t start = at + name.size() + 2;
     return body.substr(start, body.find('\n', start) - start);
   }
-  static std::string Revision() {
-    const std::string body = Get("/readyz").body;
-    const std::string marker = "\"registerRevision\":\"";
-    const size_t at = body.find(marker);
-    if (at == std::string::npos) return "";
-    return body.substr(at + marker.size(), body.find('"', at + marker.size()) - at - marker.size());
-  }
+  static std::string Revision() { return testing::ReadyRevision(port()); }
 
   static TempDir* dir_;
   static ServerProcess* server_;

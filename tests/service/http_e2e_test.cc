@@ -97,13 +97,7 @@ class HttpTest : public ::testing::Test {
     return token;
   }
   // The register revision as /readyz reports it.
-  static std::string Revision() {
-    const std::string body = Get("/readyz").body;
-    const std::string marker = "\"registerRevision\":\"";
-    const size_t at = body.find(marker);
-    if (at == std::string::npos) return "";
-    return body.substr(at + marker.size(), body.find('"', at + marker.size()) - at - marker.size());
-  }
+  static std::string Revision() { return testing::ReadyRevision(port()); }
 
   static TempDir* dir_;
   static ServerProcess* server_;
@@ -486,12 +480,8 @@ TEST_F(HttpTest, KeepAliveServesRequestsInTurnOnOneConnection) {
 TEST_F(HttpTest, IdleConnectionsDoNotStopNewRequests) {
   std::vector<int> idle;
   for (int i = 0; i < 1000; ++i) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<uint16_t>(port()));
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0) << i;
+    const int fd = testing::Connect(port());
+    ASSERT_GE(fd, 0) << i;
     if (i % 2 == 0) {
       // Half of them have sent half a request.
       const std::string partial = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
@@ -571,12 +561,8 @@ TEST(HttpDrainTest, SigtermWithIdleAndBusyConnectionsExitsCleanly) {
   ASSERT_TRUE(server.started()) << server.output();
   std::vector<int> idle;
   for (int i = 0; i < 50; ++i) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<uint16_t>(server.http_port()));
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    const int fd = testing::Connect(server.http_port());
+    ASSERT_GE(fd, 0);
     idle.push_back(fd);
   }
   EXPECT_EQ(Request(server.http_port(), "GET", "/readyz").status, 200);

@@ -34,15 +34,8 @@ std::string Dechunk(const std::string& data) {
 
 HttpResponse SendRaw(int port, const std::string& raw_request, bool head) {
   HttpResponse response;
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    ::close(fd);
-    return response;
-  }
+  const int fd = Connect(port);
+  if (fd < 0) return response;
   // The server may answer (and close) before it has read everything, e.g. an oversize body.
   for (size_t sent = 0; sent < raw_request.size();) {
     const ssize_t n =
@@ -95,6 +88,28 @@ HttpResponse Request(int port, const std::string& method, const std::string& tar
     raw += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   raw += "\r\n" + body;
   return SendRaw(port, raw, method == "HEAD");
+}
+
+int Connect(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+std::string ReadyRevision(int port) {
+  const std::string body = Request(port, "GET", "/readyz").body;
+  const std::string marker = "\"registerRevision\":\"";
+  const size_t at = body.find(marker);
+  if (at == std::string::npos) return "";
+  const size_t start = at + marker.size();
+  return body.substr(start, body.find('"', start) - start);
 }
 
 std::string UrlEncode(const std::string& text) {

@@ -31,6 +31,12 @@ HttpResponse SendRaw(int port, const std::string& raw_request, bool head = false
 HttpResponse Request(int port, const std::string& method, const std::string& target,
                      const std::vector<std::string>& headers = {}, const std::string& body = "");
 
+// A connected loopback socket to `port`, or -1.
+int Connect(int port);
+
+// The register revision /readyz reports on `port` ("" when it does not answer one).
+std::string ReadyRevision(int port);
+
 // Percent-encodes `text` for a query value.
 std::string UrlEncode(const std::string& text);
 
