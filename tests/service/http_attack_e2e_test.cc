@@ -25,6 +25,7 @@
 
 #include "tests/support/demo.h"
 #include "tests/support/http_client.h"
+#include "tests/support/http_demo_suite.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 
@@ -169,32 +170,8 @@ long UnreadBytesOn(int port) {
   return unread;
 }
 
-class HttpAttackTest : public ::testing::Test {
+class HttpAttackTest : public testing::HttpDemoSuite {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    server_ = new ServerProcess(dir_->Sub("data"));
-    ASSERT_TRUE(server_->started()) << server_->output();
-    ASSERT_GT(server_->http_port(), 0) << server_->output();
-    const std::string demo = testing::DemoRegisterForToday(*dir_);
-    CommandResult loaded =
-        RunCommand({PHYSIOREG_CLI_PATH, "--address", server_->address(), "--token-file",
-                    dir_->Sub("data/regulator.token"), "upsert", "--file", demo});
-    ASSERT_EQ(loaded.exit_code, 0) << loaded.output;
-  }
-  static void TearDownTestSuite() {
-    // A crash during the suite shows here as a non-zero exit.
-    EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->output();
-    delete server_;
-    delete dir_;
-    server_ = nullptr;
-    dir_ = nullptr;
-  }
-
-  static int port() { return server_->http_port(); }
-  static HttpResponse Get(const std::string& target, const std::vector<std::string>& headers = {}) {
-    return Request(port(), "GET", target, headers);
-  }
   static std::string Metric(const std::string& name) {
     const std::string body = Get("/metrics").body;
     const size_t at = body.find("\n" + name + " ");
@@ -202,14 +179,7 @@ class HttpAttackTest : public ::testing::Test {
     const size_t start = at + name.size() + 2;
     return body.substr(start, body.find('\n', start) - start);
   }
-  static std::string Revision() { return testing::ReadyRevision(port()); }
-
-  static TempDir* dir_;
-  static ServerProcess* server_;
 };
-
-TempDir* HttpAttackTest::dir_ = nullptr;
-ServerProcess* HttpAttackTest::server_ = nullptr;
 
 // Wrong encodings, wrong types, duplicates, absurd sizes and path tricks: each one a 4xx
 // AIP-193 JSON error on /v1 (never a 500, never a non-JSON body), and nothing written.

@@ -21,6 +21,7 @@
 #include "physioreg/v1/registry.pb.h"
 #include "tests/support/demo.h"
 #include "tests/support/http_client.h"
+#include "tests/support/http_demo_suite.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 
@@ -66,45 +67,15 @@ std::string FirstViolationField(const std::string& body) {
   return body.substr(start, body.find('"', start) - start);
 }
 
-class HttpTest : public ::testing::Test {
+class HttpTest : public testing::HttpDemoSuite {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    server_ = new ServerProcess(dir_->Sub("data"));
-    ASSERT_TRUE(server_->started()) << server_->output();
-    ASSERT_GT(server_->http_port(), 0) << server_->output();
-    const std::string demo = testing::DemoRegisterForToday(*dir_);
-    CommandResult loaded =
-        RunCommand({PHYSIOREG_CLI_PATH, "--address", server_->address(), "--token-file",
-                    dir_->Sub("data/regulator.token"), "upsert", "--file", demo});
-    ASSERT_EQ(loaded.exit_code, 0) << loaded.output;
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    delete dir_;
-    server_ = nullptr;
-    dir_ = nullptr;
-  }
-
-  static HttpResponse Get(const std::string& target, const std::vector<std::string>& headers = {}) {
-    return Request(server_->http_port(), "GET", target, headers);
-  }
-  static int port() { return server_->http_port(); }
   static std::string RegulatorToken() {
     std::string token = ReadFile(dir_->Sub("data/regulator.token"));
     while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back())))
       token.pop_back();
     return token;
   }
-  // The register revision as /readyz reports it.
-  static std::string Revision() { return testing::ReadyRevision(port()); }
-
-  static TempDir* dir_;
-  static ServerProcess* server_;
 };
-
-TempDir* HttpTest::dir_ = nullptr;
-ServerProcess* HttpTest::server_ = nullptr;
 
 TEST_F(HttpTest, GetAnswersThePublicRecordWithAnEtagAndRevalidates) {
   HttpResponse got = Get("/v1/practitioners/pt-100331");
