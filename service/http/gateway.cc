@@ -125,10 +125,10 @@ class Session : public std::enable_shared_from_this<Session> {
     if (head.version() >= 11 && head.count(bhttp::field::host) != 1) {
       return Refuse(400, absl::InvalidArgumentError("an HTTP/1.1 request needs one Host header"));
     }
-    // Only POST /v1/practitioners:batchVerify takes a body. Bodies wait in memory until whole,
-    // so every other request with one is refused before it is read, and the bytes the accepted
-    // ones may take are reserved from a budget shared by every connection (a chunked body of
-    // unknown length reserves the most it may take).
+    // Only POST takes a body (the API's one POST is :batchVerify). Bodies wait in memory until
+    // whole, so any other request with one is refused before it is read, and the bytes an
+    // accepted one may take are reserved from a budget shared by every connection (a chunked
+    // body of unknown length reserves the most it may take).
     const bool has_body = parser_->chunked() || parser_->content_length().value_or(0) > 0;
     if (has_body) {
       if (head.method() != bhttp::verb::post) {
