@@ -1,5 +1,5 @@
 // The register's domain operations, free of gRPC: reads, the verification rule with the
-// register revision, and writes that assign gap-free revisions under a single writer.
+// register revision, and writes (the store's writer assigns their gap-free revisions).
 #ifndef PHYSIOREG_SERVICE_CORE_REGISTRY_H_
 #define PHYSIOREG_SERVICE_CORE_REGISTRY_H_
 
@@ -132,7 +132,7 @@ class Registry {
   // Under write_mu_: builds the record each upload stores (mask applied, timelines kept),
   // checks it against the same rules as any stored record and against the stored one (no
   // silent lifting of a suspension), and adds the changes of the accepted ones to `commit`
-  // with the next revisions. Ids may repeat: later wins.
+  // (the store numbers them when it writes). Ids may repeat: later wins.
   [[nodiscard]] absl::Status PrepareChanges(const std::vector<Upload>& uploads,
                                             const UploadOptions& options, const std::string& actor,
                                             const std::string& today, ApplyCounts* counts,
@@ -142,8 +142,8 @@ class Registry {
   static void AddChange(physioreg::v1::Practitioner record, physioreg::v1::ChangeEvent::Kind kind,
                         const std::string& actor, int64_t revision, absl::Time now,
                         storage::Commit* commit);
-  // Validates the record a status change produced, then commits it as the next revision and
-  // returns what was stored.
+  // Validates the record a status change produced, then commits it (the store gives it the
+  // next revision) and returns what was stored.
   [[nodiscard]] absl::StatusOr<physioreg::v1::Practitioner> CommitOne(
       physioreg::v1::Practitioner record, physioreg::v1::ChangeEvent::Kind kind,
       const std::string& actor, const std::string& today, WriteKind write);
@@ -151,7 +151,7 @@ class Registry {
   storage::Store* store_;
   absl::TimeZone zone_;
   Clock clock_;
-  // The single writer: held across read-modify-write so revisions are assigned gap-free.
+  // Held across read-modify-write: what an upload is checked against is what it replaces.
   std::mutex write_mu_;
   // Idempotency keys of the imports running now.
   mutable absl::Mutex imports_mu_;
