@@ -486,11 +486,11 @@ struct Cli {
     for (size_t i = 0; i < ids.size(); ++i) lines[i].id = ids[i];
     for (size_t start = 0; start < ids.size(); start += 1000) {
       // Positions (in `lines`) still to ask about; a bad ID is taken out and the rest re-sent.
-      std::vector<size_t> todo;
-      for (size_t i = start; i < ids.size() && i < start + 1000; ++i) todo.push_back(i);
-      while (!todo.empty()) {
+      std::vector<size_t> pending;
+      for (size_t i = start; i < ids.size() && i < start + 1000; ++i) pending.push_back(i);
+      while (!pending.empty()) {
         v1::BatchVerifyAuthorizationsRequest request;
-        for (size_t i : todo) {
+        for (size_t i : pending) {
           auto* one = request.add_requests();
           one->set_registration_id(ids[i]);
           one->set_activity(activity);
@@ -501,23 +501,24 @@ struct Cli {
         grpc::Status status = connection.Registry()->BatchVerifyAuthorizations(
             connection.Context().get(), request, &response);
         if (status.ok()) {
-          for (int k = 0; k < response.responses_size() && k < static_cast<int>(todo.size()); ++k) {
-            lines[todo[k]].answer = response.responses(k);
+          for (int k = 0; k < response.responses_size() && k < static_cast<int>(pending.size());
+               ++k) {
+            lines[pending[k]].answer = response.responses(k);
           }
           break;
         }
         std::optional<std::map<int, std::string>> bad = BadIds(status);
         if (!bad) return ReportError(status);
         std::vector<size_t> rest;
-        for (size_t k = 0; k < todo.size(); ++k) {
+        for (size_t k = 0; k < pending.size(); ++k) {
           auto it = bad->find(static_cast<int>(k));
           if (it == bad->end()) {
-            rest.push_back(todo[k]);
+            rest.push_back(pending[k]);
           } else {
-            lines[todo[k]].error = it->second;
+            lines[pending[k]].error = it->second;
           }
         }
-        todo = std::move(rest);
+        pending = std::move(rest);
       }
     }
     int not_authorized = 0, errors = 0;

@@ -70,34 +70,10 @@ int HttpStatusFor(absl::StatusCode code) {
   }
 }
 
-// A JSON string literal of `text` (already UTF-8: messages are built from validated input and
-// quoted excerpts).
+// A JSON string literal of `text`, escaped as the record printer escapes it.
 std::string JsonString(absl::string_view text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          absl::StrAppend(&out, "\\u00", absl::string_view("0123456789abcdef" + (c >> 4), 1),
-                          absl::string_view("0123456789abcdef" + (c & 15), 1));
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out += "\"";
+  std::string out;
+  AppendJsonString(text, &out);
   return out;
 }
 

@@ -20,10 +20,12 @@ using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
 using google::protobuf::Reflection;
 
+}  // namespace
+
 // Escapes as protobuf does for the characters stored text may hold: also <, > and DEL (so a
 // body is inert if a careless client puts it in HTML), and U+2028 / U+2029 (line breaks to
 // JavaScript). Text the register refuses (other format characters) is never stored.
-void AppendString(absl::string_view text, std::string* out) {
+void AppendJsonString(absl::string_view text, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
   out->push_back('"');
   for (size_t i = 0; i < text.size(); ++i) {
@@ -79,6 +81,8 @@ void AppendString(absl::string_view text, std::string* out) {
   }
   out->push_back('"');
 }
+
+namespace {
 
 // Shortest text that reads back as the same double; proto3 JSON's names for the rest.
 void AppendDouble(double value, std::string* out) {
@@ -183,7 +187,7 @@ bool AppendValue(const Message& message, const FieldDescriptor* field, int index
       if (value == nullptr) {
         absl::StrAppend(out, number);  // A number this build does not name.
       } else {
-        AppendString(value->name(), out);
+        AppendJsonString(value->name(), out);
       }
       return true;
     }
@@ -193,11 +197,11 @@ bool AppendValue(const Message& message, const FieldDescriptor* field, int index
           repeated ? reflection->GetRepeatedStringReference(message, field, index, &scratch)
                    : reflection->GetStringReference(message, field, &scratch);
       if (field->type() == FieldDescriptor::TYPE_BYTES) {
-        AppendString(absl::Base64Escape(text), out);
+        AppendJsonString(absl::Base64Escape(text), out);
         return true;
       }
       if (!core::IsValidUtf8(text)) return false;
-      AppendString(text, out);
+      AppendJsonString(text, out);
       return true;
     }
     case FieldDescriptor::CPPTYPE_MESSAGE:
@@ -226,7 +230,7 @@ bool AppendMessage(const Message& message, std::string* out) {
     if (field->is_map()) return false;
     if (!first) out->push_back(',');
     first = false;
-    AppendString(field->json_name(), out);
+    AppendJsonString(field->json_name(), out);
     out->push_back(':');
     if (field->is_repeated()) {
       out->push_back('[');

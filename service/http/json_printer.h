@@ -11,11 +11,16 @@
 
 #include <string>
 
+#include "absl/strings/string_view.h"
+
 namespace physioreg::service::http {
 
 // Appends `message` as JSON to `out`. False (with `out` as it was) for what it does not cover:
 // maps, other well-known types, invalid UTF-8; the caller then uses MessageToJsonString.
 [[nodiscard]] bool AppendJson(const google::protobuf::Message& message, std::string* out);
+
+// Appends `text` (UTF-8) as a JSON string literal, escaped as protobuf escapes it.
+void AppendJsonString(absl::string_view text, std::string* out);
 
 }  // namespace physioreg::service::http
 
