@@ -8,6 +8,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "tests/support/bad_request.h"
+#include "tests/support/fixed_registry.h"
 #include "tests/support/records.h"
 #include "tests/support/temp_dir.h"
 
@@ -25,13 +26,7 @@ namespace v1 = physioreg::v1;
 class RegistryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<storage::Store>> store = storage::Store::Open(dir_.path());
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-    absl::TimeZone zone;
-    ASSERT_TRUE(absl::LoadTimeZone("America/Edmonton", &zone));
-    const absl::Time now = absl::FromCivil(absl::CivilSecond(2026, 11, 25, 12, 0, 0), zone);
-    registry_ = std::make_unique<Registry>(store_.get(), zone, [now] { return now; });
+    ASSERT_NO_FATAL_FAILURE(physioreg::testing::OpenFixedClockRegistry(dir_, &store_, &registry_));
   }
 
   v1::UpsertPractitionersResponse UpsertOk(std::vector<v1::Practitioner> records,

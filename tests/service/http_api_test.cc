@@ -12,6 +12,7 @@
 
 #include "service/http/api.h"
 #include "service/http/json_printer.h"
+#include "tests/support/fixed_registry.h"
 #include "tests/support/temp_dir.h"
 
 namespace physioreg::service::http {
@@ -23,13 +24,7 @@ namespace v1 = physioreg::v1;
 class HttpApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<storage::Store>> store = storage::Store::Open(dir_.path());
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-    absl::TimeZone zone;
-    ASSERT_TRUE(absl::LoadTimeZone("America/Edmonton", &zone));
-    const absl::Time now = absl::FromCivil(absl::CivilSecond(2026, 11, 25, 12, 0, 0), zone);
-    registry_ = std::make_unique<core::Registry>(store_.get(), zone, [now] { return now; });
+    ASSERT_NO_FATAL_FAILURE(physioreg::testing::OpenFixedClockRegistry(dir_, &store_, &registry_));
     absl::StatusOr<std::unique_ptr<core::ApiKeys>> keys = core::ApiKeys::Load(store_.get());
     ASSERT_TRUE(keys.ok()) << keys.status();
     keys_ = *std::move(keys);

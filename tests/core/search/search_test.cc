@@ -17,6 +17,7 @@
 #include "service/core/validation.h"
 #include "service/core/verification.h"
 #include "tests/support/bad_request.h"
+#include "tests/support/fixed_registry.h"
 #include "tests/support/records.h"
 #include "tests/support/temp_dir.h"
 #include "tools/generator/generator.h"
@@ -52,13 +53,7 @@ v1::Practitioner Person(const std::string& id, const std::string& given, const s
 class SearchTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<storage::Store>> store = storage::Store::Open(dir_.path());
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-    absl::TimeZone zone;
-    ASSERT_TRUE(absl::LoadTimeZone("America/Edmonton", &zone));
-    const absl::Time now = absl::FromCivil(absl::CivilSecond(2026, 11, 25, 12, 0, 0), zone);
-    registry_ = std::make_unique<core::Registry>(store_.get(), zone, [now] { return now; });
+    ASSERT_NO_FATAL_FAILURE(physioreg::testing::OpenFixedClockRegistry(dir_, &store_, &registry_));
     ASSERT_TRUE(index_.Attach(store_.get()).ok());
     searcher_ = std::make_unique<Searcher>(&index_, store_.get());
   }
