@@ -31,13 +31,13 @@ namespace v1 = physioreg::v1;
 void BM_KeyCodecEncodeHistoryKey(benchmark::State& state) {
   int64_t revision = 1;
   for (auto _ : state) {
-    benchmark::DoNotOptimize(storage::HistoryIndexKey("PT-100331", revision++));
+    benchmark::DoNotOptimize(storage::HistoryKey("PT-100331", revision++));
   }
 }
 BENCHMARK(BM_KeyCodecEncodeHistoryKey);
 
 void BM_KeyCodecDecodeHistoryKey(benchmark::State& state) {
-  const std::string key = storage::HistoryIndexKey("PT-100331", 123456);
+  const std::string key = storage::HistoryKey("PT-100331", 123456);
   for (auto _ : state) {
     absl::string_view in = key;
     benchmark::DoNotOptimize(storage::ConsumeString(&in));

@@ -2,7 +2,6 @@
 
 #include <string>
 
-#include "service/core/verification.h"
 #include "service/grpc_status.h"
 
 namespace physioreg::service {
@@ -29,12 +28,13 @@ void ExportReactor::WriteNext() {
     Finish(ToGrpcStatus(cursor_->status()));
     return;
   }
-  absl::StatusOr<physioreg::v1::Practitioner> record = cursor_->Read();
+  absl::StatusOr<physioreg::v1::Practitioner> record =
+      cursor_->Read(include_private_ ? storage::Detail::kWithPrivate : storage::Detail::kPublic);
   if (!record.ok()) {
     Finish(ToGrpcStatus(record.status()));
     return;
   }
-  record_ = include_private_ ? *std::move(record) : core::PublicView(*std::move(record));
+  record_ = *std::move(record);
   cursor_->Next();
   StartWrite(&record_);
 }

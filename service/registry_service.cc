@@ -34,7 +34,6 @@ grpc::ServerUnaryReactor* RegistryService::GetPractitioner(
     return reactor;
   }
   absl::Status found = registry_->GetPractitioner(*request, response);
-  if (found.ok()) core::MakePublic(response);
   reactor->Finish(ToGrpcStatus(found));
   return reactor;
 }

@@ -63,7 +63,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
       storage::Store::Open(options.data_dir, options.storage);
   if (!store.ok()) return store.status();
   server->store_ = *std::move(store);
-  server->registry_ = std::make_unique<core::Registry>(server->store_.get(), zone);
+  server->clock_ = options.clock;
+  server->registry_ = std::make_unique<core::Registry>(server->store_.get(), zone, options.clock);
   server->change_retention_ = options.change_retention;
   server->ApplyRetention();
   server->retention_thread_ = std::thread([raw = server.get()] {
@@ -145,13 +146,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
 }
 
 void Server::ApplyRetention() {
-  const int64_t cutoff = absl::ToUnixMicros(absl::Now() - change_retention_);
+  const int64_t cutoff = absl::ToUnixMicros(clock_() - change_retention_);
   absl::StatusOr<int64_t> first = store_->FirstRevisionSince(cutoff);
-  if (!first.ok()) {
-    spdlog::error("event=retention_failed error={}", LogValue(first.status().ToString()));
+  absl::Status pruned = first.ok() ? store_->PruneChangeLog(*first) : first.status();
+  if (!pruned.ok()) {
+    spdlog::error("event=retention_failed error={}", LogValue(pruned.ToString()));
     return;
   }
-  store_->feed().Retain(*first);
 }
 
 void Server::StopRetention() {

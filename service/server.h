@@ -49,10 +49,12 @@ struct ServerOptions {
   int max_connections = 10000;
   // Change events waiting for one WatchChanges stream before it is cut off.
   size_t watch_buffer = kDefaultWatchBuffer;
-  // How long the change feed keeps changes for watchers to catch up on. Applied at start and
-  // then hourly in the background; older since_revisions answer OUT_OF_RANGE. (The change log
-  // itself is the register's public history and is kept whole.)
+  // How long the change log keeps changes for watchers to catch up on: older entries are
+  // pruned at start and then hourly in the background, and older since_revisions answer
+  // OUT_OF_RANGE. Each registrant's history is kept whole (the register's record).
   absl::Duration change_retention = absl::Hours(24 * 400);
+  // The time of writes (change and update times), of "today" and of the retention.
+  std::function<absl::Time()> clock = absl::Now;
   // Called once the search index has loaded (on the loader thread): outcome, registrants.
   std::function<void(const absl::Status&, int64_t)> on_search_ready;
 };
@@ -79,7 +81,7 @@ class Server {
 
  private:
   Server() = default;
-  // Moves the feed's oldest retained revision to the first change within the retention.
+  // Prunes the change log before the first change within the retention.
   void ApplyRetention();
   void StopRetention();
 
@@ -102,6 +104,7 @@ class Server {
   std::unique_ptr<http::Gateway> http_gateway_;
   std::unique_ptr<http::Api> http_api_;
   absl::Duration change_retention_;
+  std::function<absl::Time()> clock_;
   std::thread retention_thread_;
   std::mutex retention_mu_;
   std::condition_variable retention_cv_;

@@ -1,10 +1,14 @@
 #include "storage/store.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <system_error>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
+#include "physioreg/storage/v1/records.pb.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
@@ -67,17 +71,9 @@ std::string EncodeRevision(int64_t revision) {
   return value;
 }
 
-absl::Status ParseInto(const std::string& bytes, google::protobuf::Message* message,
-                       absl::string_view what) {
-  if (!message->ParseFromString(bytes)) {
-    return absl::DataLossError(absl::StrCat("stored ", what, " does not parse"));
-  }
-  return absl::OkStatus();
-}
-
 // The end of every single-registrant visit: `fn(nullptr)` when the Get found nothing, else
-// the record parsed into a per-thread message. Parsing clears it but keeps its strings and
-// sub-messages for reuse, so a hot read allocates little.
+// the public view parsed into a per-thread message. Parsing clears it but keeps its strings
+// and sub-messages for reuse, so a hot read allocates little.
 absl::Status VisitRead(const rocksdb::Status& s, const rocksdb::PinnableSlice& value,
                        const std::function<void(const Practitioner*)>& fn) {
   if (s.IsNotFound()) {
@@ -86,11 +82,38 @@ absl::Status VisitRead(const rocksdb::Status& s, const rocksdb::PinnableSlice& v
   }
   if (!s.ok()) return FromRocks(s, "reading a registrant");
   thread_local Practitioner scratch;
-  if (!scratch.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-    return absl::DataLossError("stored registrant does not parse");
+  if (absl::Status decoded = DecodeRegistrant(absl::string_view(value.data(), value.size()),
+                                              Detail::kPublic, &scratch);
+      !decoded.ok()) {
+    return decoded;
   }
   fn(&scratch);
   return absl::OkStatus();
+}
+
+// RegistrantRecord's fields (records.proto), for the encoder and decoder below, which skip
+// building a RegistrantRecord message: the public view is written from and read into the
+// caller's own Practitioner, without a copy between messages.
+using google::protobuf::internal::WireFormatLite;
+constexpr int kRegistrantFormat = 1;
+constexpr uint32_t kFormatVersionTag = WireFormatLite::MakeTag(1, WireFormatLite::WIRETYPE_VARINT);
+constexpr uint32_t kPublicViewTag =
+    WireFormatLite::MakeTag(2, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+constexpr uint32_t kPrivateDetailsTag =
+    WireFormatLite::MakeTag(3, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+
+void AppendVarint(std::string* out, uint64_t value) {
+  while (value >= 0x80) {
+    out->push_back(static_cast<char>((value & 0x7f) | 0x80));
+    value >>= 7;
+  }
+  out->push_back(static_cast<char>(value));
+}
+
+void AppendLengthDelimited(std::string* out, uint32_t tag, const std::string& bytes) {
+  AppendVarint(out, tag);
+  AppendVarint(out, bytes.size());
+  out->append(bytes);
 }
 
 }  // namespace
@@ -101,7 +124,73 @@ std::string RegistrantKey(absl::string_view registration_id) {
 
 std::string ChangeLogKey(int64_t revision) { return EncodeRevision(revision); }
 
-std::string HistoryIndexKey(absl::string_view registration_id, int64_t revision) {
+std::string EncodeRegistrant(const Practitioner& record, const Practitioner& public_view) {
+  std::string out;
+  AppendVarint(&out, kFormatVersionTag);
+  AppendVarint(&out, kRegistrantFormat);
+  AppendLengthDelimited(&out, kPublicViewTag, public_view.SerializeAsString());
+  if (record.has_private_contact()) {
+    physioreg::storage::v1::PrivateDetails details;
+    details.set_email(record.private_contact().email());
+    details.set_phone(record.private_contact().phone());
+    AppendLengthDelimited(&out, kPrivateDetailsTag, details.SerializeAsString());
+  }
+  return out;
+}
+
+absl::Status DecodeRegistrant(absl::string_view value, Detail detail, Practitioner* out) {
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(value.data()),
+                                            static_cast<int>(value.size()));
+  uint32_t format = 0;
+  absl::string_view public_view;
+  std::optional<absl::string_view> private_details;
+  bool malformed = false;
+  for (uint32_t tag = in.ReadTag(); tag != 0 && !malformed; tag = in.ReadTag()) {
+    if (tag == kFormatVersionTag) {
+      malformed = !in.ReadVarint32(&format);
+    } else if (tag == kPublicViewTag || tag == kPrivateDetailsTag) {
+      uint32_t length = 0;
+      const void* data = "";
+      int available = 0;
+      malformed = !in.ReadVarint32(&length) ||
+                  (length > 0 && (!in.GetDirectBufferPointer(&data, &available) ||
+                                  static_cast<uint32_t>(available) < length ||
+                                  !in.Skip(static_cast<int>(length))));
+      if (malformed) break;
+      const absl::string_view bytes(static_cast<const char*>(data), length);
+      if (tag == kPublicViewTag) {
+        public_view = bytes;
+      } else {
+        private_details = bytes;
+      }
+    } else {
+      // A field a later format 1 writer may add: skipped, as protobuf would.
+      malformed = !WireFormatLite::SkipField(&in, tag);
+    }
+  }
+  if (malformed || in.CurrentPosition() != static_cast<int>(value.size())) {
+    return absl::DataLossError("stored registrant does not parse");
+  }
+  if (format != kRegistrantFormat) {
+    return absl::DataLossError(absl::StrCat("stored registrant has format ", format,
+                                            "; this build reads format ", kRegistrantFormat));
+  }
+  if (!out->ParseFromArray(public_view.data(), static_cast<int>(public_view.size()))) {
+    return absl::DataLossError("stored registrant's public view does not parse");
+  }
+  if (detail == Detail::kWithPrivate && private_details.has_value()) {
+    physioreg::storage::v1::PrivateDetails details;
+    if (!details.ParseFromArray(private_details->data(),
+                                static_cast<int>(private_details->size()))) {
+      return absl::DataLossError("stored registrant's private details do not parse");
+    }
+    out->mutable_private_contact()->set_email(details.email());
+    out->mutable_private_contact()->set_phone(details.phone());
+  }
+  return absl::OkStatus();
+}
+
+std::string HistoryKey(absl::string_view registration_id, int64_t revision) {
   std::string key;
   AppendString(&key, registration_id);
   AppendInt64(&key, revision);
@@ -143,6 +232,20 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path,
     families.emplace_back(kColumnFamilyNames[i],
                           FamilyOptions(cache, static_cast<ColumnFamily>(i)));
   }
+  // A directory of another layout has families this build does not open; RocksDB's own error
+  // for that would not say what is wrong.
+  std::vector<std::string> existing;
+  if (rocksdb::DB::ListColumnFamilies(db_options, path + "/db", &existing).ok()) {
+    for (const std::string& name : existing) {
+      if (std::find(kColumnFamilyNames.begin(), kColumnFamilyNames.end(), name) ==
+          kColumnFamilyNames.end()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "data directory ", path, " was written in another storage format (column family ", name,
+            "); this build reads format ", kStorageFormat,
+            ": export it with the build that wrote it and import the export"));
+      }
+    }
+  }
   std::unique_ptr<Store> store(new Store());
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, path + "/db", families, &store->handles_, &db);
@@ -154,19 +257,56 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path,
     return FromRocks(s, absl::StrCat("cannot open database in ", path));
   }
   store->db_.reset(db);
-  std::string value;
-  s = db->Get(rocksdb::ReadOptions(), store->handle(ColumnFamily::kMeta),
-              std::string(kRevisionMetaKey), &value);
-  if (s.ok()) {
-    absl::string_view in = value;
-    std::optional<int64_t> revision = ConsumeInt64(&in);
-    if (!revision) return absl::DataLossError("stored revision is malformed");
-    store->revision_.store(*revision);
-  } else if (!s.IsNotFound()) {
-    return FromRocks(s, "reading the register revision");
+  if (absl::Status loaded = store->LoadState(); !loaded.ok()) {
+    return absl::Status(loaded.code(),
+                        absl::StrCat("data directory ", path, ": ", loaded.message()));
   }
   store->feed_.reset(new Feed(store.get(), store->revision()));
+  store->feed_->Retain(store->change_log_start());
   return store;
+}
+
+absl::Status Store::LoadState() {
+  auto read_int = [this](absl::string_view key) -> absl::StatusOr<std::optional<int64_t>> {
+    absl::StatusOr<std::optional<std::string>> value = GetMeta(key);
+    if (!value.ok()) return value.status();
+    if (!value->has_value()) return std::nullopt;
+    absl::string_view in = **value;
+    std::optional<int64_t> number = ConsumeInt64(&in);
+    if (!number || !in.empty()) {
+      return absl::DataLossError(absl::StrCat("stored ", key, " is malformed"));
+    }
+    return number;
+  };
+  absl::StatusOr<std::optional<int64_t>> format = read_int(kStorageFormatMetaKey);
+  if (!format.ok()) return format.status();
+  absl::StatusOr<std::optional<int64_t>> revision = read_int(kRevisionMetaKey);
+  if (!revision.ok()) return revision.status();
+  if (!format->has_value()) {
+    if (revision->value_or(0) != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("written by a development build before storage format ", kStorageFormat,
+                       "; export it with that build and import the export into a new directory"));
+    }
+    // A new register: stamp it.
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    if (absl::Status s =
+            FromRocks(db_->Put(sync, handle(ColumnFamily::kMeta),
+                               std::string(kStorageFormatMetaKey), EncodeRevision(kStorageFormat)),
+                      "recording the storage format");
+        !s.ok()) {
+      return s;
+    }
+  } else if (**format != kStorageFormat) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "written in storage format ", **format, "; this build reads format ", kStorageFormat));
+  }
+  revision_.store(revision->value_or(0));
+  absl::StatusOr<std::optional<int64_t>> start = read_int(kChangeLogStartMetaKey);
+  if (!start.ok()) return start.status();
+  change_log_start_.store(start->value_or(1));
+  return absl::OkStatus();
 }
 
 Store::~Store() {
@@ -183,20 +323,16 @@ Store::~Store() {
 }
 
 absl::StatusOr<int64_t> Store::FirstRevisionSince(int64_t unix_micros) const {
-  // Invariant: every revision below `low` is older; `high` is at or after (or past the end).
-  int64_t low = 1, high = revision() + 1;
+  // Invariant: every revision below `low` is older (or pruned); `high` is at or after (or past
+  // the end).
+  int64_t low = change_log_start(), high = revision() + 1;
   while (low < high) {
     const int64_t mid = low + (high - low) / 2;
-    std::string value;
-    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handle(ColumnFamily::kChangeLog),
-                                 ChangeLogKey(mid), &value);
-    if (!s.ok()) return FromRocks(s, "reading the change log");
-    ChangeEvent event;
-    if (!event.ParseFromString(value)) {
-      return absl::DataLossError("stored change event does not parse");
-    }
-    const int64_t micros =
-        event.change_time().seconds() * 1'000'000 + event.change_time().nanos() / 1000;
+    absl::StatusOr<std::vector<ChangeEvent>> event = ReadChanges(mid - 1, 1);
+    if (!event.ok()) return event.status();
+    if (event->empty()) return absl::DataLossError("the change log ends before the revision");
+    const google::protobuf::Timestamp& time = event->front().change_time();
+    const int64_t micros = time.seconds() * 1'000'000 + time.nanos() / 1000;
     if (micros < unix_micros) {
       low = mid + 1;
     } else {
@@ -208,19 +344,63 @@ absl::StatusOr<int64_t> Store::FirstRevisionSince(int64_t unix_micros) const {
 
 absl::StatusOr<std::vector<ChangeEvent>> Store::ReadChanges(int64_t after_revision,
                                                             int limit) const {
-  std::vector<ChangeEvent> events;
+  // A consistent pair of reads: the change log names each revision's registrant, whose
+  // history holds the event.
+  std::unique_ptr<ReadView> view = View();
+  if (after_revision + 1 < change_log_start()) {
+    return absl::OutOfRangeError(absl::StrCat("the change log starts at revision ",
+                                              change_log_start(), "; revision ", after_revision + 1,
+                                              " has been pruned"));
+  }
   rocksdb::ReadOptions options;
+  options.snapshot = view->snapshot_;
   std::unique_ptr<rocksdb::Iterator> it(
       db_->NewIterator(options, handle(ColumnFamily::kChangeLog)));
+  std::vector<std::string> keys;
   for (it->Seek(ChangeLogKey(after_revision + 1));
-       it->Valid() && static_cast<int>(events.size()) < limit; it->Next()) {
-    ChangeEvent& event = events.emplace_back();
-    if (!event.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+       it->Valid() && static_cast<int>(keys.size()) < limit; it->Next()) {
+    absl::string_view key(it->key().data(), it->key().size());
+    std::optional<int64_t> revision = ConsumeInt64(&key);
+    if (!revision) return absl::DataLossError("malformed change log key");
+    keys.push_back(
+        HistoryKey(absl::string_view(it->value().data(), it->value().size()), *revision));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "reading the change log");
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db_->MultiGet(options, handle(ColumnFamily::kHistory), keys.size(), slices.data(), values.data(),
+                statuses.data());
+  std::vector<ChangeEvent> events(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!statuses[i].ok()) return FromRocks(statuses[i], "reading a change event");
+    if (!events[i].ParseFromArray(values[i].data(), static_cast<int>(values[i].size()))) {
       return absl::DataLossError("stored change event does not parse");
     }
   }
-  if (!it->status().ok()) return FromRocks(it->status(), "reading the change log");
   return events;
+}
+
+absl::Status Store::PruneChangeLog(int64_t first_kept) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  if (first_kept > revision() + 1) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot prune past revision ", revision()));
+  }
+  if (first_kept <= change_log_start()) return absl::OkStatus();
+  rocksdb::WriteBatch batch;
+  batch.DeleteRange(handle(ColumnFamily::kChangeLog), ChangeLogKey(change_log_start()),
+                    ChangeLogKey(first_kept));
+  batch.Put(handle(ColumnFamily::kMeta), std::string(kChangeLogStartMetaKey),
+            EncodeRevision(first_kept));
+  rocksdb::WriteOptions options;
+  options.sync = true;
+  if (absl::Status s = FromRocks(db_->Write(options, &batch), "pruning the change log"); !s.ok()) {
+    return s;
+  }
+  // Watchers are refused from here on before the change log moves under a follower.
+  feed_->Retain(first_kept);
+  change_log_start_.store(first_kept, std::memory_order_release);
+  return absl::OkStatus();
 }
 
 std::unique_ptr<ReadView> Store::View() const {
@@ -228,18 +408,18 @@ std::unique_ptr<ReadView> Store::View() const {
 }
 
 absl::StatusOr<std::optional<Practitioner>> Store::GetPractitioner(
-    absl::string_view registration_id) const {
+    absl::string_view registration_id, Detail detail) const {
   // One Get is atomic on its own: no snapshot (and none of the DB mutex it takes) needed.
-  return ReadPractitioner(nullptr, registration_id);
+  return ReadPractitioner(nullptr, registration_id, detail);
 }
 
 absl::StatusOr<bool> Store::GetPractitionerInto(absl::string_view registration_id,
                                                 Practitioner* out) const {
-  return ReadPractitioner(nullptr, registration_id, out);
+  return ReadPractitioner(nullptr, registration_id, Detail::kPublic, out);
 }
 
 absl::StatusOr<bool> Store::ReadPractitioner(const rocksdb::Snapshot* snapshot,
-                                             absl::string_view registration_id,
+                                             absl::string_view registration_id, Detail detail,
                                              Practitioner* out) const {
   rocksdb::ReadOptions options;
   options.snapshot = snapshot;
@@ -248,16 +428,18 @@ absl::StatusOr<bool> Store::ReadPractitioner(const rocksdb::Snapshot* snapshot,
       db_->Get(options, handle(ColumnFamily::kRegistrants), RegistrantKey(registration_id), &value);
   if (s.IsNotFound()) return false;
   if (!s.ok()) return FromRocks(s, "reading a registrant");
-  if (!out->ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-    return absl::DataLossError("stored registrant does not parse");
+  if (absl::Status decoded =
+          DecodeRegistrant(absl::string_view(value.data(), value.size()), detail, out);
+      !decoded.ok()) {
+    return decoded;
   }
   return true;
 }
 
 absl::StatusOr<std::optional<Practitioner>> Store::ReadPractitioner(
-    const rocksdb::Snapshot* snapshot, absl::string_view registration_id) const {
+    const rocksdb::Snapshot* snapshot, absl::string_view registration_id, Detail detail) const {
   Practitioner practitioner;
-  absl::StatusOr<bool> found = ReadPractitioner(snapshot, registration_id, &practitioner);
+  absl::StatusOr<bool> found = ReadPractitioner(snapshot, registration_id, detail, &practitioner);
   if (!found.ok()) return found.status();
   if (!*found) return std::nullopt;
   return practitioner;
@@ -332,11 +514,18 @@ absl::Status Store::Write(Commit* commit) {
   for (const RecordChange& change : commit->changes) {
     revision = change.event.revision();
     const std::string& id = change.event.registration_id();
-    batch.Put(handle(ColumnFamily::kRegistrants), RegistrantKey(id),
-              change.record.SerializeAsString());
-    batch.Put(handle(ColumnFamily::kChangeLog), ChangeLogKey(revision),
+    if (change.event.kind() == ChangeEvent::DELETED) {
+      batch.Delete(handle(ColumnFamily::kRegistrants), RegistrantKey(id));
+    } else {
+      if (!change.event.has_practitioner() || change.event.practitioner().has_private_contact()) {
+        return absl::InternalError("a change must carry its record's public view");
+      }
+      batch.Put(handle(ColumnFamily::kRegistrants), RegistrantKey(id),
+                EncodeRegistrant(change.record, change.event.practitioner()));
+    }
+    batch.Put(handle(ColumnFamily::kChangeLog), ChangeLogKey(revision), id);
+    batch.Put(handle(ColumnFamily::kHistory), HistoryKey(id, revision),
               change.event.SerializeAsString());
-    batch.Put(handle(ColumnFamily::kHistoryIndex), HistoryIndexKey(id, revision), "");
     events.push_back(std::make_shared<const ChangeEvent>(change.event));
   }
   for (const auto& [key, value] : commit->meta_puts) {
@@ -384,8 +573,8 @@ ReadView::ReadView(const Store* store) : store_(store) {
 ReadView::~ReadView() { store_->db_->ReleaseSnapshot(snapshot_); }
 
 absl::StatusOr<std::optional<Practitioner>> ReadView::GetPractitioner(
-    absl::string_view registration_id) const {
-  return store_->ReadPractitioner(snapshot_, registration_id);
+    absl::string_view registration_id, Detail detail) const {
+  return store_->ReadPractitioner(snapshot_, registration_id, detail);
 }
 
 absl::Status ReadView::VisitPractitioner(absl::string_view registration_id,
@@ -419,8 +608,10 @@ absl::Status ReadView::VisitPractitioners(
       continue;
     }
     if (!statuses[i].ok()) return FromRocks(statuses[i], "reading a registrant");
-    if (!practitioner.ParseFromArray(values[i].data(), static_cast<int>(values[i].size()))) {
-      return absl::DataLossError("stored registrant does not parse");
+    if (absl::Status decoded = DecodeRegistrant(
+            absl::string_view(values[i].data(), values[i].size()), Detail::kPublic, &practitioner);
+        !decoded.ok()) {
+      return decoded;
     }
     fn(i, &practitioner);
   }
@@ -435,21 +626,14 @@ absl::StatusOr<std::vector<ChangeEvent>> ReadView::ListHistory(absl::string_view
   std::string prefix;
   AppendString(&prefix, registration_id);
   std::unique_ptr<rocksdb::Iterator> it(
-      store_->db_->NewIterator(options, store_->handle(ColumnFamily::kHistoryIndex)));
+      store_->db_->NewIterator(options, store_->handle(ColumnFamily::kHistory)));
   std::vector<ChangeEvent> events;
-  for (it->Seek(HistoryIndexKey(registration_id, after_revision + 1));
+  for (it->Seek(HistoryKey(registration_id, after_revision + 1));
        it->Valid() && it->key().starts_with(prefix) && static_cast<int>(events.size()) < limit;
        it->Next()) {
-    absl::string_view rest(it->key().data() + prefix.size(), it->key().size() - prefix.size());
-    std::optional<int64_t> revision = ConsumeInt64(&rest);
-    if (!revision) return absl::DataLossError("malformed history index key");
-    std::string value;
-    rocksdb::Status s = store_->db_->Get(options, store_->handle(ColumnFamily::kChangeLog),
-                                         ChangeLogKey(*revision), &value);
-    if (!s.ok()) return FromRocks(s, "reading the change log");
     ChangeEvent& event = events.emplace_back();
-    if (absl::Status parsed = ParseInto(value, &event, "change event"); !parsed.ok()) {
-      return parsed;
+    if (!event.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("stored change event does not parse");
     }
   }
   if (!it->status().ok()) return FromRocks(it->status(), "reading history");
@@ -464,10 +648,12 @@ ReadView::Cursor::~Cursor() = default;
 
 bool ReadView::Cursor::Valid() const { return it_->Valid(); }
 
-absl::StatusOr<Practitioner> ReadView::Cursor::Read() const {
+absl::StatusOr<Practitioner> ReadView::Cursor::Read(Detail detail) const {
   Practitioner practitioner;
-  if (!practitioner.ParseFromArray(it_->value().data(), static_cast<int>(it_->value().size()))) {
-    return absl::DataLossError("stored registrant does not parse");
+  if (absl::Status decoded = DecodeRegistrant(
+          absl::string_view(it_->value().data(), it_->value().size()), detail, &practitioner);
+      !decoded.ok()) {
+    return decoded;
   }
   return practitioner;
 }
@@ -486,11 +672,11 @@ std::unique_ptr<ReadView::Cursor> ReadView::Practitioners() const {
       store_->db_->NewIterator(options, store_->handle(ColumnFamily::kRegistrants)))));
 }
 
-absl::Status ReadView::ForEachPractitioner(
-    const std::function<bool(const Practitioner&)>& fn) const {
+absl::Status ReadView::ForEachPractitioner(const std::function<bool(const Practitioner&)>& fn,
+                                           Detail detail) const {
   std::unique_ptr<Cursor> cursor = Practitioners();
   for (; cursor->Valid(); cursor->Next()) {
-    absl::StatusOr<Practitioner> practitioner = cursor->Read();
+    absl::StatusOr<Practitioner> practitioner = cursor->Read(detail);
     if (!practitioner.ok()) return practitioner.status();
     if (!fn(*practitioner)) return absl::OkStatus();
   }

@@ -1,6 +1,10 @@
 // RocksDB-backed storage of the register. Every commit is one synced WriteBatch holding the
 // changed records, their change events, the new revision and any meta entries (idempotency
 // records, key hashes) together, so a crash leaves either all of it or none.
+//
+// A registrant is stored as a storage.v1.RegistrantRecord: the public view that core made when
+// it was written (the change event's practitioner) and the private details apart. Reads give
+// the public view unless they ask for the private details (Detail::kWithPrivate).
 #ifndef PHYSIOREG_STORAGE_STORE_H_
 #define PHYSIOREG_STORAGE_STORE_H_
 
@@ -30,10 +34,14 @@ class Snapshot;
 
 namespace physioreg::storage {
 
-// One changed registrant: the full record to store and the event that describes the change.
-// `event.practitioner()` is what history readers and feed consumers see. The store's writer
-// assigns the revision (record, event and the event's practitioner); a change that states
-// one must state exactly the one it gets.
+// What a read returns: the public view (any caller may see it) or the whole record with the
+// regulator-only private details.
+enum class Detail { kPublic, kWithPrivate };
+
+// One changed registrant: the whole record and the event that describes the change, whose
+// practitioner is the record's public view (core::PublicView); the store keeps that view and
+// the record's private details. The store's writer assigns the revision (record, event and the
+// event's practitioner); a change that states one must state exactly the one it gets.
 struct RecordChange {
   physioreg::v1::Practitioner record;
   physioreg::v1::ChangeEvent event;
@@ -59,11 +67,11 @@ class ReadView {
   int64_t revision() const { return revision_; }
 
   [[nodiscard]] absl::StatusOr<std::optional<physioreg::v1::Practitioner>> GetPractitioner(
-      absl::string_view registration_id) const;
+      absl::string_view registration_id, Detail detail = Detail::kPublic) const;
 
-  // Calls `fn` with the registrant (nullptr when unknown), parsed into a message this thread
-  // reuses from call to call, so a read does not allocate every string and sub-message of the
-  // record anew. `record` is only valid during the call; `fn` must not read through a view.
+  // Calls `fn` with the registrant's public view (nullptr when unknown), parsed into a message this
+  // thread reuses from call to call, so a read does not allocate every string and sub-message of
+  // the record anew. `record` is only valid during the call; `fn` must not read through a view.
   [[nodiscard]] absl::Status VisitPractitioner(
       absl::string_view registration_id,
       const std::function<void(const physioreg::v1::Practitioner*)>& fn) const;
@@ -85,7 +93,8 @@ class ReadView {
     ~Cursor();
     bool Valid() const;
     // The registrant under the cursor.
-    [[nodiscard]] absl::StatusOr<physioreg::v1::Practitioner> Read() const;
+    [[nodiscard]] absl::StatusOr<physioreg::v1::Practitioner> Read(
+        Detail detail = Detail::kPublic) const;
     void Next();
     // Not OK when iteration stopped on an error rather than at the end.
     [[nodiscard]] absl::Status status() const;
@@ -97,9 +106,11 @@ class ReadView {
   };
   std::unique_ptr<Cursor> Practitioners() const;
 
-  // Calls `fn` for every registrant in registration_id order; stops early when it returns false.
+  // Calls `fn` with every registrant (its public view unless `detail` asks for more) in
+  // registration_id order; stops early when it returns false.
   [[nodiscard]] absl::Status ForEachPractitioner(
-      const std::function<bool(const physioreg::v1::Practitioner&)>& fn) const;
+      const std::function<bool(const physioreg::v1::Practitioner&)>& fn,
+      Detail detail = Detail::kPublic) const;
 
  private:
   friend class Store;
@@ -136,10 +147,10 @@ class Store {
 
   std::unique_ptr<ReadView> View() const;
 
-  // Reads of the latest committed state.
+  // Reads of the latest committed state (public views unless `detail` asks for more).
   [[nodiscard]] absl::StatusOr<std::optional<physioreg::v1::Practitioner>> GetPractitioner(
-      absl::string_view registration_id) const;
-  // The same, parsed into `out` (e.g. a response on a per-call arena); false when unknown.
+      absl::string_view registration_id, Detail detail = Detail::kPublic) const;
+  // The public view parsed into `out` (e.g. a response on a per-call arena); false when unknown.
   [[nodiscard]] absl::StatusOr<bool> GetPractitionerInto(absl::string_view registration_id,
                                                          physioreg::v1::Practitioner* out) const;
   // Reads one registrant together with the register revision it belongs to, and calls
@@ -163,14 +174,22 @@ class Store {
   // The ordered change feed of every commit (feed.h).
   Feed& feed() const { return *feed_; }
 
-  // The first revision whose change was made at or after `unix_micros` (revision() + 1 when
-  // every change is older): a binary search over the change log, whose change times follow
-  // revision order.
+  // The first revision kept in the change log (revision() + 1 once every change is pruned).
+  int64_t change_log_start() const { return change_log_start_.load(std::memory_order_acquire); }
+
+  // The first revision kept in the change log whose change was made at or after `unix_micros`
+  // (revision() + 1 when every change is older): a binary search over the change log, whose
+  // change times follow revision order.
   [[nodiscard]] absl::StatusOr<int64_t> FirstRevisionSince(int64_t unix_micros) const;
 
   // Events of the change log with revision > after_revision, oldest first, at most `limit`.
+  // OUT_OF_RANGE when revision after_revision + 1 has been pruned.
   [[nodiscard]] absl::StatusOr<std::vector<physioreg::v1::ChangeEvent>> ReadChanges(
       int64_t after_revision, int limit) const;
+
+  // Drops the change log's entries before `first_kept` (at most revision() + 1) in one durable
+  // batch; the registrants' histories stay whole. Moves the feed's retention with it.
+  [[nodiscard]] absl::Status PruneChangeLog(int64_t first_kept);
 
  private:
   friend class ReadView;
@@ -184,9 +203,13 @@ class Store {
   // Reads the latest registrant into `out`, with or without a snapshot; false when unknown.
   [[nodiscard]] absl::StatusOr<bool> ReadPractitioner(const rocksdb::Snapshot* snapshot,
                                                       absl::string_view registration_id,
+                                                      Detail detail,
                                                       physioreg::v1::Practitioner* out) const;
   [[nodiscard]] absl::StatusOr<std::optional<physioreg::v1::Practitioner>> ReadPractitioner(
-      const rocksdb::Snapshot* snapshot, absl::string_view registration_id) const;
+      const rocksdb::Snapshot* snapshot, absl::string_view registration_id, Detail detail) const;
+  // Opening: refuses a directory written in another storage format, stamps a new one, and
+  // reads the revision and where the change log starts.
+  [[nodiscard]] absl::Status LoadState();
 
   std::mutex write_mu_;
   std::atomic<int64_t> revision_{0};
@@ -194,14 +217,25 @@ class Store {
   // stays even and unchanged sees exactly the commits up to revision_, so it can take the
   // revision from memory instead of reading the meta key through its snapshot.
   std::atomic<uint64_t> write_generation_{0};
+  std::atomic<int64_t> change_log_start_{1};
   std::unique_ptr<Feed> feed_;
 };
 
 // Keys, exposed for tests and for tools that inspect a database.
 std::string RegistrantKey(absl::string_view registration_id);
 std::string ChangeLogKey(int64_t revision);
-std::string HistoryIndexKey(absl::string_view registration_id, int64_t revision);
+std::string HistoryKey(absl::string_view registration_id, int64_t revision);
 inline constexpr absl::string_view kRevisionMetaKey = "revision";
+inline constexpr absl::string_view kStorageFormatMetaKey = "storage_format";
+inline constexpr absl::string_view kChangeLogStartMetaKey = "change_log_start";
+
+// The registrants family's value for `record` (whole) and its public view `public_view`.
+std::string EncodeRegistrant(const physioreg::v1::Practitioner& record,
+                             const physioreg::v1::Practitioner& public_view);
+// Reads a value EncodeRegistrant wrote into `out` (cleared first): the public view, plus the
+// private details for kWithPrivate. DATA_LOSS for a malformed value or an unknown format.
+[[nodiscard]] absl::Status DecodeRegistrant(absl::string_view value, Detail detail,
+                                            physioreg::v1::Practitioner* out);
 
 }  // namespace physioreg::storage
 

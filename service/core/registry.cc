@@ -504,7 +504,8 @@ absl::StatusOr<physioreg::v1::UpsertPractitionersResponse> Registry::Upsert(
 }
 
 absl::StatusOr<Practitioner> Registry::LoadForUpdate(const std::string& id) const {
-  absl::StatusOr<std::optional<Practitioner>> stored = store_->GetPractitioner(id);
+  absl::StatusOr<std::optional<Practitioner>> stored =
+      store_->GetPractitioner(id, storage::Detail::kWithPrivate);
   if (!stored.ok()) return stored.status();
   if (!stored->has_value()) return absl::NotFoundError(absl::StrCat("no registrant ", id));
   return std::move(**stored);
@@ -554,7 +555,8 @@ absl::Status Registry::PrepareChanges(const std::vector<Upload>& uploads,
     if (auto it = pending.find(id); it != pending.end()) {
       stored = commit->changes[it->second].record;
     } else {
-      absl::StatusOr<std::optional<Practitioner>> found = store_->GetPractitioner(id);
+      absl::StatusOr<std::optional<Practitioner>> found =
+          store_->GetPractitioner(id, storage::Detail::kWithPrivate);
       if (!found.ok()) return found.status();
       stored = *std::move(found);
     }

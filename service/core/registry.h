@@ -53,8 +53,8 @@ class Registry {
   // Today in the registry's time zone, YYYY-MM-DD.
   std::string Today() const;
 
-  // Full record (private details included) into an empty `out`; the caller decides what view
-  // leaves. Answers are written into the caller's message, which may live on a per-call arena.
+  // The public view (core::PublicView, as stored) into an empty `out`. Answers are written into
+  // the caller's message, which may live on a per-call arena.
   [[nodiscard]] absl::Status GetPractitioner(const physioreg::v1::GetPractitionerRequest& request,
                                              physioreg::v1::Practitioner* out) const;
 

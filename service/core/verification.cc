@@ -26,11 +26,9 @@ std::string DisplayName(const Practitioner& p) {
 }
 
 Practitioner PublicView(Practitioner practitioner) {
-  MakePublic(&practitioner);
+  practitioner.clear_private_contact();
   return practitioner;
 }
-
-void MakePublic(Practitioner* practitioner) { practitioner->clear_private_contact(); }
 
 void Verify(const Practitioner* p, absl::string_view registration_id,
             physioreg::v1::RestrictedActivity activity, absl::string_view as_of,

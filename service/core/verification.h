@@ -22,10 +22,11 @@ std::optional<std::string> StatusOn(
 // The name patients and clinics see: preferred name (else given name) and family name.
 std::string DisplayName(const physioreg::v1::Practitioner& practitioner);
 
-// The record as any non-regulator may see it (private contact details removed).
+// The record as any non-regulator may see it (private contact details removed). The one place
+// that decides it: the registry stores this view beside the private details when a record is
+// written (storage keeps them apart), and every public read (Get, Search, Verify, History,
+// WatchChanges, public exports, HTTP) reads only the stored view.
 physioreg::v1::Practitioner PublicView(physioreg::v1::Practitioner practitioner);
-// The same, in place.
-void MakePublic(physioreg::v1::Practitioner* practitioner);
 
 // Applies the rule to `practitioner` (nullptr when the id is unknown) for `activity` on `as_of`
 // (a valid YYYY-MM-DD). Fills authorized, reason, registration_id, display_name,

@@ -300,7 +300,7 @@ class NdjsonExport final : public ExportStream {
     while (cursor_->Valid() && out->size() < kChunkBytes) {
       absl::StatusOr<v1::Practitioner> record = cursor_->Read();
       if (!record.ok()) return record.status();
-      *out += ToJson(core::PublicView(*std::move(record)));
+      *out += ToJson(*record);
       out->push_back('\n');
       cursor_->Next();
       any = true;
@@ -505,7 +505,6 @@ Response Api::GetPractitioner(const Request& request, const std::string& id,
   if (NoneMatch(request.if_none_match, etag)) {
     response.status = 304;
   } else {
-    core::MakePublic(&practitioner);
     response = JsonResponse(200, ToJson(practitioner), "");
   }
   SetHeader(&response, "ETag", etag);

@@ -621,6 +621,33 @@ TEST_F(RegistryTest, UploadThatKnowsTheSuspensionMayLiftIt) {
   EXPECT_EQ(Get("PT-1").permit().status(), v1::Permit::ACTIVE);
 }
 
+// The registry answers public views itself: no layer above has to remember to strip them.
+TEST_F(RegistryTest, ReadsAnswerThePublicViewOnly) {
+  UpsertOk({ValidPractitioner("PT-1")});
+  EXPECT_FALSE(Get("PT-1").has_private_contact());
+  EXPECT_FALSE(Get("PT-1").given_name().empty());
+  v1::SetAuthorizationStatusRequest suspend;
+  suspend.set_registration_id("PT-1");
+  suspend.set_activity(v1::DRY_NEEDLING);
+  suspend.set_status(v1::Authorization::SUSPENDED);
+  suspend.set_reason("Audit");
+  ASSERT_TRUE(registry_->SetAuthorizationStatus(suspend, "k1").ok());
+  v1::ListPractitionerHistoryRequest history;
+  history.set_registration_id("PT-1");
+  absl::StatusOr<v1::ListPractitionerHistoryResponse> events =
+      registry_->ListHistory(history, /*include_actor=*/true);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->events_size(), 2);
+  for (const v1::ChangeEvent& event : events->events()) {
+    EXPECT_FALSE(event.practitioner().has_private_contact());
+  }
+  absl::StatusOr<std::optional<v1::Practitioner>> whole =
+      store_->GetPractitioner("PT-1", storage::Detail::kWithPrivate);
+  ASSERT_TRUE(whole.ok() && whole->has_value());
+  EXPECT_EQ((*whole)->private_contact().email(), "helene.obrien@example.ca")
+      << "a status change keeps the private details";
+}
+
 TEST_F(RegistryTest, UpdateMaskChangesOnlyTheNamedFields) {
   UpsertOk({ValidPractitioner("PT-1")});
   // What the public Get returns: no private contact.
@@ -634,7 +661,11 @@ TEST_F(RegistryTest, UpdateMaskChangesOnlyTheNamedFields) {
   EXPECT_EQ(response->updated(), 1);
   const v1::Practitioner stored = Get("PT-1");
   EXPECT_EQ(stored.family_name(), "Tremblay");
-  EXPECT_EQ(stored.private_contact().email(), "helene.obrien@example.ca");
+  EXPECT_FALSE(stored.has_private_contact());
+  // The private details the masked upload did not name are kept.
+  EXPECT_EQ(
+      (*store_->GetPractitioner("PT-1", storage::Detail::kWithPrivate))->private_contact().email(),
+      "helene.obrien@example.ca");
 
   // Only a partial record: the rest comes from the stored one.
   v1::Practitioner languages_only;
@@ -800,18 +831,21 @@ TEST_F(RegistryTest, EveryStoredRecordRevalidatesAndReimportsIdentically) {
 
   std::vector<v1::Practitioner> exported;
   ASSERT_TRUE(registry_->Snapshot()
-                  ->ForEachPractitioner([&](const v1::Practitioner& p) {
-                    Violations v;
-                    ValidatePractitioner(p, p.registration_id(), registry_->Today(), &v);
-                    ValidateStoredForm(p, p.registration_id(), WriteKind::kRestriction, &v);
-                    EXPECT_TRUE(v.empty()) << v.ToStatus();
-                    std::string json;
-                    EXPECT_TRUE(google::protobuf::util::MessageToJsonString(p, &json).ok());
-                    v1::Practitioner parsed;
-                    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, &parsed).ok());
-                    exported.push_back(parsed);
-                    return true;
-                  })
+                  ->ForEachPractitioner(
+                      [&](const v1::Practitioner& p) {
+                        Violations v;
+                        ValidatePractitioner(p, p.registration_id(), registry_->Today(), &v);
+                        ValidateStoredForm(p, p.registration_id(), WriteKind::kRestriction, &v);
+                        EXPECT_TRUE(v.empty()) << v.ToStatus();
+                        std::string json;
+                        EXPECT_TRUE(google::protobuf::util::MessageToJsonString(p, &json).ok());
+                        v1::Practitioner parsed;
+                        EXPECT_TRUE(
+                            google::protobuf::util::JsonStringToMessage(json, &parsed).ok());
+                        exported.push_back(parsed);
+                        return true;
+                      },
+                      storage::Detail::kWithPrivate)
                   .ok());
   ASSERT_EQ(exported.size(), 30u);
 
@@ -831,7 +865,7 @@ TEST_F(RegistryTest, EveryStoredRecordRevalidatesAndReimportsIdentically) {
   EXPECT_EQ(session.summary.applied(), 30);
   for (const v1::Practitioner& original : exported) {
     absl::StatusOr<std::optional<v1::Practitioner>> copy =
-        (*other_store)->GetPractitioner(original.registration_id());
+        (*other_store)->GetPractitioner(original.registration_id(), storage::Detail::kWithPrivate);
     ASSERT_TRUE(copy.ok() && copy->has_value());
     v1::Practitioner a = original, b = **copy;
     for (v1::Practitioner* p : {&a, &b}) {

@@ -18,6 +18,7 @@
 #include "physioreg/v1/practitioner.pb.h"
 #include "physioreg/v1/registry.pb.h"
 #include "service/core/validation.h"
+#include "storage/store.h"
 #include "tests/support/records.h"
 
 namespace physioreg::core {
@@ -583,6 +584,78 @@ TEST(PublicViewTest, RecordWithoutPrivateContactIsUnchanged) {
   Practitioner practitioner = StoredPractitioner();
   practitioner.clear_private_contact();
   EXPECT_TRUE(MessageDifferencer::Equals(PublicView(practitioner), practitioner));
+}
+
+// Sets every field of `message`, recursively, to a value that is not its default.
+void FillEveryField(google::protobuf::Message* message, int depth = 0) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection* reflection = message->GetReflection();
+  const google::protobuf::Descriptor* descriptor = message->GetDescriptor();
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    const FieldDescriptor* field = descriptor->field(i);
+    const std::string text = std::string(field->name()) + "-value";
+    if (field->is_repeated()) {
+      switch (field->cpp_type()) {
+        case FieldDescriptor::CPPTYPE_STRING:
+          reflection->AddString(message, field, text);
+          break;
+        case FieldDescriptor::CPPTYPE_ENUM:
+          reflection->AddEnumValue(message, field, 1);
+          break;
+        case FieldDescriptor::CPPTYPE_MESSAGE:
+          if (depth < 4) FillEveryField(reflection->AddMessage(message, field), depth + 1);
+          break;
+        default:
+          FAIL() << "repeated field of an unexpected type: " << field->full_name();
+      }
+      continue;
+    }
+    switch (field->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_STRING:
+        reflection->SetString(message, field, text);
+        break;
+      case FieldDescriptor::CPPTYPE_ENUM:
+        reflection->SetEnumValue(message, field, 1);
+        break;
+      case FieldDescriptor::CPPTYPE_DOUBLE:
+        reflection->SetDouble(message, field, 1.5);
+        break;
+      case FieldDescriptor::CPPTYPE_INT64:
+        reflection->SetInt64(message, field, 7);
+        break;
+      case FieldDescriptor::CPPTYPE_INT32:
+        reflection->SetInt32(message, field, 7);
+        break;
+      case FieldDescriptor::CPPTYPE_BOOL:
+        reflection->SetBool(message, field, true);
+        break;
+      case FieldDescriptor::CPPTYPE_MESSAGE:
+        FillEveryField(reflection->MutableMessage(message, field), depth + 1);
+        break;
+      default:
+        FAIL() << "field of an unexpected type: " << field->full_name();
+    }
+  }
+}
+
+// The store keeps a record as its public view plus the private details: whatever the public
+// view leaves out must be what the store keeps apart, or a regulator's whole read (exports,
+// every write's read-modify-write) would lose it. A field added to Practitioner is covered here.
+TEST(PublicViewTest, TheStoredPublicViewAndPrivateDetailsGiveBackTheWholeRecord) {
+  Practitioner record;
+  FillEveryField(&record);
+  const Practitioner view = PublicView(record);
+  Practitioner whole;
+  ASSERT_TRUE(storage::DecodeRegistrant(storage::EncodeRegistrant(record, view),
+                                        storage::Detail::kWithPrivate, &whole)
+                  .ok());
+  EXPECT_TRUE(MessageDifferencer::Equals(whole, record)) << whole.DebugString();
+  Practitioner public_read;
+  ASSERT_TRUE(storage::DecodeRegistrant(storage::EncodeRegistrant(record, view),
+                                        storage::Detail::kPublic, &public_read)
+                  .ok());
+  EXPECT_TRUE(MessageDifferencer::Equals(public_read, view));
+  EXPECT_FALSE(public_read.has_private_contact());
 }
 
 }  // namespace

@@ -289,6 +289,15 @@ TEST_F(WatchTest, RetentionRefusesOlderSinceRevisions) {
   std::vector<v1::ChangeEvent> events = ReadUntil(request, revision, clinic_);
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].revision(), 4);
+  // The change log was pruned; the registrant's history is the register's record, kept whole.
+  v1::ListPractitionerHistoryRequest history;
+  history.set_registration_id("PT-1");
+  v1::ListPractitionerHistoryResponse answer;
+  auto context = Context("");
+  ASSERT_TRUE(Registry()->ListPractitionerHistory(context.get(), history, &answer).ok());
+  ASSERT_EQ(answer.events_size(), 2);
+  EXPECT_EQ(answer.events(0).revision(), 1);
+  EXPECT_EQ(answer.events(1).revision(), 4);
 }
 
 // A watcher that stops reading is cut off with RESOURCE_EXHAUSTED once more than the bound of

@@ -10,6 +10,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "physioreg/storage/v1/records.pb.h"
+#include "rocksdb/db.h"
+#include "storage/key_codec.h"
 #include "tests/support/records.h"
 #include "tests/support/temp_dir.h"
 
@@ -28,7 +31,9 @@ RecordChange Change(const Practitioner& record, int64_t revision) {
   change.event.set_revision(revision);
   change.event.set_registration_id(record.registration_id());
   change.event.set_kind(ChangeEvent::UPDATED);
+  // The public view core makes (core::PublicView): the store keeps the private details apart.
   *change.event.mutable_practitioner() = change.record;
+  change.event.mutable_practitioner()->clear_private_contact();
   return change;
 }
 
@@ -66,7 +71,8 @@ TEST(StoreTest, ReopenKeepsRecordsHistoryMetaAndRevision) {
   EXPECT_EQ(store->revision(), 3);
   auto view = store->View();
   EXPECT_EQ(view->revision(), 3);
-  absl::StatusOr<std::optional<Practitioner>> pt1 = view->GetPractitioner("PT-1");
+  absl::StatusOr<std::optional<Practitioner>> pt1 =
+      view->GetPractitioner("PT-1", Detail::kWithPrivate);
   ASSERT_TRUE(pt1.ok() && pt1->has_value());
   EXPECT_EQ((*pt1)->family_name(), "Lévesque");
   EXPECT_EQ((*pt1)->private_contact().email(), "helene.obrien@example.ca");
@@ -445,6 +451,215 @@ TEST(StoreTest, UnusableDirectoryFailsClearly) {
   ASSERT_FALSE(store.ok());
   EXPECT_NE(store.status().message().find("not-a-directory"), absl::string_view::npos)
       << store.status();
+}
+
+TEST(StoreTest, PublicReadsNeverCarryPrivateDetailsWholeReadsDo) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  Practitioner record = ValidPractitioner("PT-7");
+  ASSERT_TRUE(record.has_private_contact());
+  Commit commit;
+  commit.changes.push_back(Change(record, 0));
+  ASSERT_TRUE(store->Write(&commit).ok());
+  const Practitioner& stored = commit.changes.back().record;  // Revision set by the writer.
+
+  absl::StatusOr<std::optional<Practitioner>> public_view = store->GetPractitioner("PT-7");
+  ASSERT_TRUE(public_view.ok() && public_view->has_value());
+  EXPECT_FALSE((*public_view)->has_private_contact());
+  EXPECT_EQ((*public_view)->given_name(), record.given_name());
+  EXPECT_EQ((*public_view)->revision(), 1);
+
+  absl::StatusOr<std::optional<Practitioner>> whole =
+      store->GetPractitioner("PT-7", Detail::kWithPrivate);
+  ASSERT_TRUE(whole.ok() && whole->has_value());
+  EXPECT_EQ((*whole)->SerializeAsString(), stored.SerializeAsString());
+
+  Practitioner into;
+  ASSERT_TRUE(*store->GetPractitionerInto("PT-7", &into));
+  EXPECT_FALSE(into.has_private_contact());
+  std::unique_ptr<ReadView> view = store->View();
+  ASSERT_TRUE(view->VisitPractitioner("PT-7",
+                                      [](const Practitioner* p) {
+                                        ASSERT_NE(p, nullptr);
+                                        EXPECT_FALSE(p->has_private_contact());
+                                      })
+                  .ok());
+  ASSERT_TRUE(view->ForEachPractitioner([](const Practitioner& p) {
+                    EXPECT_FALSE(p.has_private_contact());
+                    return true;
+                  })
+                  .ok());
+  std::unique_ptr<ReadView::Cursor> cursor = view->Practitioners();
+  ASSERT_TRUE(cursor->Valid());
+  EXPECT_FALSE(cursor->Read()->has_private_contact());
+  EXPECT_EQ(cursor->Read(Detail::kWithPrivate)->private_contact().email(),
+            record.private_contact().email());
+}
+
+TEST(StoreTest, AChangeWithoutAPublicViewIsRefusedAndWritesNothing) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  Commit leaky;
+  leaky.changes.push_back(Change(ValidPractitioner("PT-7"), 0));
+  *leaky.changes.back().event.mutable_practitioner() = leaky.changes.back().record;
+  EXPECT_EQ(store->Write(&leaky).code(), absl::StatusCode::kInternal);
+  Commit missing;
+  missing.changes.push_back(Change(ValidPractitioner("PT-7"), 0));
+  missing.changes.back().event.clear_practitioner();
+  EXPECT_EQ(store->Write(&missing).code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(store->revision(), 0);
+  EXPECT_FALSE(store->GetPractitioner("PT-7")->has_value());
+}
+
+TEST(StoreTest, RegistrantValueIsARegistrantRecordOfFormatOne) {
+  Practitioner record = ValidPractitioner("PT-7");
+  Practitioner public_view = record;
+  public_view.clear_private_contact();
+  const std::string value = EncodeRegistrant(record, public_view);
+  physioreg::storage::v1::RegistrantRecord parsed;
+  ASSERT_TRUE(parsed.ParseFromString(value));
+  EXPECT_EQ(parsed.format_version(), 1u);
+  EXPECT_EQ(parsed.public_view().SerializeAsString(), public_view.SerializeAsString());
+  EXPECT_EQ(parsed.private_details().email(), record.private_contact().email());
+  EXPECT_EQ(parsed.private_details().phone(), record.private_contact().phone());
+
+  // Written by the generated class (with a field a later format-1 writer might add): the same.
+  parsed.GetReflection()->MutableUnknownFields(&parsed)->AddVarint(99, 7);
+  Practitioner decoded;
+  ASSERT_TRUE(DecodeRegistrant(parsed.SerializeAsString(), Detail::kWithPrivate, &decoded).ok());
+  EXPECT_EQ(decoded.SerializeAsString(), record.SerializeAsString());
+  ASSERT_TRUE(DecodeRegistrant(value, Detail::kPublic, &decoded).ok());
+  EXPECT_EQ(decoded.SerializeAsString(), public_view.SerializeAsString());
+
+  // Set but empty private details come back as set.
+  record.mutable_private_contact()->Clear();
+  ASSERT_TRUE(
+      DecodeRegistrant(EncodeRegistrant(record, public_view), Detail::kWithPrivate, &decoded).ok());
+  EXPECT_TRUE(decoded.has_private_contact());
+}
+
+TEST(StoreTest, UnknownFormatsAndMalformedValuesAreDataLossNeverMisread) {
+  Practitioner public_view = ValidPractitioner("PT-7");
+  public_view.clear_private_contact();
+  physioreg::storage::v1::RegistrantRecord newer;
+  newer.set_format_version(2);
+  *newer.mutable_public_view() = public_view;
+  Practitioner out;
+  absl::Status status = DecodeRegistrant(newer.SerializeAsString(), Detail::kPublic, &out);
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(status.message().find("format 2"), absl::string_view::npos) << status;
+  // A bare physioreg.v1.Practitioner (what was stored before format 1) has no format.
+  EXPECT_EQ(DecodeRegistrant(public_view.SerializeAsString(), Detail::kPublic, &out).code(),
+            absl::StatusCode::kDataLoss);
+  const std::string value = EncodeRegistrant(public_view, public_view);
+  for (size_t cut : {size_t{1}, size_t{3}, value.size() / 2, value.size() - 1}) {
+    EXPECT_EQ(DecodeRegistrant(value.substr(0, cut), Detail::kPublic, &out).code(),
+              absl::StatusCode::kDataLoss)
+        << cut;
+  }
+  EXPECT_EQ(DecodeRegistrant("", Detail::kPublic, &out).code(), absl::StatusCode::kDataLoss);
+}
+
+// Writes raw entries into a data directory's database, as another build of physioreg would.
+void WriteRaw(const std::string& path, const std::vector<std::string>& families,
+              const std::vector<std::pair<std::string, std::string>>& meta) {
+  rocksdb::DBOptions options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const std::string& name : families)
+    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(options, path + "/db", descriptors, &handles, &db).ok());
+  rocksdb::ColumnFamilyHandle* meta_family = handles.back();
+  for (const auto& [key, value] : meta) {
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), meta_family, key, value).ok());
+  }
+  for (rocksdb::ColumnFamilyHandle* handle : handles) db->DestroyColumnFamilyHandle(handle);
+  delete db;
+}
+
+std::string Int64Value(int64_t value) {
+  std::string out;
+  AppendInt64(&out, value);
+  return out;
+}
+
+TEST(StoreTest, DirectoriesOfAnotherStorageFormatAreRefusedClearly) {
+  {
+    TempDir dir;  // The layout before format 1.
+    WriteRaw(dir.path(), {"default", "registrants", "change_log", "history_index", "meta"},
+             {{"revision", Int64Value(5)}});
+    absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(dir.path());
+    ASSERT_FALSE(store.ok());
+    EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_NE(store.status().message().find("history_index"), absl::string_view::npos)
+        << store.status();
+  }
+  {
+    TempDir dir;  // Today's families, but records written before the format was stamped.
+    WriteRaw(dir.path(), {"default", "registrants", "change_log", "history", "meta"},
+             {{"revision", Int64Value(5)}});
+    absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(dir.path());
+    ASSERT_FALSE(store.ok());
+    EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_NE(store.status().message().find("export"), absl::string_view::npos) << store.status();
+  }
+  {
+    TempDir dir;  // A newer build's format.
+    WriteRaw(dir.path(), {"default", "registrants", "change_log", "history", "meta"},
+             {{"storage_format", Int64Value(2)}});
+    absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(dir.path());
+    ASSERT_FALSE(store.ok());
+    EXPECT_NE(store.status().message().find("format 2"), absl::string_view::npos) << store.status();
+  }
+  {
+    TempDir dir;  // A new register is stamped and opens again.
+    { auto store = OpenOrDie(dir.path()); }
+    auto store = OpenOrDie(dir.path());
+    EXPECT_EQ(*store->GetMeta(kStorageFormatMetaKey), Int64Value(kStorageFormat));
+  }
+}
+
+TEST(StoreTest, PruningTheChangeLogKeepsEveryHistoryAndSurvivesAReopen) {
+  TempDir dir;
+  {
+    auto store = OpenOrDie(dir.path());
+    for (int i = 1; i <= 5; ++i) {
+      Commit commit;
+      commit.changes.push_back(Change(ValidPractitioner(i % 2 == 1 ? "PT-1" : "PT-2"), 0));
+      commit.changes.back().event.mutable_change_time()->set_seconds(i * 100);
+      ASSERT_TRUE(store->Write(&commit).ok());
+    }
+    EXPECT_EQ(store->PruneChangeLog(7).code(), absl::StatusCode::kInvalidArgument);
+    ASSERT_TRUE(store->PruneChangeLog(3).ok());
+    ASSERT_TRUE(store->PruneChangeLog(2).ok());  // Never backwards.
+    EXPECT_EQ(store->change_log_start(), 3);
+    EXPECT_EQ(store->feed().oldest_retained(), 3);
+  }
+  auto store = OpenOrDie(dir.path());
+  EXPECT_EQ(store->change_log_start(), 3);
+  EXPECT_EQ(store->feed().oldest_retained(), 3);
+  absl::StatusOr<std::vector<ChangeEvent>> pruned = store->ReadChanges(1, 10);
+  EXPECT_EQ(pruned.status().code(), absl::StatusCode::kOutOfRange);
+  absl::StatusOr<std::vector<ChangeEvent>> kept = store->ReadChanges(2, 10);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  ASSERT_EQ(kept->size(), 3u);
+  EXPECT_EQ((*kept)[0].revision(), 3);
+  EXPECT_EQ((*kept)[0].registration_id(), "PT-1");
+  EXPECT_EQ((*kept)[2].revision(), 5);
+  // Histories are the register's record: nothing of them is pruned.
+  absl::StatusOr<std::vector<ChangeEvent>> history = store->View()->ListHistory("PT-1", 0, 10);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 3u);
+  EXPECT_EQ((*history)[0].revision(), 1);
+  // Times are searched among the kept changes only.
+  EXPECT_EQ(*store->FirstRevisionSince(0), 3);
+  EXPECT_EQ(*store->FirstRevisionSince(401 * 1'000'000), 5);
+  ASSERT_TRUE(store->PruneChangeLog(6).ok());  // Everything: followers start at the head.
+  EXPECT_TRUE(store->ReadChanges(5, 10)->empty());
+  EXPECT_EQ(*store->FirstRevisionSince(0), 6);
 }
 
 }  // namespace

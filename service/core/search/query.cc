@@ -217,15 +217,14 @@ absl::StatusOr<v1::SearchPractitionersResponse> Searcher::Search(
   absl::Status read = view->VisitPractitioners(ids, [&](size_t i, const v1::Practitioner* record) {
     // Indexed and stored in the same commit; a record missing here was deleted in between.
     if (cut != page.hits.size() || record == nullptr) return;
-    v1::Practitioner public_record = core::PublicView(*record);
     // The record and its framing, and its distance.
-    const size_t bytes = public_record.ByteSizeLong() + 16;
+    const size_t bytes = record->ByteSizeLong() + 16;
     if (response.practitioners_size() > 0 && page_bytes + bytes > kMaxPageBytes) {
       cut = i;
       return;
     }
     page_bytes += bytes;
-    *response.add_practitioners() = std::move(public_record);
+    *response.add_practitioners() = *record;
     if (query->near) response.add_distances_km(page.hits[i].distance_km);
   });
   if (!read.ok()) return read;
