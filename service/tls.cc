@@ -310,7 +310,26 @@ absl::StatusOr<std::string> TlsConfig::Reload() {
   absl::StatusOr<std::map<std::string, v1::Role>> roles = ReadRoles(options_.roles_file);
   if (!roles.ok()) return roles.status();
   std::vector<X509Ptr> chain = ParseCertificates(material.cert);
-  if (chain.empty()) return FileError("tls_cert", options_.cert_file, "holds no PEM certificate");
+  if (chain.empty())
+    return FileError("tls_cert", options_.cert_file, "no usable PEM certificate chain");
+  {
+    // Checked here for a clear message (the context would only say "key values mismatch").
+    BioPtr bio(BIO_new_mem_buf(material.key.data(), static_cast<int>(material.key.size())));
+    EVP_PKEY* private_key = PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr);
+    const bool matches =
+        private_key != nullptr && X509_check_private_key(chain.front().get(), private_key) == 1;
+    EVP_PKEY_free(private_key);
+    ERR_clear_error();
+    if (private_key == nullptr) {
+      return FileError("tls_key", options_.key_file,
+                       "no usable PEM private key (without passphrase)");
+    }
+    if (!matches) {
+      return FileError(
+          "tls_key", options_.key_file,
+          absl::StrCat("does not match the certificate of --tls_cert '", options_.cert_file, "'"));
+    }
+  }
   auto contexts = std::make_shared<TlsContexts>();
   absl::StatusOr<std::shared_ptr<ssl::context>> grpc = MakeContext(options_, material, true);
   if (!grpc.ok()) return grpc.status();
