@@ -272,6 +272,8 @@ TEST_F(TlsTest, MutualTlsMapsCertificatesToRolesAndRefusesOthers) {
   CommandResult clinic_history = Curl("clinic", "/v1/practitioners/PT-1/history");
   EXPECT_THAT(clinic_history.output, HasSubstr("status=200"));
   EXPECT_THAT(clinic_history.output, Not(HasSubstr("regulator-desk")));
+
+  EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->output();
 }
 
 // SIGHUP while a client keeps calling over one connection: no call fails, that connection keeps
@@ -361,6 +363,9 @@ TEST_F(TlsTest, ReloadOnSighupUnderLoadDropsNoCall) {
   ASSERT_TRUE(server_->WaitForOutput("SIGHUP: TLS not reloaded")) << server_->output();
   EXPECT_THAT(server_->output(), HasSubstr("does not match the certificate"));
   EXPECT_EQ(ServedSerial(GrpcPort(), "h2", "regulator"), "serial=2002");
+
+  // SIGTERM drains and stops cleanly with relayed connections open.
+  EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->output();
 }
 
 }  // namespace
