@@ -109,7 +109,17 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
 
   void OnHandshake(beast::error_code error) {
-    if (error) return CloseSocket();
+    if (error) {
+      // Among them clients without an accepted certificate (mTLS): logged, at most once a
+      // second.
+      static LogLimiter log;
+      int64_t suppressed = 0;
+      if (log.Allow(&suppressed)) {
+        spdlog::info("event=tls_handshake_failed port=http error={} suppressed={}",
+                     LogValue(error.message()), suppressed);
+      }
+      return CloseSocket();
+    }
     handshaken_ = true;
     if constexpr (kTls) {
       if (gateway_->tls->mutual()) {
