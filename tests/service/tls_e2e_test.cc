@@ -48,24 +48,38 @@ class TlsTest : public ::testing::Test {
     // reload, and client certificates: a regulator's, a clinic's, and an intruder's with the
     // regulator's name from the untrusted CA. Keys are P-256 (fast), 0600.
     const std::string d = dir_.path();
+    // Every certificate is valid from 2020 (openssl ca -startdate) to two days from now: under
+    // faketime each process's clock starts anew, so "now" at signing may be later than a
+    // client's "now" when it checks.
+    std::ofstream(dir_.Sub("ca.cnf")) << "[ca]\ndefault_ca = test\n"
+                                      << "[test]\ndatabase = index.txt\nnew_certs_dir = .\n"
+                                      << "serial = serial\ndefault_md = sha256\n"
+                                      << "policy = any\nunique_subject = no\n"
+                                      << "[any]\ncommonName = supplied\n"
+                                      << "organizationName = optional\n";
     Shell(absl::StrCat(
         "cd ", d, "\n",
         "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $1.key "
         "2>/dev/null; chmod 600 $1.key; }\n",
-        "ca() { key $1; openssl req -x509 -new -key $1.key -out $1.pem -days 2 -subj \"$2\"; }\n",
+        // sign NAME CA SERIAL EXTENSIONS [-selfsign]: NAME.csr to NAME.pem
+        "sign() { rm -f index.txt; touch index.txt; echo $3 > serial; printf '%b' \"$4\" > "
+        "$1.ext\n",
+        "  openssl ca -batch -config ca.cnf -keyfile $2.key ${5:--cert $2.pem} -in $1.csr "
+        "-out $1.pem -notext -startdate 20200101000000Z -days 2 -extfile $1.ext; }\n",
+        "ca() { key $1; openssl req -new -key $1.key -out $1.csr -subj \"$2\"\n",
+        "  sign $1 $1 01 'basicConstraints=critical,CA:true\\nkeyUsage=keyCertSign' -selfsign; }\n",
         // leaf NAME CA SUBJECT SERIAL EXTENSIONS
-        "leaf() { key $1; openssl req -new -key $1.key -out $1.csr -subj \"$3\";\n",
-        "  printf '%b' \"$5\" > $1.ext;\n",
-        "  openssl x509 -req -in $1.csr -CA $2.pem -CAkey $2.key -set_serial $4 -days 2 "
-        "-extfile $1.ext -out $1.pem 2>/dev/null; }\n",
+        "leaf() { key $1; openssl req -new -key $1.key -out $1.csr -subj \"$3\"; sign $1 $2 $4 "
+        "\"$5\"; }\n",
         "server='subjectAltName=DNS:localhost,IP:127.0.0.1\\nextendedKeyUsage=serverAuth'\n",
         "client='extendedKeyUsage=clientAuth'\n", "ca ca '/CN=physioreg test CA'\n",
-        "ca other-ca '/CN=someone else'\n", "leaf server ca '/CN=localhost' 0x1001 \"$server\"\n",
-        "leaf server2 ca '/O=Second/CN=localhost' 0x2002 \"$server\"\n",
-        "leaf regulator ca '/O=College/CN=regulator-desk' 0x11 \"$client\"\n",
-        "leaf clinic ca '/CN=clinic-7' 0x12 \"$client\"\n",
-        "leaf unmapped ca '/CN=nobody' 0x13 \"$client\"\n",
-        "leaf intruder other-ca '/O=College/CN=regulator-desk' 0x14 \"$client\"\n"));
+        "ca other-ca '/CN=someone else'\n", "leaf server ca '/CN=localhost' 1001 \"$server\"\n",
+        "leaf server2 ca '/O=Second/CN=localhost' 2002 \"$server\"\n",
+        "leaf regulator ca '/O=College/CN=regulator-desk' 11 \"$client\"\n",
+        "leaf clinic ca '/CN=clinic-7' 12 \"$client\"\n",
+        "leaf unmapped ca '/CN=nobody' 13 \"$client\"\n",
+        "leaf intruder other-ca '/O=College/CN=regulator-desk' 14 \"$client\"\n",
+        "openssl x509 -in server.pem -noout -startdate | grep -q 'Jan  1 00:00:00 2020'\n"));
     std::ofstream(dir_.Sub("roles.txt")) << "# test roles\n"
                                          << "regulator-desk REGULATOR\n"
                                          << "CN=clinic-7   clinic\n";
@@ -268,7 +282,14 @@ TEST_F(TlsTest, MutualTlsMapsCertificatesToRolesAndRefusesOthers) {
   // HTTP: the regulator's certificate sees who wrote (the actor), a clinic's does not.
   CommandResult regulator_history = Curl("regulator", "/v1/practitioners/PT-1/history");
   EXPECT_THAT(regulator_history.output, HasSubstr("status=200"));
-  EXPECT_THAT(regulator_history.output, HasSubstr("cert:CN=regulator-desk,O=College"));
+  // The actor is "cert:" and the subject as RFC 2253 writes it (openssl agrees).
+  std::string subject = Shell(
+      absl::StrCat("openssl x509 -noout -subject -nameopt RFC2253 -in ", File("regulator.pem")));
+  ASSERT_THAT(subject, ::testing::StartsWith("subject="));
+  subject = subject.substr(strlen("subject="));
+  while (!subject.empty() && subject.back() == '\n') subject.pop_back();
+  EXPECT_THAT(subject, HasSubstr("CN=regulator-desk"));
+  EXPECT_THAT(regulator_history.output, HasSubstr("\"actor\":\"cert:" + subject + "\""));
   CommandResult clinic_history = Curl("clinic", "/v1/practitioners/PT-1/history");
   EXPECT_THAT(clinic_history.output, HasSubstr("status=200"));
   EXPECT_THAT(clinic_history.output, Not(HasSubstr("regulator-desk")));
