@@ -61,6 +61,7 @@ Enum ParseEnum(const std::string& text, bool (*parse)(const std::string&, Enum*)
 // What the command line says; each command reads its own fields (CLI11 fills them).
 struct Options {
   std::string address = "127.0.0.1:50051";
+  physioreg::client::TlsFiles tls;
   std::string token_file;
   bool json = false;
 
@@ -1021,6 +1022,14 @@ class CommandLine {
     app_.add_option("--token-file", o_.token_file, "file holding an API key (regulator, clinic)")
         ->envname("PHYSIOREG_TOKEN_FILE");
     app_.add_flag("--json", o_.json, "print proto JSON instead of tables");
+    app_.add_option("--tls-ca", o_.tls.ca,
+                    "TLS: CA certificates (PEM) to verify the server with; --address then names "
+                    "a host its certificate matches")
+        ->envname("PHYSIOREG_TLS_CA");
+    app_.add_option("--tls-cert", o_.tls.cert, "TLS: client certificate (PEM) for mTLS")
+        ->envname("PHYSIOREG_TLS_CERT");
+    app_.add_option("--tls-key", o_.tls.key, "TLS: the client certificate's key (PEM)")
+        ->envname("PHYSIOREG_TLS_KEY");
 
     CLI::App* get = Command("get", "a registrant's public entry");
     get->add_option("ID", o_.id, "registration ID")->required();
@@ -1200,7 +1209,10 @@ int Run(CommandLine& line) {
     if (!read.ok()) throw UsageError(std::string(read.status().message()));
     token = *read;
   }
-  Cli cli{physioreg::client::Connect(o.address, token), o.json};
+  absl::StatusOr<physioreg::client::Connection> connection =
+      physioreg::client::Connect(o.address, token, o.tls);
+  if (!connection.ok()) throw UsageError(std::string(connection.status().message()));
+  Cli cli{*std::move(connection), o.json};
   const std::vector<std::string> path = line.path();
   const std::string& command = path.at(0);
   if (command == "get") return cli.Get(o);
@@ -1254,7 +1266,8 @@ int main(int argc, char** argv) {
       // CLI11 only says a command is required; name the word that is not one.
       for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
-        if (arg == "--address" || arg == "--token-file") {
+        if (arg == "--address" || arg == "--token-file" || arg == "--tls-ca" ||
+            arg == "--tls-cert" || arg == "--tls-key") {
           ++i;
         } else if (!arg.empty() && arg[0] != '-') {
           message = absl::StrCat("unknown command '", arg, "'");

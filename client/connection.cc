@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <iterator>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -35,6 +36,46 @@ Connection Connect(const std::string& address, std::string token) {
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
   return Connection{grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args),
+                    std::move(token)};
+}
+
+namespace {
+
+absl::StatusOr<std::string> ReadWhole(const std::string& path, absl::string_view option) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat(option, ": cannot read ", path));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.empty())
+    return absl::InvalidArgumentError(absl::StrCat(option, ": ", path, " is empty"));
+  return text;
+}
+
+}  // namespace
+
+absl::StatusOr<Connection> Connect(const std::string& address, std::string token,
+                                   const TlsFiles& tls) {
+  if (!tls.enabled()) return Connect(address, std::move(token));
+  if (tls.cert.empty() != tls.key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  grpc::SslCredentialsOptions ssl;
+  if (!tls.ca.empty()) {
+    absl::StatusOr<std::string> ca = ReadWhole(tls.ca, "--tls-ca");
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *std::move(ca);
+  }
+  if (!tls.cert.empty()) {
+    absl::StatusOr<std::string> cert = ReadWhole(tls.cert, "--tls-cert");
+    if (!cert.ok()) return cert.status();
+    absl::StatusOr<std::string> key = ReadWhole(tls.key, "--tls-key");
+    if (!key.ok()) return key.status();
+    ssl.pem_cert_chain = *std::move(cert);
+    ssl.pem_private_key = *std::move(key);
+  }
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  args.SetMaxSendMessageSize(64 << 20);
+  return Connection{grpc::CreateCustomChannel(address, grpc::SslCredentials(ssl), args),
                     std::move(token)};
 }
 

@@ -25,8 +25,22 @@ struct Connection {
   std::unique_ptr<grpc::ClientContext> Context(int timeout_seconds = 30) const;
 };
 
-// An insecure channel to `address` (physioregd listens on loopback; put TLS in front of it).
+// TLS for the channel: PEM files; all empty: plaintext.
+struct TlsFiles {
+  std::string ca;    // CA certificates to verify the server with (empty: the system's)
+  std::string cert;  // a client certificate chain (mTLS), with `key`
+  std::string key;
+
+  bool enabled() const { return !ca.empty() || !cert.empty() || !key.empty(); }
+};
+
+// A channel to `address`: plaintext (physioregd's default, on loopback); over TLS with `tls`,
+// the server's certificate then has to name the host of `address`.
 Connection Connect(const std::string& address, std::string token = "");
+// The same with TLS files: INVALID_ARGUMENT when one cannot be read, or a certificate comes
+// without its key (or the reverse).
+[[nodiscard]] absl::StatusOr<Connection> Connect(const std::string& address, std::string token,
+                                                 const TlsFiles& tls);
 
 // A failed call for people: "error: CODE: message", then each field violation of a
 // google.rpc.BadRequest detail on its own line.

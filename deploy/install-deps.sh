@@ -7,6 +7,9 @@ packages=(build-essential cmake ninja-build ccache pkg-config git tzdata
           libbenchmark-dev libgoogle-perftools-dev libspdlog-dev libboost-dev jq faketime)
 # deploy/bench-http.sh: h2load, and curl to check a request once.
 packages+=(nghttp2-client curl)
+# The TLS tests (tests/service/tls_e2e_test.cc) make their certificates with openssl and call
+# HTTPS with curl.
+packages+=(openssl)
 # The browser tests (tests/web): Debian's Chromium, driven from Node.js (the machine's own node
 # is kept when present), and zbarimg to read the page's QR code.
 packages+=(chromium zbar-tools)

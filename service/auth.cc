@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "service/tls.h"
 
 namespace physioreg::service {
 
@@ -24,13 +25,21 @@ absl::StatusOr<std::optional<core::Caller>> IdentifyCaller(
     const grpc::CallbackServerContext& context, const core::ApiKeys& keys) {
   const auto& metadata = context.client_metadata();
   auto it = metadata.find("authorization");
-  if (it == metadata.end()) return IdentifyBearer(std::nullopt, keys);
+  if (it == metadata.end()) {
+    // Without a token, a client certificate's role (mTLS, tls.h) is the caller's.
+    if (AnyCertificateConnections()) return CertificateCallerOfPeer(context.peer());
+    return IdentifyBearer(std::nullopt, keys);
+  }
   return IdentifyBearer(absl::string_view(it->second.data(), it->second.size()), keys);
 }
 
 absl::Status CheckPresentCredentials(const grpc::CallbackServerContext& context,
                                      const core::ApiKeys& keys) {
-  return IdentifyCaller(context, keys).status();
+  // Only a token can be wrong (a certificate that does not verify ends the handshake).
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) return absl::OkStatus();
+  return IdentifyBearer(absl::string_view(it->second.data(), it->second.size()), keys).status();
 }
 
 absl::StatusOr<core::Caller> RequireRole(const grpc::CallbackServerContext& context,

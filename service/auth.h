@@ -17,7 +17,8 @@ namespace physioreg::service {
     std::optional<absl::string_view> authorization, const core::ApiKeys& keys);
 
 // The caller named by `authorization: Bearer <secret>` metadata: nullopt without credentials,
-// UNAUTHENTICATED for credentials that are malformed, unknown or revoked.
+// UNAUTHENTICATED for credentials that are malformed, unknown or revoked. Without metadata, a
+// connection's verified client certificate (mTLS) names the caller its role maps to.
 [[nodiscard]] absl::StatusOr<std::optional<core::Caller>> IdentifyCaller(
     const grpc::CallbackServerContext& context, const core::ApiKeys& keys);
 

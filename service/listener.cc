@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "service/log.h"
+#include "service/tls.h"
 
 namespace physioreg::service {
 namespace {
@@ -183,8 +184,9 @@ Listener::~Listener() {
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-void Listener::Start(grpc::Server* server, int max_fd) {
+void Listener::Start(grpc::Server* server, int max_fd, TlsRelay* tls) {
   server_ = server;
+  tls_ = tls;
   max_fd_ = max_fd;
   thread_ = std::thread([this] { AcceptLoop(); });
 }
@@ -254,6 +256,11 @@ bool Listener::AcceptAll(int listen_fd) {
     }
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (tls_ != nullptr) {
+      tls_->Adopt(fd);
+      continue;
+    }
+    ForgetCertificateConnection(fd);
     grpc::AddInsecureChannelFromFd(server_, fd);
   }
 }

@@ -19,6 +19,8 @@
 
 namespace physioreg::service {
 
+class TlsRelay;
+
 // Binds and listens on "host:port" ("[v6]:port"; an empty host means every interface; port 0
 // picks a free port, the same for every socket) without SO_REUSEPORT: one socket per address
 // the host resolves to, non-blocking. Errors name `--flag` and say what `protocol` could not
@@ -41,8 +43,9 @@ class Listener {
 
   // Accepts connections for `server` on a thread of its own until Stop(). A connection that
   // would take descriptor number `max_fd` or above is closed at once: that keeps descriptors
-  // for the database and for the connections already served.
-  void Start(grpc::Server* server, int max_fd);
+  // for the database and for the connections already served. With `tls` (not owned), each
+  // connection goes to it for the TLS handshake instead of to the server directly.
+  void Start(grpc::Server* server, int max_fd, TlsRelay* tls = nullptr);
   // Stops accepting and closes the listening sockets (idempotent).
   void Stop();
 
@@ -59,6 +62,7 @@ class Listener {
   int port_ = 0;
   int max_fd_ = 0;
   grpc::Server* server_ = nullptr;
+  TlsRelay* tls_ = nullptr;
   std::thread thread_;
   std::atomic<int64_t> refused_{0};
 };

@@ -47,6 +47,17 @@ ABSL_FLAG(int, max_connections, 10000,
           "Client connections served at once, gRPC and HTTP together (HTTP at most half); more "
           "are closed on arrival. Also bounded by the descriptor limit (raised to the hard limit "
           "at start) less a reserve for the database");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain to serve TLS with on the gRPC and HTTP ports (with --tls_key); "
+          "re-read with the key on SIGHUP. Default: plaintext");
+ABSL_FLAG(std::string, tls_key, "",
+          "PEM private key of --tls_cert, without passphrase; refused when others may read it, "
+          "warned about when its group may");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA certificates: require client certificates they issued (mTLS) on both ports");
+ABSL_FLAG(std::string, tls_roles, "",
+          "Roles of client certificates: lines '<subject or CN> <ROLE>' (REGULATOR, CLINIC; "
+          "'#' comments); needs --tls_client_ca; re-read on SIGHUP");
 ABSL_FLAG(bool, reset_regulator_token, false,
           "Offline recovery: with the server stopped, create a new REGULATOR key, write its "
           "secret to <data_dir>/regulator.token (0600, replacing the file) and exit");
@@ -203,6 +214,7 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);  // reloads the TLS files
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   service::ServerOptions options;
@@ -210,6 +222,10 @@ int main(int argc, char** argv) {
   options.grpc_address = absl::GetFlag(FLAGS_grpc_address);
   options.timezone = absl::GetFlag(FLAGS_timezone);
   options.http_address = absl::GetFlag(FLAGS_http_address);
+  options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  options.tls.roles_file = absl::GetFlag(FLAGS_tls_roles);
   options.http.web_dir = absl::GetFlag(FLAGS_web_dir);
   options.http.cors_origins = AllValuesOf(argc, argv, "cors_origin");
   for (const std::string& origin : options.http.cors_origins) {
@@ -288,6 +304,14 @@ int main(int argc, char** argv) {
                (*server)->grpc_port(), service::LogValue(options.data_dir));
   std::printf("physioregd: serving gRPC on %s:%d (data in %s)\n", host.c_str(),
               (*server)->grpc_port(), options.data_dir.c_str());
+  if ((*server)->tls()) {
+    spdlog::info("event=tls certificate={} client_certificates={}",
+                 service::LogValue((*server)->tls_certificate()),
+                 options.tls.client_ca_file.empty() ? "no" : "required");
+    std::printf("physioregd: TLS on both ports, certificate %s%s\n",
+                (*server)->tls_certificate().c_str(),
+                options.tls.client_ca_file.empty() ? "" : "; client certificates required");
+  }
   if ((*server)->wrote_token()) {
     spdlog::info("event=regulator_token_written path={}",
                  service::LogValue((*server)->token_path()));
@@ -304,15 +328,30 @@ int main(int argc, char** argv) {
     const std::string shown_host = http_host.empty() ? "127.0.0.1" : http_host;
     spdlog::info("event=serving_http host={} port={}", service::LogValue(http_host),
                  (*server)->http_port());
-    std::printf("physioregd: serving HTTP on http://%s:%d/\n", shown_host.c_str(),
-                (*server)->http_port());
+    std::printf("physioregd: serving HTTP on %s://%s:%d/\n", (*server)->tls() ? "https" : "http",
+                shown_host.c_str(), (*server)->http_port());
   } else {
     std::printf("physioregd: HTTP off (--http_address is empty)\n");
   }
   std::fflush(stdout);
 
   int signal = 0;
-  sigwait(&stop_signals, &signal);
+  for (;;) {
+    sigwait(&stop_signals, &signal);
+    if (signal != SIGHUP) break;
+    // New handshakes use the files as they are now; open connections keep their sessions.
+    absl::StatusOr<std::string> reloaded = (*server)->ReloadTls();
+    if (reloaded.ok()) {
+      spdlog::info("event=tls_reloaded certificate={}", service::LogValue(*reloaded));
+      std::printf("physioregd: SIGHUP: TLS reloaded, certificate %s\n", reloaded->c_str());
+    } else {
+      spdlog::error("event=tls_reload_failed error={}",
+                    service::LogValue(reloaded.status().ToString()));
+      std::printf("physioregd: SIGHUP: TLS not reloaded (%s); serving as before\n",
+                  std::string(reloaded.status().message()).c_str());
+    }
+    std::fflush(stdout);
+  }
   const char* name = signal == SIGTERM ? "SIGTERM" : "SIGINT";
   spdlog::info("event=draining signal={}", name);
   std::printf("physioregd: %s received, draining\n", name);

@@ -48,6 +48,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
         absl::StrCat("unknown time zone '", options.timezone, "' (is tzdata installed?)"));
   }
   std::unique_ptr<Server> server(new Server());
+  // Checked before anything binds or opens: a bad certificate or key changes nothing.
+  if (options.tls.enabled()) {
+    absl::StatusOr<std::unique_ptr<TlsConfig>> tls = TlsConfig::Load(options.tls);
+    if (!tls.ok()) return tls.status();
+    server->tls_ = *std::move(tls);
+  } else if (!options.tls.client_ca_file.empty() || !options.tls.roles_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls_client_ca and --tls_roles need --tls_cert and --tls_key (TLS)");
+  }
   // Bound before the data directory is touched: a bad or taken address changes nothing.
   absl::StatusOr<std::unique_ptr<Listener>> listener = Listener::Bind(options.grpc_address);
   if (!listener.ok()) return listener.status();
@@ -129,7 +138,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   // half of them, so idle HTTP connections can never lock gRPC clients out.
   const int fd_ceiling = ConnectionFdLimit(options.max_connections);
   const int http_connections = std::max(1, (fd_ceiling - OpenDescriptors()) / 2);
-  server->listener_->Start(server->grpc_server_.get(), fd_ceiling);
+  if (server->tls_ != nullptr) {
+    server->tls_relay_ = std::make_unique<TlsRelay>(server->tls_.get(), server->grpc_server_.get(),
+                                                    fd_ceiling, options.http_threads);
+  }
+  server->listener_->Start(server->grpc_server_.get(), fd_ceiling, server->tls_relay_.get());
   if (server->http_gateway_ != nullptr) {
     http::ApiOptions http_options = options.http;
     http_options.signing_key = &server->signing_keys_->current();
@@ -138,11 +151,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
         server->search_index_.get(), server->search_queue_.get(), server->store_.get(),
         std::move(http_options));
     server->http_gateway_->Start(server->http_api_.get(), options.http_threads, http_connections,
-                                 fd_ceiling);
+                                 fd_ceiling, server->tls_.get());
   }
   // SERVING only now that the database is open and every service is registered.
   server->grpc_server_->GetHealthCheckService()->SetServingStatus(true);
   return server;
+}
+
+absl::StatusOr<std::string> Server::ReloadTls() {
+  if (tls_ == nullptr) return absl::FailedPreconditionError("TLS is off (no --tls_cert)");
+  return tls_->Reload();
 }
 
 void Server::ApplyRetention() {
@@ -170,6 +188,7 @@ void Server::Shutdown(absl::Duration drain) {
   grpc_server_->GetHealthCheckService()->SetServingStatus(false);
   if (http_api_ != nullptr) http_api_->SetDraining();
   listener_->Stop();
+  if (tls_relay_ != nullptr) tls_relay_->StopAdding();
   const absl::Time deadline = absl::Now() + drain;
   if (http_gateway_ != nullptr) http_gateway_->Stop(deadline);
   // Shutdown stops accepting calls at once but would wait out the deadline for idle client
@@ -182,6 +201,7 @@ void Server::Shutdown(absl::Duration drain) {
   grpc_server_cancel_all_calls(grpc_server_->c_server());
   shutdown.join();
   grpc_server_->Wait();
+  tls_relay_.reset();  // Closes relayed connections the server has not closed.
   grpc_server_.reset();
   // Runs the searches still queued (an HTTP search answers into the stopped gateway), then the
   // gateway drops its connections; only then may the API they call go.

@@ -25,6 +25,7 @@
 #include "service/listener.h"
 #include "service/registry_service.h"
 #include "service/serial_executor.h"
+#include "service/tls.h"
 #include "storage/store.h"
 
 namespace physioreg::service {
@@ -55,6 +56,8 @@ struct ServerOptions {
   absl::Duration change_retention = absl::Hours(24 * 400);
   // The time of writes (change and update times), of "today" and of the retention.
   std::function<absl::Time()> clock = absl::Now;
+  // TLS on both ports, client certificates (tls.h); off without a certificate.
+  TlsOptions tls;
   // Called once the search index has loaded (on the loader thread): outcome, registrants.
   std::function<void(const absl::Status&, int64_t)> on_search_ready;
 };
@@ -75,6 +78,14 @@ class Server {
   const std::string& signing_key_id() const { return signing_keys_->current().key_id(); }
   bool created_signing_key() const { return signing_keys_->created(); }
 
+  // Whether both ports serve TLS, and the served certificate ("serial=… subject=…").
+  bool tls() const { return tls_ != nullptr; }
+  std::string tls_certificate() const {
+    return tls_ != nullptr ? tls_->contexts()->description : "";
+  }
+  // SIGHUP: reads the TLS files again (TlsConfig::Reload); FAILED_PRECONDITION without TLS.
+  [[nodiscard]] absl::StatusOr<std::string> ReloadTls();
+
   // Reports NOT_SERVING (gRPC health, /readyz), stops accepting calls and requests, lets those
   // in flight finish until `drain` passes (then cancels them), and closes the database.
   void Shutdown(absl::Duration drain);
@@ -85,6 +96,7 @@ class Server {
   void ApplyRetention();
   void StopRetention();
 
+  std::unique_ptr<TlsConfig> tls_;  // outlives the relay and the gateway using it
   InFlightCalls in_flight_;
   std::unique_ptr<Listener> listener_;
   std::unique_ptr<storage::Store> store_;
@@ -101,6 +113,7 @@ class Server {
   std::unique_ptr<RegistryService> registry_service_;
   std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<TlsRelay> tls_relay_;  // with TLS: ends it for gRPC connections
   std::unique_ptr<http::Gateway> http_gateway_;
   std::unique_ptr<http::Api> http_api_;
   absl::Duration change_retention_;

@@ -461,6 +461,8 @@ Response Api::Route(const Request& request, std::function<void(Response)>* done)
     // The API: credentials that are present must be valid, as on gRPC.
     absl::StatusOr<std::optional<core::Caller>> caller =
         IdentifyBearer(request.authorization, *keys_);
+    // Without a token, a client certificate's role (mTLS) is the caller's.
+    if (caller.ok() && !caller->has_value()) *caller = request.certificate_caller;
     if (!caller.ok()) {
       response = ErrorFor(caller.status(), route);
     } else if (kind == Kind::kSearch) {

@@ -42,6 +42,8 @@ struct Request {
   std::optional<std::string> if_none_match;
   std::optional<std::string> origin;
   std::optional<std::string> content_type;
+  // mTLS: the caller the connection's verified client certificate maps to (tls.h).
+  std::optional<core::Caller> certificate_caller;
 };
 
 // NDJSON lines of the public register, produced a chunk at a time so that an export of any

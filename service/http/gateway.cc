@@ -10,6 +10,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <optional>
 #include <thread>
@@ -34,6 +35,8 @@ namespace {
 // A client has this long to send a whole request head (and an idle keep-alive connection is
 // closed after it); a body and each written chunk get the same.
 constexpr std::chrono::seconds kIoTimeout(60);
+// How long a closing HTTPS connection waits for the client's close_notify.
+constexpr std::chrono::seconds kTlsShutdownTimeout(5);
 // Out of descriptors: wait this long before accepting again, rather than spin.
 constexpr std::chrono::milliseconds kAcceptBackoff(100);
 // Request bodies received at once, all connections together: four of the largest.
@@ -47,6 +50,7 @@ struct Gateway::Impl {
   std::vector<int> listening_fds;
   int port = 0;
   const Api* api = nullptr;
+  const TlsConfig* tls = nullptr;  // HTTPS when set
   int max_connections = 0;
   std::atomic<int> connections{0};
   std::atomic<int> answering{0};      // requests read and not yet answered
@@ -65,10 +69,21 @@ struct Gateway::Impl {
 
 namespace {
 
-class Session : public std::enable_shared_from_this<Session> {
+// A connection: Stream is beast::tcp_stream (HTTP) or an ssl_stream over one (HTTPS).
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
  public:
   Session(tcp::socket socket, Gateway::Impl* gateway)
       : stream_(std::move(socket)), gateway_(gateway) {
+    gateway_->api->metrics().AddConnections(1);
+  }
+  // HTTPS with this generation of the TLS files (kept for the whole session).
+  Session(tcp::socket socket, std::shared_ptr<const TlsContexts> contexts, Gateway::Impl* gateway)
+      : contexts_(std::move(contexts)),
+        stream_(std::move(socket), *contexts_->http),
+        gateway_(gateway) {
     gateway_->api->metrics().AddConnections(1);
   }
   ~Session() {
@@ -78,18 +93,50 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Start() {
-    net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&Session::ReadHead, shared_from_this()));
+    if constexpr (kTls) {
+      net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+        beast::get_lowest_layer(self->stream_).expires_after(kIoTimeout);
+        self->stream_.async_handshake(net::ssl::stream_base::server,
+                                      beast::bind_front_handler(&Session::OnHandshake, self));
+      });
+    } else {
+      net::dispatch(stream_.get_executor(),
+                    beast::bind_front_handler(&Session::ReadHead, this->shared_from_this()));
+    }
   }
 
  private:
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+
+  void OnHandshake(beast::error_code error) {
+    if (error) {
+      // Among them clients without an accepted certificate (mTLS): logged, at most once a
+      // second.
+      static LogLimiter log;
+      int64_t suppressed = 0;
+      if (log.Allow(&suppressed)) {
+        spdlog::info("event=tls_handshake_failed port=http error={} suppressed={}",
+                     LogValue(error.message()), suppressed);
+      }
+      return CloseSocket();
+    }
+    handshaken_ = true;
+    if constexpr (kTls) {
+      if (gateway_->tls->mutual()) {
+        peer_ = VerifiedPeer(stream_.native_handle());
+        if (!peer_.has_value()) return CloseSocket();
+      }
+    }
+    ReadHead();
+  }
+
   void ReadHead() {
     parser_.emplace();
     // Room for the longest allowed target and headers; what is over either is refused with
     // its own status once parsed (or, past this, from the bytes read).
     parser_->header_limit(kMaxTargetBytes + kMaxHeaderBytes + 1024);
     parser_->body_limit(kMaxBodyBytes);
-    stream_.expires_after(kIoTimeout);
+    beast::get_lowest_layer(stream_).expires_after(kIoTimeout);
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              beast::bind_front_handler(&Session::OnHead, shared_from_this()));
   }
@@ -157,7 +204,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void ReadBody() {
     if (parser_->is_done()) return OnRequest();
-    stream_.expires_after(kIoTimeout);
+    beast::get_lowest_layer(stream_).expires_after(kIoTimeout);
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = shared_from_this()](beast::error_code error, size_t) {
                         if (error) return self->OnReadError(error);
@@ -183,7 +230,8 @@ class Session : public std::enable_shared_from_this<Session> {
     // The peer left, went quiet past the timeout, or the server is stopping: nothing to answer.
     if (error == bhttp::error::end_of_stream || error == beast::error::timeout ||
         error == net::error::operation_aborted || error == net::error::connection_reset ||
-        error == net::error::eof || error == bhttp::error::partial_message) {
+        error == net::error::eof || error == bhttp::error::partial_message ||
+        error == net::ssl::error::stream_truncated) {
       return Close();
     }
     Refuse(400, absl::InvalidArgumentError(
@@ -217,6 +265,7 @@ class Session : public std::enable_shared_from_this<Session> {
     request.if_none_match = header(bhttp::field::if_none_match);
     request.origin = header(bhttp::field::origin);
     request.content_type = header(bhttp::field::content_type);
+    if (peer_.has_value()) request.certificate_caller = gateway_->tls->CallerFor(*peer_);
     started_ = absl::Now();
     gateway_->answering.fetch_add(1);
     gateway_->api->metrics().AddInFlight(1);
@@ -260,7 +309,7 @@ class Session : public std::enable_shared_from_this<Session> {
       if (response.head) message->body().clear();
     }
     Answered(response.status);
-    stream_.expires_after(kIoTimeout);
+    beast::get_lowest_layer(stream_).expires_after(kIoTimeout);
     bhttp::async_write(stream_, *message,
                        [self = shared_from_this(), message](beast::error_code error, size_t) {
                          self->AfterWrite(error, message->need_eof());
@@ -280,7 +329,7 @@ class Session : public std::enable_shared_from_this<Session> {
     message->chunked(chunked_);
     auto serializer = std::make_shared<bhttp::response_serializer<bhttp::empty_body>>(*message);
     Answered(200);
-    stream_.expires_after(kIoTimeout);
+    beast::get_lowest_layer(stream_).expires_after(kIoTimeout);
     bhttp::async_write_header(
         stream_, *serializer,
         [self = shared_from_this(), message, serializer](beast::error_code error, size_t) {
@@ -297,7 +346,7 @@ class Session : public std::enable_shared_from_this<Session> {
       spdlog::error("event=http_export_failed error={}", LogValue(more.status().ToString()));
       return Close();
     }
-    stream_.expires_after(kIoTimeout);
+    beast::get_lowest_layer(stream_).expires_after(kIoTimeout);
     auto next = [self = shared_from_this()](beast::error_code error, size_t) {
       if (error) return self->Close();
       self->WriteNextChunk();
@@ -324,12 +373,27 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Close() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.close();
+    if constexpr (kTls) {
+      // close_notify first, so that a client reading to the end knows the end is real.
+      if (handshaken_ && !shutting_down_) {
+        shutting_down_ = true;
+        beast::get_lowest_layer(stream_).expires_after(kTlsShutdownTimeout);
+        stream_.async_shutdown(
+            [self = shared_from_this()](beast::error_code) { self->CloseSocket(); });
+        return;
+      }
+    }
+    CloseSocket();
   }
 
-  beast::tcp_stream stream_;
+  void CloseSocket() {
+    beast::error_code ignored;
+    beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_send, ignored);
+    beast::get_lowest_layer(stream_).close();
+  }
+
+  std::shared_ptr<const TlsContexts> contexts_;  // HTTPS: the context stream_ was made with
+  Stream stream_;
   Gateway::Impl* gateway_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
@@ -341,6 +405,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string chunk_;
   size_t reserved_body_bytes_ = 0;  // of Impl::body_bytes, for the request being read
   bool chunked_ = true;
+  bool handshaken_ = !kTls;
+  bool shutting_down_ = false;
+  std::optional<PeerCertificate> peer_;  // mTLS: the verified client certificate
 };
 
 }  // namespace
@@ -364,7 +431,13 @@ void Gateway::Impl::Accept(tcp::acceptor* acceptor) {
         } else {
           connections.fetch_add(1);
           socket.set_option(tcp::no_delay(true), error);
-          std::make_shared<Session>(std::move(socket), this)->Start();
+          if (tls != nullptr) {
+            std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket),
+                                                                            tls->contexts(), this)
+                ->Start();
+          } else {
+            std::make_shared<Session<beast::tcp_stream>>(std::move(socket), this)->Start();
+          }
         }
         Accept(acceptor);
       });
@@ -397,8 +470,10 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Bind(const std::string& addres
 
 int Gateway::port() const { return impl_->port; }
 
-void Gateway::Start(const Api* api, int threads, int max_connections, int max_fd) {
+void Gateway::Start(const Api* api, int threads, int max_connections, int max_fd,
+                    const TlsConfig* tls) {
   impl_->api = api;
+  impl_->tls = tls;
   impl_->max_connections = max_connections;
   impl_->max_fd = max_fd;
   for (int fd : impl_->listening_fds) {

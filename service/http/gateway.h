@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "service/http/api.h"
+#include "service/tls.h"
 
 namespace physioreg::service::http {
 
@@ -25,8 +26,10 @@ class Gateway {
 
   // Serves `api` (not owned; it must outlive the gateway) on `threads` threads. Connections
   // past `max_connections`, or that would take descriptor number `max_fd` or above, are closed
-  // as they arrive.
-  void Start(const Api* api, int threads, int max_connections, int max_fd);
+  // as they arrive. With `tls` (not owned; it must outlive the gateway), every connection
+  // speaks HTTPS, with the client certificates it requires.
+  void Start(const Api* api, int threads, int max_connections, int max_fd,
+             const TlsConfig* tls = nullptr);
 
   // Stops accepting, lets the requests being answered finish until `deadline`, then stops
   // every thread. Connections close when the gateway is destroyed.

@@ -81,7 +81,7 @@ ServerProcess::ServerProcess(std::string data_dir, std::vector<std::string> extr
   std::smatch match;
   static const std::regex kServing("serving gRPC on [0-9.]+:([0-9]+)");
   if (std::regex_search(output_, match, kServing)) port_ = std::stoi(match[1]);
-  static const std::regex kServingHttp("serving HTTP on http://[0-9.]+:([0-9]+)/");
+  static const std::regex kServingHttp("serving HTTP on https?://[0-9.]+:([0-9]+)/");
   if (std::regex_search(output_, match, kServingHttp)) http_port_ = std::stoi(match[1]);
   // "search index ready", or "search index failed to load" on a damaged register.
   if (port_ > 0) WaitForOutput("search index ");
@@ -105,6 +105,10 @@ void ServerProcess::ReadOutputUntil(const std::string& needle, int timeout_ms) {
     if (n <= 0) return;  // The server exited.
     output_.append(buffer, n);
   }
+}
+
+void ServerProcess::Signal(int signal) const {
+  if (pid_ > 0) ::kill(pid_, signal);
 }
 
 int ServerProcess::Stop(int signal) {

@@ -36,6 +36,8 @@ class ServerProcess {
   int http_port() const { return http_port_; }
   const std::string& output() const { return output_; }
 
+  // Sends `signal` (e.g. SIGHUP) without waiting for anything.
+  void Signal(int signal) const;
   // Sends `signal`, waits for the exit and returns the exit code (-1 if killed by a signal).
   int Stop(int signal);
 

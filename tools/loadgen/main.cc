@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -67,6 +68,9 @@ ABSL_FLAG(int, connections, 0,
 ABSL_FLAG(int, max_outstanding, 10000, "Open loop: calls in flight before starts are skipped");
 ABSL_FLAG(int, deadline_ms, 10000, "Deadline of every call");
 ABSL_FLAG(std::string, token_file, "", "Bearer secret for the calls (public RPCs need none)");
+ABSL_FLAG(std::string, tls_ca, "",
+          "TLS: CA certificates (PEM) to verify physioregd with (--address then names a host of "
+          "its certificate); empty: plaintext");
 ABSL_FLAG(int, server_pid, 0, "When set, also report the server's CPU use from /proc");
 
 namespace physioreg::loadgen {
@@ -163,13 +167,21 @@ struct Connection {
 
 absl::StatusOr<std::vector<Connection>> Connect(const std::string& address, int count) {
   std::vector<Connection> connections(count);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (const std::string ca_file = absl::GetFlag(FLAGS_tls_ca); !ca_file.empty()) {
+    std::ifstream in(ca_file);
+    if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read --tls_ca ", ca_file));
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    credentials = grpc::SslCredentials(ssl);
+  }
   for (int i = 0; i < count; ++i) {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     args.SetInt("physioreg.loadgen.connection", i);
     args.SetMaxReceiveMessageSize(64 << 20);
     Connection& c = connections[i];
-    c.channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    c.channel = grpc::CreateCustomChannel(address, credentials, args);
     if (!c.channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
       return absl::UnavailableError(absl::StrCat("cannot connect to ", address));
     }
