@@ -849,10 +849,33 @@ struct Cli {
                                          WatchState* state) {
     std::vector<std::string> lines;
     const std::string id = S(e.registration_id());
-    if (e.kind() == v1::ChangeEvent::DELETED || !e.has_practitioner()) {
-      lines.push_back(absl::StrCat(id, " removed from the register"));
+    // Authorizations the change removed: gone from the record after it (or with the record).
+    const bool deleted = e.kind() == v1::ChangeEvent::DELETED || !e.has_practitioner();
+    std::vector<std::string> removed;
+    for (int activity : e.changed_activities()) {
+      if (!activities.empty() && activities.count(activity) == 0) continue;
+      bool held = false;
+      for (const v1::Authorization& a : e.practitioner().authorizations()) {
+        held = held || a.activity() == activity;
+      }
+      if (held) continue;
+      // "DRY_NEEDLING authorization removed (was AUTHORIZED)"; the status only when known.
+      std::string what = absl::StrCat(
+          Shown(static_cast<v1::RestrictedActivity>(activity), &v1::RestrictedActivity_Name),
+          " authorization removed");
+      if (auto it = state->known.find({e.registration_id(), activity}); it != state->known.end()) {
+        absl::StrAppend(&what, " (was ", S(it->second), ")");
+        state->known.erase(it);
+      }
+      removed.push_back(std::move(what));
+    }
+    if (deleted) {
+      std::string line = absl::StrCat(id, " removed from the register");
+      if (!removed.empty()) absl::StrAppend(&line, "; ", absl::StrJoin(removed, "; "));
+      lines.push_back(std::move(line));
       return lines;
     }
+    for (const std::string& what : removed) lines.push_back(absl::StrCat(id, " ", what));
     // One status (permit or authorization) against what was known: a line when it moved.
     auto track = [&](int key, const std::string& what, const std::string& status,
                      const google::protobuf::RepeatedPtrField<v1::StatusChange>& history) {

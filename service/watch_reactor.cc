@@ -12,7 +12,13 @@ namespace v1 = physioreg::v1;
 
 bool WatchFilter::Matches(const v1::ChangeEvent& event) const {
   if (!ids.empty() && !ids.contains(event.registration_id())) return false;
-  if (activities.empty() || !event.has_practitioner()) return true;
+  if (activities.empty()) return true;
+  // An authorization the change added, changed or removed (after a removal or a deletion the
+  // practitioner below no longer holds it)...
+  for (int activity : event.changed_activities()) {
+    if (activities.contains(activity)) return true;
+  }
+  // ...or any change of a registrant holding one (a permit suspension matters too).
   for (const v1::Authorization& a : event.practitioner().authorizations()) {
     if (activities.contains(a.activity())) return true;
   }

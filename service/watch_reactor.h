@@ -35,8 +35,9 @@ inline constexpr size_t kDefaultWatchBuffer = 1'000;
 struct WatchFilter {
   // Normalized registration ids; empty: every registrant.
   absl::flat_hash_set<std::string> ids;
-  // Activities; empty: every event. Otherwise events whose practitioner (after the change)
-  // holds an authorization for one of them, and deletions.
+  // Activities; empty: every event. Otherwise events that added, changed or removed an
+  // authorization for one of them (changed_activities; a deletion lists what the registrant
+  // held), and events whose practitioner (after the change) holds one.
   absl::flat_hash_set<int> activities;
   bool Matches(const physioreg::v1::ChangeEvent& event) const;
 };

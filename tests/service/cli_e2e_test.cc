@@ -118,7 +118,33 @@ TEST_F(CliTest, UpsertGetVerifySuspendHistory) {
   EXPECT_EQ(parsed.registration_id(), "PT-2");
 }
 
-// The nightly upload from an upstream system must not undo a suspension set through the CLI.
+// A clinic watching dry needling hears of an authorization an upload removed, in words.
+TEST_F(CliTest, WatchAlertsWhenAnUploadRemovesAnAuthorization) {
+  v1::Practitioner record = ValidPractitioner("PT-1");
+  ASSERT_EQ(Cli({"upsert", "--file", WriteJsonl({record}, "one.jsonl")}, true).exit_code, 0);  // 1
+  v1::Practitioner without = record;
+  without.clear_authorizations();
+  ASSERT_EQ(Cli({"upsert", "--file", WriteJsonl({without}, "without.jsonl")}, true).exit_code,
+            0);  // 2
+  ASSERT_EQ(Cli({"upsert", "--file", WriteJsonl({record}, "again.jsonl")}, true).exit_code,
+            0);  // 3
+  ASSERT_EQ(Cli({"set-authorization-status", "PT-1", "--activity", "DRY_NEEDLING", "--status",
+                 "SUSPENDED", "--reason", "audit"},
+                true)
+                .exit_code,
+            0);  // 4
+  const std::string ids = dir_.Sub("staff.txt");
+  std::ofstream(ids) << "PT-1\n";
+  CommandResult watch = Cli({"watch", "--ids", ids, "--activity", "DRY_NEEDLING", "--count", "3"},
+                            /*regulator=*/true);
+  ASSERT_EQ(watch.exit_code, 0) << watch.output;
+  EXPECT_THAT(watch.output,
+              HasSubstr("PT-1 DRY_NEEDLING authorization removed (was AUTHORIZED)  (revision 2)"));
+  EXPECT_THAT(watch.output, HasSubstr("PT-1 DRY_NEEDLING (new) \u2192 AUTHORIZED"));
+  EXPECT_THAT(watch.output, HasSubstr("(revision 3)"));
+  EXPECT_THAT(watch.output, Not(HasSubstr("revision 4")));
+}
+
 // A clinic's watch prints alerts a person can act on, keeps the last revision in its state
 // file and, run again after the server restarted, resumes after it.
 TEST_F(CliTest, WatchAlertsAndResumesFromItsStateFileAfterAServerRestart) {

@@ -195,6 +195,63 @@ TEST_F(WatchTest, FiltersByIdAndActivity) {
   EXPECT_EQ(seen, (std::vector<int64_t>{5, 6, 7}));
 }
 
+// A watcher filtered on an activity hears of an authorization a change removed, although the
+// record after the change no longer holds it; events name the activities they touched.
+TEST_F(WatchTest, ActivityFilterSeesAnAuthorizationRemoved) {
+  StartServer();
+  std::vector<v1::Practitioner> records = Records(1, 3, "Initial");
+  records[2].mutable_authorizations(0)->set_activity(v1::ACUPUNCTURE);
+  records[2].mutable_authorizations(0)->clear_techniques();
+  Upsert(records);  // Revisions 1-3; PT-3 holds ACUPUNCTURE only.
+  v1::Practitioner without = records[0];
+  without.clear_authorizations();
+  without.set_family_name("Removed");
+  Upsert({without});                                          // 4: PT-1 loses DRY_NEEDLING.
+  SetDryNeedling("PT-2", v1::Authorization::SUSPENDED, "x");  // 5
+  v1::Practitioner renamed = records[2];
+  renamed.set_family_name("Renamed");
+  Upsert({renamed});                                           // 6: nothing about DRY_NEEDLING.
+  SetDryNeedling("PT-2", v1::Authorization::AUTHORIZED, "y");  // 7
+
+  v1::WatchChangesRequest request;
+  request.add_activities(v1::DRY_NEEDLING);
+  std::vector<int64_t> seen;
+  std::map<int64_t, std::vector<int>> changed;
+  for (const auto& e : ReadUntil(request, 7, clinic_)) {
+    seen.push_back(e.revision());
+    changed[e.revision()].assign(e.changed_activities().begin(), e.changed_activities().end());
+  }
+  EXPECT_EQ(seen, (std::vector<int64_t>{1, 2, 4, 5, 7}));
+  EXPECT_EQ(changed[1], std::vector<int>{v1::DRY_NEEDLING});  // Created with it.
+  EXPECT_EQ(changed[4], std::vector<int>{v1::DRY_NEEDLING});  // Removed.
+  EXPECT_EQ(changed[5], std::vector<int>{v1::DRY_NEEDLING});  // Its status changed.
+
+  // Every watcher gets the field; a change that touched no authorization lists none.
+  std::vector<v1::ChangeEvent> all = ReadUntil(v1::WatchChangesRequest(), 7, clinic_);
+  ASSERT_EQ(all.size(), 7u);
+  EXPECT_EQ(all[5].revision(), 6);
+  EXPECT_TRUE(all[5].changed_activities().empty());
+  EXPECT_EQ(all[2].changed_activities_size(), 1);
+  EXPECT_EQ(all[2].changed_activities(0), v1::ACUPUNCTURE);
+}
+
+// A deletion passes an activity filter when the registrant held that activity (listed in
+// changed_activities), and not otherwise.
+TEST(WatchFilterTest, DeletionMatchesTheActivitiesTheRegistrantHeld) {
+  v1::WatchChangesRequest request;
+  request.add_activities(v1::DRY_NEEDLING);
+  absl::StatusOr<WatchFilter> filter = MakeWatchFilter(request);
+  ASSERT_TRUE(filter.ok()) << filter.status();
+  v1::ChangeEvent deleted;
+  deleted.set_kind(v1::ChangeEvent::DELETED);
+  deleted.set_registration_id("PT-1");
+  deleted.add_changed_activities(v1::ACUPUNCTURE);
+  EXPECT_FALSE(filter->Matches(deleted));
+  deleted.add_changed_activities(v1::DRY_NEEDLING);
+  EXPECT_TRUE(filter->Matches(deleted));
+  EXPECT_TRUE(WatchFilter().Matches(deleted));  // No filter: everything.
+}
+
 // Watchers start at different points (catch-up from the change log, then live) while two
 // writers commit; each sees every revision after its start exactly once, in order, and the
 // last state each saw is what the search index serves.
