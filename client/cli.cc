@@ -14,6 +14,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -970,19 +971,30 @@ struct Cli {
     }
     WatchState state;
     int64_t shown = 0;
-    absl::Duration backoff = absl::Milliseconds(500);
-    const absl::Duration kMaxBackoff = absl::Seconds(30);
+    // Reconnecting: 0.2 s doubling to 10 s, each wait drawn from [0.5, 1] of the step so that
+    // many clients cut off together do not come back together; one stderr line per attempt.
+    const absl::Duration kFirstBackoff = absl::Milliseconds(200);
+    const absl::Duration kMaxBackoff = absl::Seconds(10);
+    absl::Duration backoff = kFirstBackoff;
+    std::mt19937_64 jitter(std::random_device{}());
+    int attempt = 0;
     while (true) {
       request.set_since_revision(since);
       grpc::ClientContext context;
       if (!connection.token.empty()) {
         context.AddMetadata("authorization", absl::StrCat("Bearer ", connection.token));
       }
+      // A new channel for every attempt: a channel that failed to connect waits out its own
+      // reconnect backoff (up to minutes) before it tries again, whatever this loop does.
+      const physioreg::client::Connection channel =
+          attempt == 0 ? connection : physioreg::client::Connect(o.address, connection.token);
+      ++attempt;
+      const absl::Time started = absl::Now();
       std::unique_ptr<grpc::ClientReader<v1::ChangeEvent>> reader =
-          connection.Registry()->WatchChanges(&context, request);
+          channel.Registry()->WatchChanges(&context, request);
       v1::ChangeEvent event;
       while (reader->Read(&event)) {
-        backoff = absl::Milliseconds(500);
+        backoff = kFirstBackoff;
         if (json) {
           std::printf("%s\n", ToJson(event, false).c_str());
         } else {
@@ -1014,12 +1026,18 @@ struct Cli {
         default:
           break;
       }
+      // A stream that stayed up a while was a working connection: start the backoff over.
+      if (absl::Now() - started > kMaxBackoff) backoff = kFirstBackoff;
+      const absl::Duration wait = absl::Milliseconds(std::uniform_int_distribution<int64_t>(
+          absl::ToInt64Milliseconds(backoff) / 2, absl::ToInt64Milliseconds(backoff))(jitter));
       std::fprintf(stderr,
-                   "physioreg: watch interrupted (code %d: %s); reconnecting in %s after "
-                   "revision %lld\n",
-                   static_cast<int>(status.error_code()), S(status.error_message()).c_str(),
-                   absl::FormatDuration(backoff).c_str(), static_cast<long long>(since));
-      std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
+                   "physioreg: watch interrupted (%s); reconnecting in %s after revision %lld\n",
+                   S(absl::StrCat(physioreg::client::StatusCodeName(status.error_code()), ": ",
+                                  status.error_message()))
+                       .c_str(),
+                   absl::FormatDuration(wait).c_str(), static_cast<long long>(since));
+      std::fflush(stderr);
+      std::this_thread::sleep_for(absl::ToChronoMilliseconds(wait));
       backoff = std::min(backoff * 2, kMaxBackoff);
     }
   }

@@ -28,6 +28,9 @@ struct Connection {
 // An insecure channel to `address` (physioregd listens on loopback; put TLS in front of it).
 Connection Connect(const std::string& address, std::string token = "");
 
+// "UNAVAILABLE", "NOT_FOUND", ...: the code's name as gRPC spells it.
+const char* StatusCodeName(grpc::StatusCode code);
+
 // A failed call for people: "error: CODE: message", then each field violation of a
 // google.rpc.BadRequest detail on its own line.
 std::string FormatError(const grpc::Status& status);
