@@ -396,6 +396,7 @@ class CountingReader : public grpc::ClientReadReactor<v1::ChangeEvent> {
     {
       std::lock_guard<std::mutex> lock(mu_);
       revisions_.push_back(event_.revision());
+      actors_.push_back(event_.actor());
       if (event_.revision() >= until_) {
         got_all_ = true;
         cv_.notify_all();
@@ -414,6 +415,11 @@ class CountingReader : public grpc::ClientReadReactor<v1::ChangeEvent> {
     cv_.wait(lock, [&] { return got_all_ || done_; });
     return revisions_;
   }
+  // The actor of each event received (after Wait).
+  std::vector<std::string> actors() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return actors_;
+  }
   // Ends the call (from the test's thread, never inside a reaction) and waits for OnDone.
   void Stop() {
     context_.TryCancel();
@@ -430,6 +436,7 @@ class CountingReader : public grpc::ClientReadReactor<v1::ChangeEvent> {
   bool done_ = false;
   bool got_all_ = false;
   std::vector<int64_t> revisions_;
+  std::vector<std::string> actors_;
 };
 
 TEST_F(WatchTest, ThousandWatchers) {
@@ -492,6 +499,47 @@ TEST_F(WatchTest, ThousandWatchers) {
   for (auto& reader : readers) reader->Stop();
   std::printf("[ measured ] %d status changes: %.3f s alone, %.3f s with %d watchers (x%.2f)\n",
               kWrites, alone, with_watchers, kWatchers, with_watchers / alone);
+}
+
+// 1,000 watchers with no filter, half of them the regulator's: each receives every write,
+// once and in order (the writer hands a commit to the watchers' hub once; the hub gives each
+// watcher the same shared event), with the writer's key id for the regulator's only.
+TEST_F(WatchTest, ThousandUnfilteredWatchersAllReceiveEveryWrite) {
+  StartServer();
+  const int64_t base = Upsert(Records(0, 10, "Initial"));  // Revisions 1-10.
+  ASSERT_EQ(base, 10);
+  std::vector<std::unique_ptr<v1::Registry::Stub>> stubs;
+  for (int c = 0; c < 10; ++c) {
+    grpc::ChannelArguments args;
+    args.SetInt("watch-test-channel", c);  // Ten connections, not one.
+    stubs.push_back(v1::Registry::NewStub(
+        grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),
+                                  grpc::InsecureChannelCredentials(), args)));
+  }
+  constexpr int kWatchers = 1000;
+  std::vector<std::unique_ptr<CountingReader>> readers;
+  v1::WatchChangesRequest request;
+  request.set_since_revision(base);
+  for (int w = 0; w < kWatchers; ++w) {
+    readers.push_back(std::make_unique<CountingReader>(
+        stubs[w % stubs.size()].get(), w % 2 == 0 ? regulator_ : clinic_, request, base + 3));
+  }
+  // Right away: a watcher may still be catching up or be live already; it gets the same.
+  SetDryNeedling("PT-1", v1::Authorization::SUSPENDED, "one");   // base + 1
+  Upsert(Records(20, 1, "New"));                                 // base + 2
+  SetDryNeedling("PT-1", v1::Authorization::AUTHORIZED, "two");  // base + 3
+  const std::vector<int64_t> expected = {base + 1, base + 2, base + 3};
+  int complete = 0;
+  for (int w = 0; w < kWatchers; ++w) {
+    std::vector<int64_t> seen = readers[w]->Wait();
+    EXPECT_EQ(seen, expected) << "watcher " << w;
+    complete += seen == expected ? 1 : 0;
+    for (const std::string& actor : readers[w]->actors()) {
+      EXPECT_EQ(actor.empty(), w % 2 == 1) << "watcher " << w;
+    }
+  }
+  EXPECT_EQ(complete, kWatchers);
+  for (auto& reader : readers) reader->Stop();
 }
 
 }  // namespace
