@@ -14,6 +14,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -850,10 +851,33 @@ struct Cli {
                                          WatchState* state) {
     std::vector<std::string> lines;
     const std::string id = S(e.registration_id());
-    if (e.kind() == v1::ChangeEvent::DELETED || !e.has_practitioner()) {
-      lines.push_back(absl::StrCat(id, " removed from the register"));
+    // Authorizations the change removed: gone from the record after it (or with the record).
+    const bool deleted = e.kind() == v1::ChangeEvent::DELETED || !e.has_practitioner();
+    std::vector<std::string> removed;
+    for (int activity : e.changed_activities()) {
+      if (!activities.empty() && activities.count(activity) == 0) continue;
+      bool held = false;
+      for (const v1::Authorization& a : e.practitioner().authorizations()) {
+        held = held || a.activity() == activity;
+      }
+      if (held) continue;
+      // "DRY_NEEDLING authorization removed (was AUTHORIZED)"; the status only when known.
+      std::string what = absl::StrCat(
+          Shown(static_cast<v1::RestrictedActivity>(activity), &v1::RestrictedActivity_Name),
+          " authorization removed");
+      if (auto it = state->known.find({e.registration_id(), activity}); it != state->known.end()) {
+        absl::StrAppend(&what, " (was ", S(it->second), ")");
+        state->known.erase(it);
+      }
+      removed.push_back(std::move(what));
+    }
+    if (deleted) {
+      std::string line = absl::StrCat(id, " removed from the register");
+      if (!removed.empty()) absl::StrAppend(&line, "; ", absl::StrJoin(removed, "; "));
+      lines.push_back(std::move(line));
       return lines;
     }
+    for (const std::string& what : removed) lines.push_back(absl::StrCat(id, " ", what));
     // One status (permit or authorization) against what was known: a line when it moved.
     auto track = [&](int key, const std::string& what, const std::string& status,
                      const google::protobuf::RepeatedPtrField<v1::StatusChange>& history) {
@@ -948,19 +972,30 @@ struct Cli {
     }
     WatchState state;
     int64_t shown = 0;
-    absl::Duration backoff = absl::Milliseconds(500);
-    const absl::Duration kMaxBackoff = absl::Seconds(30);
+    // Reconnecting: 0.2 s doubling to 10 s, each wait drawn from [0.5, 1] of the step so that
+    // many clients cut off together do not come back together; one stderr line per attempt.
+    const absl::Duration kFirstBackoff = absl::Milliseconds(200);
+    const absl::Duration kMaxBackoff = absl::Seconds(10);
+    absl::Duration backoff = kFirstBackoff;
+    std::mt19937_64 jitter(std::random_device{}());
+    int attempt = 0;
     while (true) {
       request.set_since_revision(since);
       grpc::ClientContext context;
       if (!connection.token.empty()) {
         context.AddMetadata("authorization", absl::StrCat("Bearer ", connection.token));
       }
+      // A new channel for every attempt: a channel that failed to connect waits out its own
+      // reconnect backoff (up to minutes) before it tries again, whatever this loop does.
+      const physioreg::client::Connection channel =
+          attempt == 0 ? connection : physioreg::client::Connect(o.address, connection.token);
+      ++attempt;
+      const absl::Time started = absl::Now();
       std::unique_ptr<grpc::ClientReader<v1::ChangeEvent>> reader =
-          connection.Registry()->WatchChanges(&context, request);
+          channel.Registry()->WatchChanges(&context, request);
       v1::ChangeEvent event;
       while (reader->Read(&event)) {
-        backoff = absl::Milliseconds(500);
+        backoff = kFirstBackoff;
         if (json) {
           std::printf("%s\n", ToJson(event, false).c_str());
         } else {
@@ -992,12 +1027,18 @@ struct Cli {
         default:
           break;
       }
+      // A stream that stayed up a while was a working connection: start the backoff over.
+      if (absl::Now() - started > kMaxBackoff) backoff = kFirstBackoff;
+      const absl::Duration wait = absl::Milliseconds(std::uniform_int_distribution<int64_t>(
+          absl::ToInt64Milliseconds(backoff) / 2, absl::ToInt64Milliseconds(backoff))(jitter));
       std::fprintf(stderr,
-                   "physioreg: watch interrupted (code %d: %s); reconnecting in %s after "
-                   "revision %lld\n",
-                   static_cast<int>(status.error_code()), S(status.error_message()).c_str(),
-                   absl::FormatDuration(backoff).c_str(), static_cast<long long>(since));
-      std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
+                   "physioreg: watch interrupted (%s); reconnecting in %s after revision %lld\n",
+                   S(absl::StrCat(physioreg::client::StatusCodeName(status.error_code()), ": ",
+                                  status.error_message()))
+                       .c_str(),
+                   absl::FormatDuration(wait).c_str(), static_cast<long long>(since));
+      std::fflush(stderr);
+      std::this_thread::sleep_for(absl::ToChronoMilliseconds(wait));
       backoff = std::min(backoff * 2, kMaxBackoff);
     }
   }

@@ -79,7 +79,7 @@ absl::StatusOr<Connection> Connect(const std::string& address, std::string token
                     std::move(token)};
 }
 
-std::string FormatError(const grpc::Status& status) {
+const char* StatusCodeName(grpc::StatusCode code) {
   static constexpr const char* kCodeNames[] = {"OK",
                                                "CANCELLED",
                                                "UNKNOWN",
@@ -97,9 +97,13 @@ std::string FormatError(const grpc::Status& status) {
                                                "UNAVAILABLE",
                                                "DATA_LOSS",
                                                "UNAUTHENTICATED"};
-  const int code = status.error_code();
-  std::string text = absl::StrCat("error: ", code >= 0 && code <= 16 ? kCodeNames[code] : "UNKNOWN",
-                                  ": ", ForTerminal(status.error_message()), "\n");
+  const int number = static_cast<int>(code);
+  return number >= 0 && number <= 16 ? kCodeNames[number] : "UNKNOWN";
+}
+
+std::string FormatError(const grpc::Status& status) {
+  std::string text = absl::StrCat("error: ", StatusCodeName(status.error_code()), ": ",
+                                  ForTerminal(status.error_message()), "\n");
   google::rpc::Status details;
   if (!status.error_details().empty() && details.ParseFromString(status.error_details())) {
     for (const auto& any : details.details()) {

@@ -42,6 +42,9 @@ Connection Connect(const std::string& address, std::string token = "");
 [[nodiscard]] absl::StatusOr<Connection> Connect(const std::string& address, std::string token,
                                                  const TlsFiles& tls);
 
+// "UNAVAILABLE", "NOT_FOUND", ...: the code's name as gRPC spells it.
+const char* StatusCodeName(grpc::StatusCode code);
+
 // A failed call for people: "error: CODE: message", then each field violation of a
 // google.rpc.BadRequest detail on its own line.
 std::string FormatError(const grpc::Status& status);

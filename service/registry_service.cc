@@ -150,8 +150,8 @@ grpc::ServerWriteReactor<v1::ChangeEvent>* RegistryService::WatchChanges(
         grpc::StatusCode::OUT_OF_RANGE, absl::StrCat("since_revision ", request->since_revision(),
                                                      " is after the register's revision ", head)));
   }
-  return new WatchReactor(store_, feed_reader_, *std::move(filter), request->since_revision(),
-                          caller->role == v1::REGULATOR, watch_buffer_);
+  return new WatchReactor(watch_hub_.get(), feed_reader_, *std::move(filter),
+                          request->since_revision(), caller->role == v1::REGULATOR, watch_buffer_);
 }
 
 grpc::ServerUnaryReactor* RegistryService::GetVerificationKeys(

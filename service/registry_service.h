@@ -40,6 +40,7 @@ class RegistryService final : public physioreg::v1::Registry::CallbackService {
         sign_queue_(std::make_unique<search::WorkQueue>(kSigningWorkers, kMaxWaitingSignatures)),
         store_(store),
         feed_reader_(feed_reader),
+        watch_hub_(std::make_unique<WatchHub>(store)),
         watch_buffer_(watch_buffer) {
     // The two hottest calls build their answers on a per-call arena.
     SetMessageAllocatorFor_GetPractitioner(&get_allocator_);
@@ -86,6 +87,9 @@ class RegistryService final : public physioreg::v1::Registry::CallbackService {
   std::unique_ptr<search::WorkQueue> sign_queue_;
   storage::Store* store_;
   SerialExecutor* feed_reader_;
+  // Live WatchChanges streams follow the feed through it (the writer's cost is one queue
+  // append per commit, whatever the number of watchers).
+  std::unique_ptr<WatchHub> watch_hub_;
   size_t watch_buffer_;
   ArenaAllocator<physioreg::v1::GetPractitionerRequest, physioreg::v1::Practitioner> get_allocator_;
   ArenaAllocator<physioreg::v1::VerifyAuthorizationRequest,

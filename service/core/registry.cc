@@ -12,6 +12,7 @@
 #include "google/protobuf/util/field_mask_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "physioreg/storage/v1/records.pb.h"
+#include "service/core/changed_activities.h"
 #include "service/core/dates.h"
 #include "service/core/validation.h"
 #include "service/core/verification.h"
@@ -25,6 +26,7 @@ using physioreg::v1::Authorization;
 using physioreg::v1::ChangeEvent;
 using physioreg::v1::Permit;
 using physioreg::v1::Practitioner;
+using physioreg::v1::RestrictedActivity;
 using physioreg::v1::StatusChange;
 
 constexpr int kDefaultPageSize = 20;
@@ -513,7 +515,8 @@ absl::StatusOr<Practitioner> Registry::LoadForUpdate(const std::string& id) cons
 
 absl::StatusOr<Practitioner> Registry::CommitOne(Practitioner record, ChangeEvent::Kind kind,
                                                  const std::string& actor, const std::string& today,
-                                                 WriteKind write) {
+                                                 WriteKind write,
+                                                 std::vector<RestrictedActivity> changed) {
   // The same rules as every stored record (e.g. a timeline at its length limit); a restriction
   // may use the headroom uploads leave, so a suspension always fits.
   Violations v;
@@ -521,13 +524,14 @@ absl::StatusOr<Practitioner> Registry::CommitOne(Practitioner record, ChangeEven
   ValidateStoredForm(record, "", write, &v);
   if (!v.empty()) return v.ToStatus(absl::StatusCode::kFailedPrecondition);
   storage::Commit commit;
-  AddChange(std::move(record), kind, actor, /*revision=*/0, clock_(), &commit);
+  AddChange(std::move(record), kind, actor, /*revision=*/0, clock_(), std::move(changed), &commit);
   if (absl::Status s = store_->Write(&commit); !s.ok()) return s;
   return commit.changes.back().record;
 }
 
 void Registry::AddChange(Practitioner record, ChangeEvent::Kind kind, const std::string& actor,
-                         int64_t revision, absl::Time now, storage::Commit* commit) {
+                         int64_t revision, absl::Time now, std::vector<RestrictedActivity> changed,
+                         storage::Commit* commit) {
   record.set_revision(revision);
   *record.mutable_update_time() = ToTimestamp(now);
   storage::RecordChange& change = commit->changes.emplace_back();
@@ -537,6 +541,7 @@ void Registry::AddChange(Practitioner record, ChangeEvent::Kind kind, const std:
   change.event.set_kind(kind);
   change.event.set_actor(actor);
   *change.event.mutable_practitioner() = PublicView(record);
+  change.event.mutable_changed_activities()->Add(changed.begin(), changed.end());
   change.record = std::move(record);
 }
 
@@ -598,9 +603,10 @@ absl::Status Registry::PrepareChanges(const std::vector<Upload>& uploads,
     }
     ++(previous == nullptr ? counts->created : counts->updated);
     pending[id] = commit->changes.size();
+    std::vector<RestrictedActivity> changed = ChangedActivities(previous, &record);
     // The store's writer assigns the revision when it commits.
     AddChange(std::move(record), previous == nullptr ? ChangeEvent::CREATED : ChangeEvent::UPDATED,
-              actor, /*revision=*/0, now, commit);
+              actor, /*revision=*/0, now, std::move(changed), commit);
   }
   return absl::OkStatus();
 }
@@ -673,7 +679,8 @@ absl::StatusOr<Practitioner> Registry::SetAuthorizationStatus(
   if (!*changed) return record;
   authorization->set_status(request.status());
   return CommitOne(*std::move(record), ChangeEvent::AUTHORIZATION_STATUS_CHANGED, actor, Today(),
-                   Restricts(request.status()) ? WriteKind::kRestriction : WriteKind::kUpload);
+                   Restricts(request.status()) ? WriteKind::kRestriction : WriteKind::kUpload,
+                   {request.activity()});
 }
 
 absl::StatusOr<Practitioner> Registry::SetPermitStatus(

@@ -138,15 +138,18 @@ class Registry {
                                             const std::string& today, ApplyCounts* counts,
                                             storage::Commit* commit,
                                             std::vector<Refusal>* refusals) const;
-  // Appends `record` as a change with `revision` (and its event) to `commit`.
+  // Appends `record` as a change with `revision` (and its event) to `commit`; `changed` are
+  // the activities whose authorization the change added, changed or removed.
   static void AddChange(physioreg::v1::Practitioner record, physioreg::v1::ChangeEvent::Kind kind,
                         const std::string& actor, int64_t revision, absl::Time now,
+                        std::vector<physioreg::v1::RestrictedActivity> changed,
                         storage::Commit* commit);
   // Validates the record a status change produced, then commits it (the store gives it the
   // next revision) and returns what was stored.
   [[nodiscard]] absl::StatusOr<physioreg::v1::Practitioner> CommitOne(
       physioreg::v1::Practitioner record, physioreg::v1::ChangeEvent::Kind kind,
-      const std::string& actor, const std::string& today, WriteKind write);
+      const std::string& actor, const std::string& today, WriteKind write,
+      std::vector<physioreg::v1::RestrictedActivity> changed = {});
 
   storage::Store* store_;
   absl::TimeZone zone_;

@@ -1,17 +1,22 @@
 // The physioreg CLI binary against a real physioregd.
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <regex>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -118,7 +123,33 @@ TEST_F(CliTest, UpsertGetVerifySuspendHistory) {
   EXPECT_EQ(parsed.registration_id(), "PT-2");
 }
 
-// The nightly upload from an upstream system must not undo a suspension set through the CLI.
+// A clinic watching dry needling hears of an authorization an upload removed, in words.
+TEST_F(CliTest, WatchAlertsWhenAnUploadRemovesAnAuthorization) {
+  v1::Practitioner record = ValidPractitioner("PT-1");
+  ASSERT_EQ(Cli({"upsert", "--file", WriteJsonl({record}, "one.jsonl")}, true).exit_code, 0);  // 1
+  v1::Practitioner without = record;
+  without.clear_authorizations();
+  ASSERT_EQ(Cli({"upsert", "--file", WriteJsonl({without}, "without.jsonl")}, true).exit_code,
+            0);  // 2
+  ASSERT_EQ(Cli({"upsert", "--file", WriteJsonl({record}, "again.jsonl")}, true).exit_code,
+            0);  // 3
+  ASSERT_EQ(Cli({"set-authorization-status", "PT-1", "--activity", "DRY_NEEDLING", "--status",
+                 "SUSPENDED", "--reason", "audit"},
+                true)
+                .exit_code,
+            0);  // 4
+  const std::string ids = dir_.Sub("staff.txt");
+  std::ofstream(ids) << "PT-1\n";
+  CommandResult watch = Cli({"watch", "--ids", ids, "--activity", "DRY_NEEDLING", "--count", "3"},
+                            /*regulator=*/true);
+  ASSERT_EQ(watch.exit_code, 0) << watch.output;
+  EXPECT_THAT(watch.output,
+              HasSubstr("PT-1 DRY_NEEDLING authorization removed (was AUTHORIZED)  (revision 2)"));
+  EXPECT_THAT(watch.output, HasSubstr("PT-1 DRY_NEEDLING (new) \u2192 AUTHORIZED"));
+  EXPECT_THAT(watch.output, HasSubstr("(revision 3)"));
+  EXPECT_THAT(watch.output, Not(HasSubstr("revision 4")));
+}
+
 // A clinic's watch prints alerts a person can act on, keeps the last revision in its state
 // file and, run again after the server restarted, resumes after it.
 TEST_F(CliTest, WatchAlertsAndResumesFromItsStateFileAfterAServerRestart) {
@@ -185,6 +216,92 @@ TEST_F(CliTest, WatchAlertsAndResumesFromItsStateFileAfterAServerRestart) {
   EXPECT_THAT(anonymous.output, HasSubstr("UNAUTHENTICATED"));
 }
 
+// A free loopback TCP port (bound, read and released; nothing else on this machine picks
+// ports by number).
+int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t size = sizeof(address);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), size) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
+    ::close(fd);
+    return 0;
+  }
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+// `physioreg watch` started while its server is down waits for it (backing off, one stderr
+// line per attempt), prints the alert once the server is up, and across a restart of the
+// server mid-watch goes on after the last revision it printed: no duplicate, no gap.
+TEST_F(CliTest, WatchWaitsForTheServerAndResumesAcrossARestart) {
+  ASSERT_EQ(Cli({"upsert", "--file", WriteJsonl({ValidPractitioner("PT-1")}, "one.jsonl")}, true)
+                .exit_code,
+            0);  // Revision 1.
+  const int port = FreePort();
+  ASSERT_GT(port, 0);
+  server_.reset();  // Down; it comes back on `port`.
+  const std::vector<std::string> on_port = {absl::StrCat("--grpc_address=127.0.0.1:", port)};
+  const std::string ids = dir_.Sub("staff.txt");
+  std::ofstream(ids) << "PT-1\n";
+  const std::string state = dir_.Sub("watch.state");
+  std::ofstream(state) << "1\n";  // Seen up to revision 1.
+  testing::BackgroundCommand watch(
+      {PHYSIOREG_CLI_PATH, "--address", absl::StrCat("127.0.0.1:", port), "--token-file",
+       dir_.Sub("data/regulator.token"), "watch", "--ids", ids, "--activity", "DRY_NEEDLING",
+       "--state", state, "--count", "3"});
+  // A failed attempt while nothing listens.
+  ASSERT_TRUE(watch.WaitForOutput("reconnecting in")) << watch.output();
+  auto suspend = [&](const std::string& status, const std::string& reason) {
+    CommandResult r = Cli({"set-authorization-status", "PT-1", "--activity", "DRY_NEEDLING",
+                           "--status", status, "--reason", reason},
+                          true);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+  };
+
+  server_ = std::make_unique<ServerProcess>(dir_.Sub("data"), on_port);
+  ASSERT_TRUE(server_->started()) << server_->output();
+  ASSERT_EQ(server_->address(), absl::StrCat("127.0.0.1:", port));
+  suspend("SUSPENDED", "first");  // Revision 2.
+  ASSERT_TRUE(watch.WaitForOutput("(revision 2)")) << watch.output();
+  EXPECT_THAT(watch.output(), HasSubstr("PT-1 DRY_NEEDLING AUTHORIZED \u2192 SUSPENDED"));
+
+  // Restarted mid-watch; a write lands as soon as it is back, likely before the watch is.
+  const size_t before_restart = watch.output().size();
+  server_.reset();
+  server_ = std::make_unique<ServerProcess>(dir_.Sub("data"), on_port);
+  ASSERT_TRUE(server_->started()) << server_->output();
+  suspend("AUTHORIZED", "second");  // Revision 3.
+  suspend("SUSPENDED", "third");    // Revision 4.
+  ASSERT_EQ(watch.Wait(), 0) << watch.output();
+  const std::string& out = watch.output();
+  for (const char* revision : {"(revision 2)", "(revision 3)", "(revision 4)"}) {
+    const size_t at = out.find(revision);
+    EXPECT_NE(at, std::string::npos) << revision << "\n" << out;
+    EXPECT_EQ(out.find(revision, at + 1), std::string::npos) << revision << "\n" << out;
+  }
+  EXPECT_THAT(out, Not(HasSubstr("(revision 1)")));
+  EXPECT_LT(out.find("(revision 3)"), out.find("(revision 4)"));
+  EXPECT_NE(out.find("reconnecting in", before_restart), std::string::npos) << out;
+  std::ifstream in(state);
+  std::string saved;
+  std::getline(in, saved);
+  EXPECT_EQ(saved, "4");
+
+  // Each attempt printed one line; waits start at most 0.2 s and never pass 10 s.
+  std::vector<double> waits;
+  static const std::regex kWait("reconnecting in ([0-9.]+)(ms|s) after revision");
+  for (std::sregex_iterator it(out.begin(), out.end(), kWait), end; it != end; ++it) {
+    waits.push_back(std::stod((*it)[1]) * ((*it)[2] == "ms" ? 0.001 : 1.0));
+  }
+  ASSERT_GE(waits.size(), 2u) << out;
+  EXPECT_LE(waits.front(), 0.2);
+  for (double w : waits) EXPECT_LE(w, 10.0) << out;
+}
+
+// The nightly upload from an upstream system must not undo a suspension set through the CLI.
 TEST_F(CliTest, UploadDoesNotLiftASuspensionUnlessAllowed) {
   const std::string file = WriteJsonl({ValidPractitioner("PT-1")}, "nightly.jsonl");
   ASSERT_EQ(Cli({"upsert", "--file", file}, true).exit_code, 0);

@@ -195,6 +195,63 @@ TEST_F(WatchTest, FiltersByIdAndActivity) {
   EXPECT_EQ(seen, (std::vector<int64_t>{5, 6, 7}));
 }
 
+// A watcher filtered on an activity hears of an authorization a change removed, although the
+// record after the change no longer holds it; events name the activities they touched.
+TEST_F(WatchTest, ActivityFilterSeesAnAuthorizationRemoved) {
+  StartServer();
+  std::vector<v1::Practitioner> records = Records(1, 3, "Initial");
+  records[2].mutable_authorizations(0)->set_activity(v1::ACUPUNCTURE);
+  records[2].mutable_authorizations(0)->clear_techniques();
+  Upsert(records);  // Revisions 1-3; PT-3 holds ACUPUNCTURE only.
+  v1::Practitioner without = records[0];
+  without.clear_authorizations();
+  without.set_family_name("Removed");
+  Upsert({without});                                          // 4: PT-1 loses DRY_NEEDLING.
+  SetDryNeedling("PT-2", v1::Authorization::SUSPENDED, "x");  // 5
+  v1::Practitioner renamed = records[2];
+  renamed.set_family_name("Renamed");
+  Upsert({renamed});                                           // 6: nothing about DRY_NEEDLING.
+  SetDryNeedling("PT-2", v1::Authorization::AUTHORIZED, "y");  // 7
+
+  v1::WatchChangesRequest request;
+  request.add_activities(v1::DRY_NEEDLING);
+  std::vector<int64_t> seen;
+  std::map<int64_t, std::vector<int>> changed;
+  for (const auto& e : ReadUntil(request, 7, clinic_)) {
+    seen.push_back(e.revision());
+    changed[e.revision()].assign(e.changed_activities().begin(), e.changed_activities().end());
+  }
+  EXPECT_EQ(seen, (std::vector<int64_t>{1, 2, 4, 5, 7}));
+  EXPECT_EQ(changed[1], std::vector<int>{v1::DRY_NEEDLING});  // Created with it.
+  EXPECT_EQ(changed[4], std::vector<int>{v1::DRY_NEEDLING});  // Removed.
+  EXPECT_EQ(changed[5], std::vector<int>{v1::DRY_NEEDLING});  // Its status changed.
+
+  // Every watcher gets the field; a change that touched no authorization lists none.
+  std::vector<v1::ChangeEvent> all = ReadUntil(v1::WatchChangesRequest(), 7, clinic_);
+  ASSERT_EQ(all.size(), 7u);
+  EXPECT_EQ(all[5].revision(), 6);
+  EXPECT_TRUE(all[5].changed_activities().empty());
+  EXPECT_EQ(all[2].changed_activities_size(), 1);
+  EXPECT_EQ(all[2].changed_activities(0), v1::ACUPUNCTURE);
+}
+
+// A deletion passes an activity filter when the registrant held that activity (listed in
+// changed_activities), and not otherwise.
+TEST(WatchFilterTest, DeletionMatchesTheActivitiesTheRegistrantHeld) {
+  v1::WatchChangesRequest request;
+  request.add_activities(v1::DRY_NEEDLING);
+  absl::StatusOr<WatchFilter> filter = MakeWatchFilter(request);
+  ASSERT_TRUE(filter.ok()) << filter.status();
+  v1::ChangeEvent deleted;
+  deleted.set_kind(v1::ChangeEvent::DELETED);
+  deleted.set_registration_id("PT-1");
+  deleted.add_changed_activities(v1::ACUPUNCTURE);
+  EXPECT_FALSE(filter->Matches(deleted));
+  deleted.add_changed_activities(v1::DRY_NEEDLING);
+  EXPECT_TRUE(filter->Matches(deleted));
+  EXPECT_TRUE(WatchFilter().Matches(deleted));  // No filter: everything.
+}
+
 // Watchers start at different points (catch-up from the change log, then live) while two
 // writers commit; each sees every revision after its start exactly once, in order, and the
 // last state each saw is what the search index serves.
@@ -348,6 +405,7 @@ class CountingReader : public grpc::ClientReadReactor<v1::ChangeEvent> {
     {
       std::lock_guard<std::mutex> lock(mu_);
       revisions_.push_back(event_.revision());
+      actors_.push_back(event_.actor());
       if (event_.revision() >= until_) {
         got_all_ = true;
         cv_.notify_all();
@@ -366,6 +424,11 @@ class CountingReader : public grpc::ClientReadReactor<v1::ChangeEvent> {
     cv_.wait(lock, [&] { return got_all_ || done_; });
     return revisions_;
   }
+  // The actor of each event received (after Wait).
+  std::vector<std::string> actors() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return actors_;
+  }
   // Ends the call (from the test's thread, never inside a reaction) and waits for OnDone.
   void Stop() {
     context_.TryCancel();
@@ -382,6 +445,7 @@ class CountingReader : public grpc::ClientReadReactor<v1::ChangeEvent> {
   bool done_ = false;
   bool got_all_ = false;
   std::vector<int64_t> revisions_;
+  std::vector<std::string> actors_;
 };
 
 TEST_F(WatchTest, ThousandWatchers) {
@@ -444,6 +508,47 @@ TEST_F(WatchTest, ThousandWatchers) {
   for (auto& reader : readers) reader->Stop();
   std::printf("[ measured ] %d status changes: %.3f s alone, %.3f s with %d watchers (x%.2f)\n",
               kWrites, alone, with_watchers, kWatchers, with_watchers / alone);
+}
+
+// 1,000 watchers with no filter, half of them the regulator's: each receives every write,
+// once and in order (the writer hands a commit to the watchers' hub once; the hub gives each
+// watcher the same shared event), with the writer's key id for the regulator's only.
+TEST_F(WatchTest, ThousandUnfilteredWatchersAllReceiveEveryWrite) {
+  StartServer();
+  const int64_t base = Upsert(Records(0, 10, "Initial"));  // Revisions 1-10.
+  ASSERT_EQ(base, 10);
+  std::vector<std::unique_ptr<v1::Registry::Stub>> stubs;
+  for (int c = 0; c < 10; ++c) {
+    grpc::ChannelArguments args;
+    args.SetInt("watch-test-channel", c);  // Ten connections, not one.
+    stubs.push_back(v1::Registry::NewStub(
+        grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),
+                                  grpc::InsecureChannelCredentials(), args)));
+  }
+  constexpr int kWatchers = 1000;
+  std::vector<std::unique_ptr<CountingReader>> readers;
+  v1::WatchChangesRequest request;
+  request.set_since_revision(base);
+  for (int w = 0; w < kWatchers; ++w) {
+    readers.push_back(std::make_unique<CountingReader>(
+        stubs[w % stubs.size()].get(), w % 2 == 0 ? regulator_ : clinic_, request, base + 3));
+  }
+  // Right away: a watcher may still be catching up or be live already; it gets the same.
+  SetDryNeedling("PT-1", v1::Authorization::SUSPENDED, "one");   // base + 1
+  Upsert(Records(20, 1, "New"));                                 // base + 2
+  SetDryNeedling("PT-1", v1::Authorization::AUTHORIZED, "two");  // base + 3
+  const std::vector<int64_t> expected = {base + 1, base + 2, base + 3};
+  int complete = 0;
+  for (int w = 0; w < kWatchers; ++w) {
+    std::vector<int64_t> seen = readers[w]->Wait();
+    EXPECT_EQ(seen, expected) << "watcher " << w;
+    complete += seen == expected ? 1 : 0;
+    for (const std::string& actor : readers[w]->actors()) {
+      EXPECT_EQ(actor.empty(), w % 2 == 1) << "watcher " << w;
+    }
+  }
+  EXPECT_EQ(complete, kWatchers);
+  for (auto& reader : readers) reader->Stop();
 }
 
 }  // namespace

@@ -67,6 +67,47 @@ CommandResult RunCommand(const std::vector<std::string>& argv, const std::string
   return result;
 }
 
+BackgroundCommand::BackgroundCommand(const std::vector<std::string>& argv) {
+  const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  pid_ = Spawn(argv, devnull, &output_fd_);
+  ::close(devnull);
+}
+
+bool BackgroundCommand::WaitForOutput(const std::string& needle, int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  char buffer[4096];
+  while (output_.find(needle) == std::string::npos && output_fd_ >= 0) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd fd{output_fd_, POLLIN, 0};
+    if (::poll(&fd, 1, static_cast<int>(left.count())) <= 0) break;
+    const ssize_t n = ::read(output_fd_, buffer, sizeof(buffer));
+    if (n <= 0) break;  // The command exited.
+    output_.append(buffer, n);
+  }
+  return output_.find(needle) != std::string::npos;
+}
+
+int BackgroundCommand::Wait() {
+  if (pid_ < 0) return -1;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(output_fd_, buffer, sizeof(buffer))) > 0;) output_.append(buffer, n);
+  ::close(output_fd_);
+  output_fd_ = -1;
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return ExitCode(status);
+}
+
+BackgroundCommand::~BackgroundCommand() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    Wait();
+  }
+}
+
 ServerProcess::ServerProcess(std::string data_dir, std::vector<std::string> extra_flags,
                              int max_open_files) {
   std::vector<std::string> argv = {PHYSIOREGD_PATH, "--data_dir=" + data_dir,

@@ -15,6 +15,27 @@ struct CommandResult {
 // Runs `argv` (argv[0] is a path), with `stdin_text` as its input, and waits for it.
 CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& stdin_text = "");
 
+// A command left running (e.g. a `physioreg watch`), its stdout and stderr read as it goes.
+class BackgroundCommand {
+ public:
+  explicit BackgroundCommand(const std::vector<std::string>& argv);
+  // Kills the command if it is still running.
+  ~BackgroundCommand();
+  BackgroundCommand(const BackgroundCommand&) = delete;
+  BackgroundCommand& operator=(const BackgroundCommand&) = delete;
+
+  // Reads the output until `needle` appears; false on timeout or exit.
+  bool WaitForOutput(const std::string& needle, int timeout_ms = 60000);
+  // Waits for the command to exit (reading all it prints) and returns its exit code.
+  int Wait();
+  const std::string& output() const { return output_; }
+
+ private:
+  int pid_ = -1;
+  int output_fd_ = -1;
+  std::string output_;
+};
+
 // physioregd on loopback port 0 over `data_dir`, started by the constructor, which returns once
 // the server serves and its search index has loaded or failed to (or the server failed to
 // start). `max_open_files` > 0 starts it with that descriptor limit (soft and hard).
