@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "service/admin_service.h"
+#include "service/audit.h"
 #include "service/core/api_keys.h"
 #include "service/core/registry.h"
 #include "service/core/search/index.h"
@@ -53,6 +54,10 @@ struct ServerOptions {
   // then hourly in the background; older since_revisions answer OUT_OF_RANGE. (The change log
   // itself is the register's public history and is kept whole.)
   absl::Duration change_retention = absl::Hours(24 * 400);
+  // The audit log (audit.h); empty path: <data_dir>/audit/audit.log.
+  std::string audit_path;
+  int64_t audit_max_bytes = kDefaultAuditMaxBytes;
+  int audit_keep_files = kDefaultAuditKeepFiles;
   // Called once the search index has loaded (on the loader thread): outcome, registrants.
   std::function<void(const absl::Status&, int64_t)> on_search_ready;
 };
@@ -84,6 +89,8 @@ class Server {
   void StopRetention();
 
   InFlightCalls in_flight_;
+  // Before the services that record into it, so it outlives them.
+  std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<Listener> listener_;
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<core::Registry> registry_;

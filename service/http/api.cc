@@ -462,6 +462,15 @@ Response Api::Route(const Request& request, std::function<void(Response)>* done)
     absl::StatusOr<std::optional<core::Caller>> caller =
         IdentifyBearer(request.authorization, *keys_);
     if (!caller.ok()) {
+      if (options_.audit != nullptr) {
+        v1::AuditEvent event;
+        event.set_kind("auth_failure");
+        event.set_key_id(NamedKeyId(request.authorization, *keys_));
+        event.set_peer(request.peer_fd >= 0 ? SocketPeer(request.peer_fd) : "");
+        event.set_rpc(absl::StrCat("HTTP ", route));
+        event.set_outcome(absl::StatusCodeToString(caller.status().code()));
+        options_.audit->Record(std::move(event));
+      }
       response = ErrorFor(caller.status(), route);
     } else if (kind == Kind::kSearch) {
       std::optional<Response> refused = Search(request, query, done);

@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "service/audit.h"
 #include "service/core/api_keys.h"
 #include "service/core/attestation.h"
 #include "service/core/registry.h"
@@ -42,6 +43,8 @@ struct Request {
   std::optional<std::string> if_none_match;
   std::optional<std::string> origin;
   std::optional<std::string> content_type;
+  // The connection's socket, to name the peer in the audit log (-1: unknown).
+  int peer_fd = -1;
 };
 
 // NDJSON lines of the public register, produced a chunk at a time so that an export of any
@@ -73,6 +76,8 @@ struct ApiOptions {
   // Signs verifications asked with include_attestation=true (not owned); none: such requests
   // answer 503.
   const core::SigningKey* signing_key = nullptr;
+  // Records authentication failures (not owned); none: not recorded.
+  AuditLog* audit = nullptr;
 };
 
 class Api {

@@ -217,6 +217,7 @@ class Session : public std::enable_shared_from_this<Session> {
     request.if_none_match = header(bhttp::field::if_none_match);
     request.origin = header(bhttp::field::origin);
     request.content_type = header(bhttp::field::content_type);
+    request.peer_fd = stream_.socket().native_handle();
     started_ = absl::Now();
     gateway_->answering.fetch_add(1);
     gateway_->api->metrics().AddInFlight(1);
