@@ -185,7 +185,7 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(AuditOptions options) {
     ::chmod(parent.c_str(), 0700);
   }
   std::unique_ptr<AuditLog> log(new AuditLog(std::move(options)));
-  log->fd_ = ::open(log->options_.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  log->fd_ = ::open(log->options_.path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   if (log->fd_ < 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot open the audit log ", log->options_.path, ": ", std::strerror(errno)));
@@ -194,6 +194,12 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(AuditOptions options) {
   ::fchmod(log->fd_, 0600);
   struct stat st {};
   if (::fstat(log->fd_, &st) == 0) log->size_ = st.st_size;
+  // A last line cut short (a crash mid-write) stays a line of its own, skipped when read.
+  if (log->size_ > 0) {
+    char last = '\n';
+    if (::pread(log->fd_, &last, 1, log->size_ - 1) != 1) last = '\n';
+    if (last != '\n' && ::write(log->fd_, "\n", 1) == 1) ++log->size_;
+  }
   log->thread_ = std::thread([raw = log.get()] { raw->Run(); });
   return log;
 }
