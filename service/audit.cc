@@ -90,7 +90,10 @@ class AuditInterceptor final : public grpc::experimental::Interceptor {
  public:
   AuditInterceptor(AuditLog* log, const core::ApiKeys* keys,
                    grpc::experimental::ServerRpcInfo* info)
-      : log_(log), keys_(keys), info_(info), method_(info->method() ? info->method() : "") {
+      : log_(log),
+        keys_(keys),
+        info_(info),
+        method_(info->method() != nullptr ? info->method() : "") {
     admin_ = absl::StartsWith(method_, kAdminPrefix);
   }
   // A call that ended without a status sent (cancelled by the client) is still recorded.
@@ -134,7 +137,7 @@ class AuditInterceptor final : public grpc::experimental::Interceptor {
     event.set_kind(code == grpc::StatusCode::UNAUTHENTICATED ? "auth_failure" : "admin_call");
     event.set_key_id(key_id_);
     event.set_peer(peer_);
-    event.set_rpc(method_);
+    event.set_rpc(std::string(method_));
     event.set_outcome(absl::StatusCodeToString(static_cast<absl::StatusCode>(code)));
     event.set_request_id(CleanRequestId(request_id_));
     log_->Record(std::move(event));
@@ -143,7 +146,8 @@ class AuditInterceptor final : public grpc::experimental::Interceptor {
   AuditLog* log_;
   const core::ApiKeys* keys_;
   grpc::experimental::ServerRpcInfo* info_;
-  std::string method_;
+  // The registered method's name, which lives as long as the server.
+  absl::string_view method_;
   bool admin_ = false;
   bool read_request_id_ = false;
   bool recorded_ = false;

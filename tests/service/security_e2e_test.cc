@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -580,6 +581,53 @@ TEST_F(SecurityTest, ServerSetFieldsSentByClientsAreIgnored) {
     EXPECT_EQ(histories.events(0).actor(), *regulator_key_id_);
     EXPECT_EQ(histories.events(0).revision(), revision);
   }
+}
+
+TEST_F(SecurityTest, CliAuditPrintsTheRegulatorATableSinceATimeOrDuration) {
+  const absl::Time started = absl::Now();
+  v1::ListApiKeysResponse keys;
+  EXPECT_EQ(regulator_->Admin()
+                ->ListApiKeys(ContextWith("Bearer " + clinic_->secret()).get(), {}, &keys)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  const std::string token_file = dir_->Sub("regulator-token");
+  const std::string clinic_file = dir_->Sub("clinic-token");
+  { std::ofstream(token_file) << *regulator_token_ << "\n"; }
+  { std::ofstream(clinic_file) << clinic_->secret() << "\n"; }
+  ::chmod(token_file.c_str(), 0600);
+  ::chmod(clinic_file.c_str(), 0600);
+  auto audit = [&](const std::string& file, const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {PHYSIOREG_CLI_PATH, "--address", server_->address(),
+                                     "--token-file",     file,        "audit"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return testing::RunCommand(argv);
+  };
+
+  testing::CommandResult table = audit(token_file, {"--since", "1h"});
+  ASSERT_EQ(table.exit_code, 0) << table.output;
+  EXPECT_THAT(table.output, HasSubstr("TIME"));
+  EXPECT_THAT(table.output, HasSubstr("RegistryAdmin/ListApiKeys"));
+  EXPECT_THAT(table.output, HasSubstr("PERMISSION_DENIED"));
+  EXPECT_THAT(table.output, HasSubstr(clinic_->key_id()));
+  EXPECT_THAT(table.output, HasSubstr("ipv4:127.0.0.1:"));
+
+  // From an RFC 3339 time after everything so far: nothing but the header.
+  const std::string later =
+      absl::FormatTime(absl::RFC3339_full, started + absl::Hours(1), absl::UTCTimeZone());
+  testing::CommandResult none = audit(token_file, {"--since", later});
+  ASSERT_EQ(none.exit_code, 0) << none.output;
+  EXPECT_THAT(none.output, Not(HasSubstr("ListApiKeys")));
+
+  testing::CommandResult limited = audit(token_file, {"--since", "7d", "--limit", "1", "--json"});
+  ASSERT_EQ(limited.exit_code, 0) << limited.output;
+  EXPECT_EQ(std::count(limited.output.begin(), limited.output.end(), '\n'), 1) << limited.output;
+  EXPECT_THAT(limited.output, HasSubstr("\"kind\":\"admin_call\""));
+
+  EXPECT_EQ(audit(token_file, {"--since", "yesterday"}).exit_code, 2);
+  EXPECT_EQ(audit(token_file, {}).exit_code, 2);
+  testing::CommandResult clinic = audit(clinic_file, {"--since", "1h"});
+  EXPECT_EQ(clinic.exit_code, 1);
+  EXPECT_THAT(clinic.output, HasSubstr("PERMISSION_DENIED"));
 }
 
 // Its own server, stopped at the end, so that everything it printed is read.
