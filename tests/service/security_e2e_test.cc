@@ -476,6 +476,8 @@ TEST_F(SecurityTest, PrivateContactIsAbsentFromEveryPublicAnswer) {
             .ok());
     ASSERT_GE(histories.events_size(), 1);
     EXPECT_TRUE(histories.events(0).has_practitioner());
+    // Who wrote a change (a key id) is the regulator's to know.
+    for (const v1::ChangeEvent& event : histories.events()) EXPECT_EQ(event.actor(), "");
     answers.push_back(histories.SerializeAsString());
 
     if (authorization.has_value()) {  // WatchChanges takes CLINIC credentials
@@ -488,6 +490,7 @@ TEST_F(SecurityTest, PrivateContactIsAbsentFromEveryPublicAnswer) {
       int events = 0;
       while (events < 2 && reader->Read(&change)) {
         EXPECT_TRUE(change.has_practitioner());
+        EXPECT_EQ(change.actor(), "");
         answers.push_back(change.SerializeAsString());
         ++events;
       }
@@ -499,6 +502,7 @@ TEST_F(SecurityTest, PrivateContactIsAbsentFromEveryPublicAnswer) {
     for (const std::string& answer : answers) {
       EXPECT_THAT(answer, Not(HasSubstr("@example.ca")));
       EXPECT_THAT(answer, Not(HasSubstr(kPrivatePhone)));
+      EXPECT_THAT(answer, Not(HasSubstr(*regulator_key_id_)));
     }
   }
 
