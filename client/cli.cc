@@ -819,7 +819,10 @@ struct Cli {
       std::printf("%-20s  %-12s  %-17s  %-18s  %-22s  %-40s  %s\n", Timestamp(event.time()).c_str(),
                   S(event.kind()).c_str(), S(event.outcome()).c_str(),
                   event.key_id().empty() ? "-" : S(event.key_id()).c_str(), S(event.peer()).c_str(),
-                  S(rpc).c_str(), event.request_id().empty() ? "-" : S(event.request_id()).c_str());
+                  S(rpc).c_str(),
+                  event.count() > 0 ? absl::StrCat("(", event.count(), " left out)").c_str()
+                  : event.request_id().empty() ? "-"
+                                               : S(event.request_id()).c_str());
     }
     if (response.truncated()) {
       std::printf("(only the newest %d events; narrow --since or raise --limit)\n",

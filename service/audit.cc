@@ -175,6 +175,9 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(AuditOptions options) {
   if (options.max_bytes < 1024) {
     return absl::InvalidArgumentError("the audit log's size limit must be at least 1024 bytes");
   }
+  if (options.max_auth_failures_per_second < 1) {
+    return absl::InvalidArgumentError("the audit log must keep at least one failure a second");
+  }
   if (options.keep_files < 1) {
     return absl::InvalidArgumentError("the audit log must keep at least one rotated file");
   }
@@ -211,6 +214,7 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(AuditOptions options) {
 AuditLog::~AuditLog() {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (suppressed_failures_ > 0) SummarizeLocked(options_.clock());
     stopping_ = true;
   }
   wake_.notify_all();
@@ -221,22 +225,52 @@ AuditLog::~AuditLog() {
   }
 }
 
+void AuditLog::PushLocked(v1::AuditEvent event) {
+  if (queue_.size() >= options_.max_queued) {
+    ++dropped_;
+    return;
+  }
+  queue_.push_back(std::move(event));
+  ++queued_seq_;
+}
+
+void AuditLog::SummarizeLocked(absl::Time now) {
+  if (suppressed_failures_ == 0) return;
+  v1::AuditEvent summary;
+  *summary.mutable_time() = ToProto(now);
+  summary.set_kind("auth_failures_suppressed");
+  summary.set_outcome("UNAUTHENTICATED");
+  summary.set_count(suppressed_failures_);
+  suppressed_failures_ = 0;
+  PushLocked(std::move(summary));
+}
+
 void AuditLog::Record(v1::AuditEvent event) {
-  *event.mutable_time() = ToProto(options_.clock());
+  const absl::Time now = options_.clock();
+  *event.mutable_time() = ToProto(now);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (queue_.size() >= options_.max_queued) {
-      ++dropped_;
-      return;
+    if (now - failure_window_ >= absl::Seconds(1)) {
+      SummarizeLocked(now);
+      failure_window_ = now;
+      failures_in_window_ = 0;
     }
-    queue_.push_back(std::move(event));
-    ++queued_seq_;
+    if (event.kind() == "auth_failure") {
+      if (failures_in_window_ >= options_.max_auth_failures_per_second) {
+        ++suppressed_failures_;
+        return;
+      }
+      ++failures_in_window_;
+    }
+    PushLocked(std::move(event));
   }
   wake_.notify_one();
 }
 
 void AuditLog::Flush() {
   std::unique_lock<std::mutex> lock(mu_);
+  if (suppressed_failures_ > 0) SummarizeLocked(options_.clock());
+  wake_.notify_one();
   const uint64_t target = queued_seq_;
   written_cv_.wait(lock, [&] { return written_seq_ >= target || stopping_; });
 }

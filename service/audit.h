@@ -8,7 +8,10 @@
 // so a crash of the process loses nothing recorded before the batch, and fdatasync()s at most
 // once a second (and at every rotation and at close): a crash of the machine can lose the last
 // second. Past `max_queued` waiting events (a flood the disk cannot follow) new events are
-// dropped and counted in a server log line.
+// dropped and counted in a server log line. Authentication failures past
+// `max_auth_failures_per_second` (a flood of them would otherwise rotate the admin calls out
+// of the kept files) are counted instead, in one "auth_failures_suppressed" line per second
+// that had any (or when the log is read or closed); admin calls are always recorded.
 //
 // Rotation by size: when a line would take the current file past `max_bytes`, the file becomes
 // <path>.1 (older ones shift to .2 … .<keep_files>, the oldest beyond that deleted) and a new
@@ -49,6 +52,7 @@ struct AuditOptions {
   int keep_files = kDefaultAuditKeepFiles;
   std::function<absl::Time()> clock = [] { return absl::Now(); };
   size_t max_queued = 100000;
+  int max_auth_failures_per_second = 100;
 };
 
 class AuditLog {
@@ -75,6 +79,10 @@ class AuditLog {
  private:
   explicit AuditLog(AuditOptions options) : options_(std::move(options)) {}
   void Run();
+  // Queues `event` unless the queue is full. Holds mu_.
+  void PushLocked(physioreg::v1::AuditEvent event);
+  // Queues the count of suppressed failures, if any, stamped `now`. Holds mu_.
+  void SummarizeLocked(absl::Time now);
   // Appends `lines` to the current file, rotating first when needed. Holds files_mu_.
   void WriteBatch(const std::string& lines);
   absl::Status Rotate();
@@ -94,6 +102,10 @@ class AuditLog {
   uint64_t written_seq_ = 0;  // of which written
   uint64_t dropped_ = 0;
   bool stopping_ = false;
+  // The cap on authentication failures (under mu_).
+  absl::Time failure_window_ = absl::InfinitePast();
+  int failures_in_window_ = 0;
+  int64_t suppressed_failures_ = 0;
 
   // Held by the writer while it writes or rotates and by Read(), so a reader never sees a
   // file renamed under it.

@@ -155,6 +155,36 @@ TEST(AuditLogTest, LinesCutByACrashAreSkippedWhenRead) {
   EXPECT_EQ(read->events(1).rpc(), "/physioreg.v1.RegistryAdmin/ListApiKeys");
 }
 
+TEST(AuditLogTest, AFloodOfAuthenticationFailuresIsCountedNotWrittenAdminCallsAlwaysAre) {
+  testing::TempDir dir;
+  std::atomic<int64_t> now{1'800'000'000};
+  AuditOptions options;
+  options.path = dir.Sub("audit.log");
+  options.max_auth_failures_per_second = 3;
+  options.clock = [&now] { return absl::FromUnixSeconds(now.load()); };
+  absl::StatusOr<std::unique_ptr<AuditLog>> log = AuditLog::Open(options);
+  ASSERT_TRUE(log.ok());
+  v1::AuditEvent failure = Event("/physioreg.v1.Registry/GetPractitioner");
+  failure.set_kind("auth_failure");
+  failure.set_outcome("UNAUTHENTICATED");
+  for (int i = 0; i < 10; ++i) (*log)->Record(failure);
+  (*log)->Record(Event("/physioreg.v1.RegistryAdmin/ListApiKeys"));
+  now += 1;  // the next second: 3 more may pass, after the count of those left out
+  for (int i = 0; i < 4; ++i) (*log)->Record(failure);
+  absl::StatusOr<v1::ListAuditEventsResponse> read = (*log)->Read(absl::InfinitePast(), 100);
+  ASSERT_TRUE(read.ok());
+  std::vector<std::string> kinds;
+  for (const v1::AuditEvent& event : read->events()) {
+    kinds.push_back(absl::StrCat(
+        event.kind(), event.count() > 0 ? absl::StrCat(" ", event.count()) : std::string()));
+  }
+  EXPECT_THAT(kinds,
+              ::testing::ElementsAre("auth_failure", "auth_failure", "auth_failure", "admin_call",
+                                     "auth_failures_suppressed 7", "auth_failure", "auth_failure",
+                                     "auth_failure", "auth_failures_suppressed 1"));
+  EXPECT_EQ(read->events(4).time().seconds(), 1'800'000'001);
+}
+
 TEST(AuditLogTest, RefusesUnusableOptions) {
   testing::TempDir dir;
   AuditOptions options;
