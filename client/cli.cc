@@ -22,11 +22,13 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/connection.h"
@@ -104,6 +106,9 @@ struct Options {
   std::string state_file;
   int64_t since = 0;
   int64_t count = 0;
+  // audit
+  std::string audit_since;
+  int limit = 100;
 
   // Options given on the command line, as "command --name" (to tell unset from empty).
   std::set<std::string> given;
@@ -776,6 +781,58 @@ struct Cli {
     return 0;
   }
 
+  // `text` as a point in time: RFC 3339 ("2026-11-30T09:00:00Z"), or a duration back from now
+  // ("90m", "24h", "7d").
+  static absl::Time SinceTime(const std::string& text) {
+    absl::Time time;
+    std::string error;
+    if (absl::ParseTime(absl::RFC3339_full, text, &time, &error)) return time;
+    absl::Duration back;
+    int64_t days = 0;
+    if (absl::EndsWith(text, "d") && absl::SimpleAtoi(text.substr(0, text.size() - 1), &days) &&
+        days >= 0) {
+      return absl::Now() - absl::Hours(24 * days);
+    }
+    if (absl::ParseDuration(text, &back) && back >= absl::ZeroDuration()) {
+      return absl::Now() - back;
+    }
+    throw UsageError(absl::StrCat("--since takes an RFC 3339 time (2026-11-30T09:00:00Z) or a ",
+                                  "duration back from now (90m, 24h, 7d); got '", text, "'"));
+  }
+
+  int Audit(const Options& o) const {
+    v1::ListAuditEventsRequest request;
+    const absl::Time since = SinceTime(o.audit_since);
+    request.mutable_since()->set_seconds(absl::ToUnixSeconds(since));
+    request.set_limit(o.limit);
+    v1::ListAuditEventsResponse response;
+    grpc::Status status =
+        connection.Admin()->ListAuditEvents(connection.Context().get(), request, &response);
+    if (!status.ok()) return ReportError(status);
+    if (json) {
+      for (const auto& event : response.events()) std::printf("%s\n", ToJson(event, false).c_str());
+      return 0;
+    }
+    std::printf("%-20s  %-12s  %-17s  %-18s  %-22s  %-40s  %s\n", "TIME", "KIND", "OUTCOME", "KEY",
+                "PEER", "RPC", "REQUEST ID");
+    for (const auto& event : response.events()) {
+      absl::string_view rpc = event.rpc();
+      absl::ConsumePrefix(&rpc, "/physioreg.v1.");
+      std::printf("%-20s  %-12s  %-17s  %-18s  %-22s  %-40s  %s\n", Timestamp(event.time()).c_str(),
+                  S(event.kind()).c_str(), S(event.outcome()).c_str(),
+                  event.key_id().empty() ? "-" : S(event.key_id()).c_str(), S(event.peer()).c_str(),
+                  S(rpc).c_str(),
+                  event.count() > 0 ? absl::StrCat("(", event.count(), " left out)").c_str()
+                  : event.request_id().empty() ? "-"
+                                               : S(event.request_id()).c_str());
+    }
+    if (response.truncated()) {
+      std::printf("(only the newest %d events; narrow --since or raise --limit)\n",
+                  response.events_size());
+    }
+    return 0;
+  }
+
   int Health(const Options& o) const {
     const int wait_seconds = o.wait_seconds;
     auto stub = grpc::health::v1::Health::NewStub(connection.channel);
@@ -1186,6 +1243,18 @@ class CommandLine {
     StatusChangeCommand("set-permit-status", "regulator: change the permit's status",
                         "ACTIVE, INACTIVE, SUSPENDED, CANCELLED");
 
+    CLI::App* audit =
+        Command("audit",
+                "regulator: the audit log (admin calls and authentication failures), oldest first");
+    audit
+        ->add_option("--since", o_.audit_since,
+                     "from this time: RFC 3339 (2026-11-30T09:00:00Z) or a duration back from "
+                     "now (90m, 24h, 7d)")
+        ->required();
+    audit->add_option("--limit", o_.limit, "at most this many events (the newest)")
+        ->check(CLI::Range(1, 10000))
+        ->capture_default_str();
+
     CLI::App* keys = Command("keys", "regulator: API keys (create, list, revoke)");
     keys->require_subcommand(1);
     CLI::App* create = keys->add_subcommand("create", "a new key; its secret is shown once");
@@ -1267,6 +1336,7 @@ int Run(CommandLine& line) {
   if (command == "set-authorization-status") return cli.SetAuthorizationStatus(o);
   if (command == "set-permit-status") return cli.SetPermitStatus(o);
   if (command == "keys") return cli.Keys(path.at(1), o);
+  if (command == "audit") return cli.Audit(o);
   if (command == "import") {
     physioreg::client::ImportOptions options;
     options.path = o.file;

@@ -1,5 +1,6 @@
 #include "service/admin_service.h"
 
+#include "absl/strings/str_cat.h"
 #include "service/auth.h"
 #include "service/export_reactor.h"
 #include "service/import_reactor.h"
@@ -88,6 +89,35 @@ grpc::ServerUnaryReactor* AdminService::ListApiKeys(grpc::CallbackServerContext*
   absl::StatusOr<core::Caller> caller = RequireRole(*context, *keys_, v1::REGULATOR);
   if (caller.ok()) *response = keys_->List();
   reactor->Finish(ToGrpcStatus(caller.status()));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::ListAuditEvents(grpc::CallbackServerContext* context,
+                                                        const v1::ListAuditEventsRequest* request,
+                                                        v1::ListAuditEventsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<core::Caller> caller = RequireRole(*context, *keys_, v1::REGULATOR);
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
+  if (request->limit() < 0 || request->limit() > kMaxAuditEventsListed) {
+    reactor->Finish(grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("limit must be from 0 (default 100) to ", kMaxAuditEventsListed)));
+    return reactor;
+  }
+  if (audit_ == nullptr) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "this server keeps no audit log"));
+    return reactor;
+  }
+  const absl::Time since = request->has_since()
+                               ? absl::FromUnixSeconds(request->since().seconds()) +
+                                     absl::Nanoseconds(request->since().nanos())
+                               : absl::InfinitePast();
+  audit_reader_.Post([this, reactor, response, since, limit = request->limit()] {
+    Finish(reactor, audit_->Read(since, limit), response);
+  });
   return reactor;
 }
 

@@ -5,6 +5,7 @@
 #define PHYSIOREG_SERVICE_ADMIN_SERVICE_H_
 
 #include "physioreg/v1/registry.grpc.pb.h"
+#include "service/audit.h"
 #include "service/core/api_keys.h"
 #include "service/core/registry.h"
 #include "service/serial_executor.h"
@@ -17,8 +18,10 @@ class AdminService final
     : public physioreg::v1::RegistryAdmin::WithRawCallbackMethod_ImportPractitioners<
           physioreg::v1::RegistryAdmin::CallbackService> {
  public:
-  AdminService(core::Registry* registry, core::ApiKeys* keys, SerialExecutor* writer)
-      : registry_(registry), keys_(keys), writer_(writer) {}
+  // `audit` (not owned) serves ListAuditEvents; without it that answers UNAVAILABLE.
+  AdminService(core::Registry* registry, core::ApiKeys* keys, SerialExecutor* writer,
+               AuditLog* audit = nullptr)
+      : registry_(registry), keys_(keys), writer_(writer), audit_(audit) {}
 
   grpc::ServerUnaryReactor* UpsertPractitioners(
       grpc::CallbackServerContext* context,
@@ -45,6 +48,9 @@ class AdminService final
   grpc::ServerUnaryReactor* ListApiKeys(grpc::CallbackServerContext* context,
                                         const physioreg::v1::ListApiKeysRequest* request,
                                         physioreg::v1::ListApiKeysResponse* response) override;
+  grpc::ServerUnaryReactor* ListAuditEvents(
+      grpc::CallbackServerContext* context, const physioreg::v1::ListAuditEventsRequest* request,
+      physioreg::v1::ListAuditEventsResponse* response) override;
 
  private:
   // Authenticates as REGULATOR, then runs `work(actor)` on the writer thread and finishes the
@@ -56,6 +62,9 @@ class AdminService final
   core::Registry* registry_;
   core::ApiKeys* keys_;
   SerialExecutor* writer_;
+  AuditLog* audit_;
+  // Reads the audit log's files, off gRPC's callback threads and off the writer.
+  SerialExecutor audit_reader_;
 };
 
 }  // namespace physioreg::service

@@ -42,6 +42,12 @@ ABSL_FLAG(int, block_cache_mib, 256,
           "read from memory-mapped files)");
 ABSL_FLAG(int, change_retention_days, 400,
           "Days of changes WatchChanges can catch up on; older since_revisions get OUT_OF_RANGE");
+ABSL_FLAG(std::string, audit_log, "",
+          "The audit log (JSON lines: every admin call and authentication failure; 0600); "
+          "default <data_dir>/audit/audit.log");
+ABSL_FLAG(int64_t, audit_max_bytes, 64 << 20,
+          "Rotate the audit log when it would pass this size (at least 1024)");
+ABSL_FLAG(int, audit_keep_files, 10, "Rotated audit log files kept (<path>.1 is the newest)");
 ABSL_FLAG(int, drain_seconds, 10, "On SIGTERM/SIGINT, how long in-flight calls may finish");
 ABSL_FLAG(int, max_connections, 10000,
           "Client connections served at once, gRPC and HTTP together (HTTP at most half); more "
@@ -262,6 +268,19 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.change_retention = absl::Hours(24 * int64_t{retention_days});
+  options.audit_path = absl::GetFlag(FLAGS_audit_log);
+  options.audit_max_bytes = absl::GetFlag(FLAGS_audit_max_bytes);
+  options.audit_keep_files = absl::GetFlag(FLAGS_audit_keep_files);
+  if (options.audit_max_bytes < 1024) {
+    std::fprintf(stderr, "physioregd: --audit_max_bytes must be at least 1024 (got %lld)\n",
+                 static_cast<long long>(options.audit_max_bytes));
+    return 2;
+  }
+  if (options.audit_keep_files < 1 || options.audit_keep_files > 1000) {
+    std::fprintf(stderr, "physioregd: --audit_keep_files must be from 1 to 1000 (got %d)\n",
+                 options.audit_keep_files);
+    return 2;
+  }
   options.max_connections = absl::GetFlag(FLAGS_max_connections);
   if (options.max_connections < 1) {
     std::fprintf(stderr, "physioregd: --max_connections must be at least 1 (got %d)\n",

@@ -104,6 +104,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (!signing_keys.ok()) return signing_keys.status();
   server->signing_keys_ = *std::move(signing_keys);
 
+  AuditOptions audit;
+  audit.path =
+      options.audit_path.empty() ? options.data_dir + "/audit/audit.log" : options.audit_path;
+  audit.max_bytes = options.audit_max_bytes;
+  audit.keep_files = options.audit_keep_files;
+  absl::StatusOr<std::unique_ptr<AuditLog>> audit_log = AuditLog::Open(std::move(audit));
+  if (!audit_log.ok()) return audit_log.status();
+  server->audit_ = *std::move(audit_log);
+
   server->search_queue_ = std::make_unique<search::WorkQueue>(kSearchWorkers, kMaxWaitingSearches);
   server->writer_ = std::make_unique<SerialExecutor>();
   server->feed_reader_ = std::make_unique<SerialExecutor>();
@@ -112,7 +121,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
       server->search_queue_.get(), server->signing_keys_.get(), server->store_.get(),
       server->feed_reader_.get(), options.watch_buffer);
   server->admin_service_ = std::make_unique<AdminService>(
-      server->registry_.get(), server->keys_.get(), server->writer_.get());
+      server->registry_.get(), server->keys_.get(), server->writer_.get(), server->audit_.get());
 
   // Debian's Abseil is built without NDEBUG, so every absl::Mutex lock (gRPC takes several per
   // call) also updated a global deadlock-detection graph: ~4 % of the server's CPU under load
@@ -129,6 +138,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   builder.RegisterService(server->admin_service_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counters;
   counters.push_back(server->in_flight_.InterceptorFactory());
+  counters.push_back(AuditInterceptorFactory(server->audit_.get(), server->keys_.get()));
   builder.experimental().SetInterceptorCreators(std::move(counters));
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr) {
@@ -146,6 +156,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (server->http_gateway_ != nullptr) {
     http::ApiOptions http_options = options.http;
     http_options.signing_key = &server->signing_keys_->current();
+    http_options.audit = server->audit_.get();
     server->http_api_ = std::make_unique<http::Api>(
         server->registry_.get(), server->keys_.get(), server->searcher_.get(),
         server->search_index_.get(), server->search_queue_.get(), server->store_.get(),

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "service/admin_service.h"
+#include "service/audit.h"
 #include "service/core/api_keys.h"
 #include "service/core/registry.h"
 #include "service/core/search/index.h"
@@ -58,6 +59,10 @@ struct ServerOptions {
   std::function<absl::Time()> clock = absl::Now;
   // TLS on both ports, client certificates (tls.h); off without a certificate.
   TlsOptions tls;
+  // The audit log (audit.h); empty path: <data_dir>/audit/audit.log.
+  std::string audit_path;
+  int64_t audit_max_bytes = kDefaultAuditMaxBytes;
+  int audit_keep_files = kDefaultAuditKeepFiles;
   // Called once the search index has loaded (on the loader thread): outcome, registrants.
   std::function<void(const absl::Status&, int64_t)> on_search_ready;
 };
@@ -98,6 +103,8 @@ class Server {
 
   std::unique_ptr<TlsConfig> tls_;  // outlives the relay and the gateway using it
   InFlightCalls in_flight_;
+  // Before the services that record into it, so it outlives them.
+  std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<Listener> listener_;
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<core::Registry> registry_;

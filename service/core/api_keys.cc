@@ -127,6 +127,17 @@ std::optional<Caller> ApiKeys::Authenticate(absl::string_view secret) const {
   return Caller{key_id, it->second.key().role()};
 }
 
+std::optional<std::string> ApiKeys::NamedKeyId(absl::string_view secret) const {
+  if (!absl::StartsWith(secret, kSecretPrefix)) return std::nullopt;
+  absl::string_view rest = secret.substr(kSecretPrefix.size());
+  const size_t underscore = rest.find('_');
+  if (underscore == absl::string_view::npos) return std::nullopt;
+  const std::string key_id(rest.substr(0, underscore));
+  std::shared_lock lock(mu_);
+  if (keys_.find(key_id) == keys_.end()) return std::nullopt;
+  return key_id;
+}
+
 absl::StatusOr<physioreg::v1::CreateApiKeyResponse> ApiKeys::Create(
     const physioreg::v1::CreateApiKeyRequest& request) {
   Violations v;

@@ -38,6 +38,9 @@ class ApiKeys {
 
   // The caller a secret belongs to; nullopt for unknown, malformed or revoked secrets.
   std::optional<Caller> Authenticate(absl::string_view secret) const;
+  // The id of the stored key (revoked or not) that `secret` names, without checking the
+  // secret; nullopt when it names none. For the audit log of failed authentications.
+  std::optional<std::string> NamedKeyId(absl::string_view secret) const;
 
   [[nodiscard]] absl::StatusOr<physioreg::v1::CreateApiKeyResponse> Create(
       const physioreg::v1::CreateApiKeyRequest& request);

@@ -464,6 +464,15 @@ Response Api::Route(const Request& request, std::function<void(Response)>* done)
     // Without a token, a client certificate's role (mTLS) is the caller's.
     if (caller.ok() && !caller->has_value()) *caller = request.certificate_caller;
     if (!caller.ok()) {
+      if (options_.audit != nullptr) {
+        v1::AuditEvent event;
+        event.set_kind("auth_failure");
+        event.set_key_id(NamedKeyId(request.authorization, *keys_));
+        event.set_peer(request.peer_fd >= 0 ? SocketPeer(request.peer_fd) : "");
+        event.set_rpc(absl::StrCat("HTTP ", route));
+        event.set_outcome(absl::StatusCodeToString(caller.status().code()));
+        options_.audit->Record(std::move(event));
+      }
       response = ErrorFor(caller.status(), route);
     } else if (kind == Kind::kSearch) {
       std::optional<Response> refused = Search(request, query, done);

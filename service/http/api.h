@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "service/audit.h"
 #include "service/core/api_keys.h"
 #include "service/core/attestation.h"
 #include "service/core/registry.h"
@@ -44,6 +45,8 @@ struct Request {
   std::optional<std::string> content_type;
   // mTLS: the caller the connection's verified client certificate maps to (tls.h).
   std::optional<core::Caller> certificate_caller;
+  // The connection's socket, to name the peer in the audit log (-1: unknown).
+  int peer_fd = -1;
 };
 
 // NDJSON lines of the public register, produced a chunk at a time so that an export of any
@@ -75,6 +78,8 @@ struct ApiOptions {
   // Signs verifications asked with include_attestation=true (not owned); none: such requests
   // answer 503.
   const core::SigningKey* signing_key = nullptr;
+  // Records authentication failures (not owned); none: not recorded.
+  AuditLog* audit = nullptr;
 };
 
 class Api {

@@ -266,6 +266,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     request.origin = header(bhttp::field::origin);
     request.content_type = header(bhttp::field::content_type);
     if (peer_.has_value()) request.certificate_caller = gateway_->tls->CallerFor(*peer_);
+    request.peer_fd = beast::get_lowest_layer(stream_).socket().native_handle();
     started_ = absl::Now();
     gateway_->answering.fetch_add(1);
     gateway_->api->metrics().AddInFlight(1);

@@ -158,6 +158,9 @@ TEST(ReadmeExamplesTest, EveryUsingTheCliCommandWorksOnTheDemoRegister) {
        {}},
       {R"(^\$cli --token-file \$token keys create --role CLINIC)", 0, {"prk_"}},
       {R"(^\$cli --token-file \$token keys list)", 0, {"CLINIC", "REGULATOR"}},
+      {R"(^\$cli --token-file \$token audit --since )",
+       0,
+       {"RegistryAdmin/UpsertPractitioners", "demo-1", "admin_call"}},
       {R"(^\$cli health --wait 10)", 0, {"SERVING"}},
   };
 
