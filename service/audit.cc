@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "service/log.h"
+#include "service/tls.h"
 
 namespace physioreg::service {
 
@@ -133,6 +134,12 @@ class AuditInterceptor final : public grpc::experimental::Interceptor {
  private:
   void Record(grpc::StatusCode code) {
     recorded_ = true;
+    // Without a bearer token, an mTLS caller is named by its certificate ("cert:<subject>").
+    if (key_id_.empty()) {
+      std::optional<core::Caller> certificate =
+          CertificateCallerOfPeer(info_->server_context()->peer());
+      if (certificate.has_value()) key_id_ = certificate->key_id;
+    }
     v1::AuditEvent event;
     event.set_kind(code == grpc::StatusCode::UNAUTHENTICATED ? "auth_failure" : "admin_call");
     event.set_key_id(key_id_);

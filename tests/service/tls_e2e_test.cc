@@ -293,6 +293,10 @@ TEST_F(TlsTest, MutualTlsMapsCertificatesToRolesAndRefusesOthers) {
   CommandResult clinic_history = Curl("clinic", "/v1/practitioners/PT-1/history");
   EXPECT_THAT(clinic_history.output, HasSubstr("status=200"));
   EXPECT_THAT(clinic_history.output, Not(HasSubstr("regulator-desk")));
+  // The audit log names a certificate caller by its subject (no token was sent).
+  CommandResult audit = Cli("regulator", {"audit", "--since", "24h", "--json"});
+  EXPECT_EQ(audit.exit_code, 0) << audit.output;
+  EXPECT_THAT(audit.output, HasSubstr("cert:" + subject)) << audit.output;
 
   EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->output();
 }
