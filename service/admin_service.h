@@ -7,6 +7,7 @@
 #include "physioreg/v1/registry.grpc.pb.h"
 #include "service/core/api_keys.h"
 #include "service/core/registry.h"
+#include "service/limits.h"
 #include "service/serial_executor.h"
 
 namespace physioreg::service {
@@ -17,8 +18,11 @@ class AdminService final
     : public physioreg::v1::RegistryAdmin::WithRawCallbackMethod_ImportPractitioners<
           physioreg::v1::RegistryAdmin::CallbackService> {
  public:
-  AdminService(core::Registry* registry, core::ApiKeys* keys, SerialExecutor* writer)
-      : registry_(registry), keys_(keys), writer_(writer) {}
+  // `limits` (null: none) admits every call (limits.h); writes take from the REGULATOR's writes
+  // bucket.
+  AdminService(core::Registry* registry, core::ApiKeys* keys, SerialExecutor* writer,
+               Limits* limits = nullptr)
+      : registry_(registry), keys_(keys), writer_(writer), limits_(limits) {}
 
   grpc::ServerUnaryReactor* UpsertPractitioners(
       grpc::CallbackServerContext* context,
@@ -56,6 +60,7 @@ class AdminService final
   core::Registry* registry_;
   core::ApiKeys* keys_;
   SerialExecutor* writer_;
+  Limits* limits_;
 };
 
 }  // namespace physioreg::service

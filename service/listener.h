@@ -48,6 +48,10 @@ class Listener {
 
   int64_t refused() const { return refused_.load(); }
 
+  // The address key (core/rate_limit.h) of the client on connection `fd` (gRPC names such
+  // peers "fd:N"); 0 when unknown.
+  uint64_t PeerAddress(int fd) const;
+
  private:
   Listener() = default;
   void AcceptLoop();
@@ -61,6 +65,8 @@ class Listener {
   grpc::Server* server_ = nullptr;
   std::thread thread_;
   std::atomic<int64_t> refused_{0};
+  // By descriptor number (below max_fd_): the address of the connection accepted on it.
+  std::unique_ptr<std::atomic<uint64_t>[]> peers_;
 };
 
 }  // namespace physioreg::service

@@ -22,6 +22,7 @@
 #include "service/http/api.h"
 #include "service/http/gateway.h"
 #include "service/in_flight.h"
+#include "service/limits.h"
 #include "service/listener.h"
 #include "service/registry_service.h"
 #include "service/serial_executor.h"
@@ -53,6 +54,9 @@ struct ServerOptions {
   // then hourly in the background; older since_revisions answer OUT_OF_RANGE. (The change log
   // itself is the register's public history and is kept whole.)
   absl::Duration change_retention = absl::Hours(24 * 400);
+  // Rate limits, failed-authentication throttling, stream caps and the search deadline
+  // (limits.h), for gRPC and HTTP alike.
+  LimitsOptions limits;
   // Called once the search index has loaded (on the loader thread): outcome, registrants.
   std::function<void(const absl::Status&, int64_t)> on_search_ready;
 };
@@ -89,6 +93,7 @@ class Server {
   std::unique_ptr<core::Registry> registry_;
   std::unique_ptr<core::ApiKeys> keys_;
   std::unique_ptr<core::SigningKeys> signing_keys_;
+  std::unique_ptr<Limits> limits_;
   std::unique_ptr<search::SearchIndex> search_index_;
   std::unique_ptr<search::Searcher> searcher_;
   // Searches of gRPC and HTTP alike run here (see search::WorkQueue).

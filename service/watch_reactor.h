@@ -46,7 +46,7 @@ struct WatchFilter {
 [[nodiscard]] absl::StatusOr<WatchFilter> MakeWatchFilter(
     const physioreg::v1::WatchChangesRequest& request);
 
-class WatchReactor final : public grpc::ServerWriteReactor<physioreg::v1::ChangeEvent> {
+class WatchReactor : public grpc::ServerWriteReactor<physioreg::v1::ChangeEvent> {
  public:
   // `store` and `reader` (where change-log pages are read) outlive the call. Events are sent
   // with the writer's key id only when `include_actor`.

@@ -70,6 +70,10 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(tcp::socket socket, Gateway::Impl* gateway)
       : stream_(std::move(socket)), gateway_(gateway) {
     gateway_->api->metrics().AddConnections(1);
+    // Once per connection: who the requests on it come from (rate limits).
+    beast::error_code error;
+    const tcp::endpoint peer = stream_.socket().remote_endpoint(error);
+    if (!error) peer_address_ = peer.address().to_string();
   }
   ~Session() {
     ReleaseBody();
@@ -217,6 +221,7 @@ class Session : public std::enable_shared_from_this<Session> {
     request.if_none_match = header(bhttp::field::if_none_match);
     request.origin = header(bhttp::field::origin);
     request.content_type = header(bhttp::field::content_type);
+    request.peer_address = peer_address_;
     started_ = absl::Now();
     gateway_->answering.fetch_add(1);
     gateway_->api->metrics().AddInFlight(1);
@@ -339,6 +344,7 @@ class Session : public std::enable_shared_from_this<Session> {
   absl::string_view route_ = "unknown";
   std::unique_ptr<ExportStream> export_;
   std::string chunk_;
+  std::string peer_address_;
   size_t reserved_body_bytes_ = 0;  // of Impl::body_bytes, for the request being read
   bool chunked_ = true;
 };
