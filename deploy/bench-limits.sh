@@ -131,8 +131,8 @@ servers=()
 
 # --- 2. one abusive client ---------------------------------------------------------------
 p99_row() {  # LABEL JSON_FILE: the Verify row of the well-behaved run
-  grep '^JSON ' "$2" | cut -c6- | jq -r --arg label "$1" '.rpcs[] | select(.rpc == "verify") |
-    "| \($label) | \(.rps) | \(.p50_us) | \(.p99_us) | \(.errors | length) |"'
+  grep '^JSON ' "$2" | cut -c6- | jq -r --arg name "$1" '.rpcs[] | select(.rpc == "verify") |
+    "| \($name) | \(.rps) | \(.p50_us) | \(.p99_us) | \(.errors | length) |"'
 }
 p99_of() { grep '^JSON ' "$1" | cut -c6- | jq -r '.rpcs[] | select(.rpc == "verify") | .p99_us'; }
 echo

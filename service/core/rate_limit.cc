@@ -205,7 +205,7 @@ RateLimiter::Decision RateLimiter::Take(RateTier tier, absl::string_view id, dou
 
 std::optional<absl::Duration> RateLimiter::AuthThrottled(uint64_t address_key) {
   const RatePolicy& policy = policies_[static_cast<int>(RateTier::kAuthFailure)];
-  if (policy.unlimited()) return std::nullopt;
+  if (!options_.enabled || policy.unlimited()) return std::nullopt;
   const std::string key = Key(RateTier::kAuthFailure, AddressId(address_key));
   Shard& shard = ShardOf(key);
   const int64_t now_ns = NowNs();
@@ -219,7 +219,7 @@ std::optional<absl::Duration> RateLimiter::AuthThrottled(uint64_t address_key) {
 
 void RateLimiter::RecordAuthFailure(uint64_t address_key) {
   const RatePolicy& policy = policies_[static_cast<int>(RateTier::kAuthFailure)];
-  if (policy.unlimited()) return;
+  if (!options_.enabled || policy.unlimited()) return;
   const std::string key = Key(RateTier::kAuthFailure, AddressId(address_key));
   Shard& shard = ShardOf(key);
   const int64_t now_ns = NowNs();

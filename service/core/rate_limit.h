@@ -51,7 +51,8 @@ enum class RateTier : uint8_t {
 inline constexpr int kRateTiers = 5;
 
 struct RateLimitOptions {
-  // False: Take always allows and nothing is tracked (streams are still capped).
+  // False: Take always allows, failed authentications are not throttled, and nothing is
+  // tracked but streams (still capped).
   bool enabled = true;
   RatePolicy anonymous{20, 200};
   RatePolicy clinic{200, 2000};

@@ -113,6 +113,8 @@ TEST(RateLimiterTest, DisabledOrUnlimitedAllowsEverythingAndTracksNothing) {
   options.enabled = false;
   RateLimiter off(options, clock.AsClock());
   for (int i = 0; i < 1000; ++i) ASSERT_TRUE(off.Take(RateTier::kAnonymous, "a", 5).allowed);
+  for (int i = 0; i < 100; ++i) off.RecordAuthFailure(AddressKeyOf("192.0.2.1"));
+  EXPECT_FALSE(off.AuthThrottled(AddressKeyOf("192.0.2.1")).has_value());
   EXPECT_EQ(off.tracked(), 0u);
   options = SmallOptions();
   options.clinic = {};
