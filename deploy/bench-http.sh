@@ -49,8 +49,9 @@ fail() {
 }
 
 # --- server with the demo register -------------------------------------------------------
+# Limits off: h2load sends everything from one address (deploy/bench-limits.sh measures them).
 "$bin/service/physioregd" --data_dir="$work/data" --grpc_address=127.0.0.1:0 \
-  --http_address=127.0.0.1:0 >"$work/server.log" 2>&1 &
+  --http_address=127.0.0.1:0 --rate_limits=false >"$work/server.log" 2>&1 &
 server=$!
 grpc="" http=""
 for _ in $(seq 1 1500); do

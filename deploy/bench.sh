@@ -44,7 +44,10 @@ echo
 # SERVING. Polled with fresh CLI processes every 20 ms (at most 30 s): `health --wait` would
 # add gRPC's reconnect backoff (~1 s) to the time measured.
 start_server() {
-  "$bin/service/physioregd" --data_dir="$1" --grpc_address="$2" --http_address= >"$3" 2>&1 &
+  # Limits off: this measures the server's capacity from one address (bench-limits.sh measures
+  # the limiter).
+  "$bin/service/physioregd" --data_dir="$1" --grpc_address="$2" --http_address= \
+    --rate_limits=false >"$3" 2>&1 &
   server=$!
   for attempt in $(seq 1 1500); do
     if "$bin/client/physioreg" --address "$2" health >/dev/null 2>&1; then return 0; fi

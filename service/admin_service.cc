@@ -14,6 +14,11 @@ template <typename Response, typename Work>
 grpc::ServerUnaryReactor* AdminService::Write(grpc::CallbackServerContext* context,
                                               Response* response, Work work) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status admitted = AdmitCall(limits_, *context, *keys_, kReadCost, true).status();
+      !admitted.ok()) {
+    reactor->Finish(ToGrpcStatus(admitted));
+    return reactor;
+  }
   absl::StatusOr<core::Caller> caller = RequireRole(*context, *keys_, v1::REGULATOR);
   if (!caller.ok()) {
     reactor->Finish(ToGrpcStatus(caller.status()));
@@ -36,15 +41,32 @@ grpc::ServerUnaryReactor* AdminService::UpsertPractitioners(
 
 grpc::ServerReadReactor<grpc::ByteBuffer>* AdminService::ImportPractitioners(
     grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
+  absl::StatusOr<Limits::Admission> admitted =
+      AdmitCall(limits_, *context, *keys_, kStreamCost, true);
+  if (!admitted.ok()) return new RejectedReadReactor(ToGrpcStatus(admitted.status()));
   absl::StatusOr<core::Caller> caller = RequireRole(*context, *keys_, v1::REGULATOR);
   if (!caller.ok()) return new RejectedReadReactor(ToGrpcStatus(caller.status()));
+  if (limits_ != nullptr) {
+    absl::StatusOr<core::RateLimiter::StreamLease> lease = limits_->OpenStream(*admitted);
+    if (!lease.ok()) return new RejectedReadReactor(ToGrpcStatus(lease.status()));
+    return new Leased<ImportReactor>(*std::move(lease), context, registry_, writer_, caller->key_id,
+                                     response);
+  }
   return new ImportReactor(context, registry_, writer_, caller->key_id, response);
 }
 
 grpc::ServerWriteReactor<v1::Practitioner>* AdminService::ExportPractitioners(
     grpc::CallbackServerContext* context, const v1::ExportPractitionersRequest* request) {
+  absl::StatusOr<Limits::Admission> admitted = AdmitCall(limits_, *context, *keys_, kStreamCost);
+  if (!admitted.ok()) return new RejectedWriteReactor(ToGrpcStatus(admitted.status()));
   absl::StatusOr<core::Caller> caller = RequireRole(*context, *keys_, v1::REGULATOR);
   if (!caller.ok()) return new RejectedWriteReactor(ToGrpcStatus(caller.status()));
+  if (limits_ != nullptr) {
+    absl::StatusOr<core::RateLimiter::StreamLease> lease = limits_->OpenStream(*admitted);
+    if (!lease.ok()) return new RejectedWriteReactor(ToGrpcStatus(lease.status()));
+    return new Leased<ExportReactor>(*std::move(lease), context, registry_->Snapshot(),
+                                     request->include_private());
+  }
   return new ExportReactor(context, registry_->Snapshot(), request->include_private());
 }
 
@@ -86,6 +108,11 @@ grpc::ServerUnaryReactor* AdminService::ListApiKeys(grpc::CallbackServerContext*
                                                     const v1::ListApiKeysRequest* /*request*/,
                                                     v1::ListApiKeysResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status admitted = AdmitCall(limits_, *context, *keys_, kReadCost).status();
+      !admitted.ok()) {
+    reactor->Finish(ToGrpcStatus(admitted));
+    return reactor;
+  }
   absl::StatusOr<core::Caller> caller = RequireRole(*context, *keys_, v1::REGULATOR);
   if (caller.ok()) *response = keys_->List();
   reactor->Finish(ToGrpcStatus(caller.status()));

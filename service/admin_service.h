@@ -8,6 +8,7 @@
 #include "service/audit.h"
 #include "service/core/api_keys.h"
 #include "service/core/registry.h"
+#include "service/limits.h"
 #include "service/serial_executor.h"
 
 namespace physioreg::service {
@@ -18,10 +19,11 @@ class AdminService final
     : public physioreg::v1::RegistryAdmin::WithRawCallbackMethod_ImportPractitioners<
           physioreg::v1::RegistryAdmin::CallbackService> {
  public:
-  // `audit` (not owned) serves ListAuditEvents; without it that answers UNAVAILABLE.
+  // `audit` (not owned) serves ListAuditEvents; without it that answers UNAVAILABLE. `limits`
+  // (null: none) admits every call (limits.h); writes take from the REGULATOR's writes bucket.
   AdminService(core::Registry* registry, core::ApiKeys* keys, SerialExecutor* writer,
-               AuditLog* audit = nullptr)
-      : registry_(registry), keys_(keys), writer_(writer), audit_(audit) {}
+               AuditLog* audit = nullptr, Limits* limits = nullptr)
+      : registry_(registry), keys_(keys), writer_(writer), audit_(audit), limits_(limits) {}
 
   grpc::ServerUnaryReactor* UpsertPractitioners(
       grpc::CallbackServerContext* context,
@@ -65,6 +67,7 @@ class AdminService final
   AuditLog* audit_;
   // Reads the audit log's files, off gRPC's callback threads and off the writer.
   SerialExecutor audit_reader_;
+  Limits* limits_;
 };
 
 }  // namespace physioreg::service

@@ -16,7 +16,7 @@ namespace physioreg::service {
 
 inline constexpr char kRevisionMetadataKey[] = "physioreg-revision";
 
-class ExportReactor final : public grpc::ServerWriteReactor<physioreg::v1::Practitioner> {
+class ExportReactor : public grpc::ServerWriteReactor<physioreg::v1::Practitioner> {
  public:
   ExportReactor(grpc::CallbackServerContext* context, std::unique_ptr<storage::ReadView> view,
                 bool include_private);

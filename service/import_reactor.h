@@ -21,7 +21,7 @@ namespace physioreg::service {
 // The largest message the server accepts, on any RPC (an import chunk included).
 inline constexpr int kMaxReceiveMessageBytes = 4 << 20;
 
-class ImportReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
+class ImportReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   // Starts reading at once; deletes itself when gRPC is done with the call. `response` is the
   // serialized ImportPractitionersResponse gRPC sends.

@@ -16,6 +16,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "service/core/rate_limit.h"
 #include "service/log.h"
 #include "service/tls.h"
 
@@ -188,6 +189,7 @@ void Listener::Start(grpc::Server* server, int max_fd, TlsRelay* tls) {
   server_ = server;
   tls_ = tls;
   max_fd_ = max_fd;
+  peers_ = std::make_unique<std::atomic<uint64_t>[]>(static_cast<size_t>(std::max(max_fd, 0)));
   thread_ = std::thread([this] { AcceptLoop(); });
 }
 
@@ -230,7 +232,10 @@ bool Listener::AcceptAll(int listen_fd) {
   static LogLimiter exhausted_log;
   int64_t suppressed = 0;
   for (;;) {
-    const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    sockaddr_storage peer{};
+    socklen_t peer_len = sizeof(peer);
+    const int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer), &peer_len,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
@@ -256,13 +261,27 @@ bool Listener::AcceptAll(int listen_fd) {
     }
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    // Recorded before gRPC sees the connection, so that its first call finds the address (a
+    // TLS connection's is recorded for the descriptor the relay hands gRPC).
+    const uint64_t address = core::AddressKey(reinterpret_cast<const sockaddr*>(&peer));
     if (tls_ != nullptr) {
-      tls_->Adopt(fd);
+      tls_->Adopt(fd, address);
       continue;
     }
     ForgetCertificateConnection(fd);
+    SetPeerAddress(fd, address);
     grpc::AddInsecureChannelFromFd(server_, fd);
   }
+}
+
+void Listener::SetPeerAddress(int fd, uint64_t address) {
+  if (peers_ == nullptr || fd < 0 || fd >= max_fd_) return;
+  peers_[fd].store(address, std::memory_order_release);
+}
+
+uint64_t Listener::PeerAddress(int fd) const {
+  if (peers_ == nullptr || fd < 0 || fd >= max_fd_) return 0;
+  return peers_[fd].load(std::memory_order_acquire);
 }
 
 }  // namespace physioreg::service

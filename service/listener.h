@@ -51,6 +51,12 @@ class Listener {
 
   int64_t refused() const { return refused_.load(); }
 
+  // The address key (core/rate_limit.h) of the client on connection `fd` (gRPC names such
+  // peers "fd:N"); 0 when unknown.
+  uint64_t PeerAddress(int fd) const;
+  // Records the client address of the connection gRPC reads from `fd`.
+  void SetPeerAddress(int fd, uint64_t address);
+
  private:
   Listener() = default;
   void AcceptLoop();
@@ -65,6 +71,8 @@ class Listener {
   TlsRelay* tls_ = nullptr;
   std::thread thread_;
   std::atomic<int64_t> refused_{0};
+  // By descriptor number (below max_fd_): the address of the connection accepted on it.
+  std::unique_ptr<std::atomic<uint64_t>[]> peers_;
 };
 
 }  // namespace physioreg::service

@@ -13,6 +13,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -64,6 +65,28 @@ ABSL_FLAG(std::string, tls_client_ca, "",
 ABSL_FLAG(std::string, tls_roles, "",
           "Roles of client certificates: lines '<subject or CN> <ROLE>' (REGULATOR, CLINIC; "
           "'#' comments); needs --tls_client_ca; re-read on SIGHUP");
+ABSL_FLAG(bool, rate_limits, true,
+          "Per-caller rate limits and failed-authentication throttling; false turns both off "
+          "(benchmarks). Stream caps and the search deadline apply either way");
+ABSL_FLAG(std::string, rate_limit_anonymous, "20:200",
+          "RATE:BURST of callers without credentials, per client address (IPv4, or IPv6 /64): "
+          "tokens a second : tokens at once. A Get or Verify costs 1, a search 5, a batch 1 per "
+          "10 items, opening a stream 10. 0: no limit");
+ABSL_FLAG(std::string, rate_limit_clinic, "200:2000", "RATE:BURST per CLINIC key (0: no limit)");
+ABSL_FLAG(std::string, rate_limit_regulator, "500:5000",
+          "RATE:BURST of a REGULATOR key's reads (0: no limit)");
+ABSL_FLAG(std::string, rate_limit_regulator_writes, "50:500",
+          "RATE:BURST of a REGULATOR key's writes, a bucket of their own (0: no limit)");
+ABSL_FLAG(std::string, auth_failure_limit, "10:60",
+          "FAILURES:SECONDS: past this many failed authentications from one address within the "
+          "seconds, credentials from it are refused unchecked (RESOURCE_EXHAUSTED) until the "
+          "window lets one more through. 0: no throttling");
+ABSL_FLAG(int, max_streams_per_caller, 8,
+          "Export, import and watch streams one caller (key, or address without one) may hold "
+          "open at once; 0: no cap");
+ABSL_FLAG(int, search_deadline_ms, 2000,
+          "How long a search may wait for the search worker and run, together, before it "
+          "answers DEADLINE_EXCEEDED");
 ABSL_FLAG(bool, reset_regulator_token, false,
           "Offline recovery: with the server stopped, create a new REGULATOR key, write its "
           "secret to <data_dir>/regulator.token (0600, replacing the file) and exit");
@@ -201,6 +224,58 @@ int RotateSigningKey(const std::string& data_dir, const physioreg::storage::Stor
   return 0;
 }
 
+// The rate-limit flags into `limits`; false (a message printed) when one is not valid.
+bool ParseLimits(service::LimitsOptions* limits) {
+  limits->rate.enabled = absl::GetFlag(FLAGS_rate_limits);
+  const struct {
+    const char* name;
+    std::string value;
+    physioreg::core::RatePolicy* policy;
+  } policies[] = {
+      {"rate_limit_anonymous", absl::GetFlag(FLAGS_rate_limit_anonymous), &limits->rate.anonymous},
+      {"rate_limit_clinic", absl::GetFlag(FLAGS_rate_limit_clinic), &limits->rate.clinic},
+      {"rate_limit_regulator", absl::GetFlag(FLAGS_rate_limit_regulator), &limits->rate.regulator},
+      {"rate_limit_regulator_writes", absl::GetFlag(FLAGS_rate_limit_regulator_writes),
+       &limits->rate.regulator_write},
+  };
+  for (const auto& [name, value, policy] : policies) {
+    absl::StatusOr<physioreg::core::RatePolicy> parsed = physioreg::core::RatePolicy::Parse(value);
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "physioregd: --%s: %s\n", name,
+                   std::string(parsed.status().message()).c_str());
+      return false;
+    }
+    *policy = *parsed;
+  }
+  const std::string failures = absl::GetFlag(FLAGS_auth_failure_limit);
+  if (failures == "0") {
+    limits->rate.auth_failures = 0;
+  } else {
+    std::vector<std::string> parts = absl::StrSplit(failures, ':');
+    int count = 0, seconds = 0;
+    if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &count) ||
+        !absl::SimpleAtoi(parts[1], &seconds) || count < 1 || seconds < 1) {
+      std::fprintf(stderr,
+                   "physioregd: --auth_failure_limit '%s' is not FAILURES:SECONDS (e.g. 10:60; "
+                   "0: none)\n",
+                   failures.c_str());
+      return false;
+    }
+    limits->rate.auth_failures = count;
+    limits->rate.auth_failure_window = absl::Seconds(seconds);
+  }
+  limits->rate.max_streams_per_caller = absl::GetFlag(FLAGS_max_streams_per_caller);
+  const int deadline_ms = absl::GetFlag(FLAGS_search_deadline_ms);
+  if (limits->rate.max_streams_per_caller < 0 || deadline_ms < 1) {
+    std::fprintf(stderr,
+                 "physioregd: --max_streams_per_caller must be 0 or more and "
+                 "--search_deadline_ms at least 1\n");
+    return false;
+  }
+  limits->search_deadline = absl::Milliseconds(deadline_ms);
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -288,6 +363,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.storage.block_cache_bytes = static_cast<size_t>(block_cache_mib) << 20;
+  if (!ParseLimits(&options.limits)) return 2;
   if (absl::GetFlag(FLAGS_reset_regulator_token) && absl::GetFlag(FLAGS_rotate_signing_key)) {
     std::fprintf(stderr,
                  "physioregd: --reset_regulator_token and --rotate_signing_key: one at a time\n");

@@ -29,7 +29,7 @@ grpc::ServerUnaryReactor* RegistryService::GetPractitioner(
     grpc::CallbackServerContext* context, const v1::GetPractitionerRequest* request,
     v1::Practitioner* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (absl::Status auth = CheckPresentCredentials(*context, *keys_); !auth.ok()) {
+  if (absl::Status auth = AdmitCall(limits_, *context, *keys_, kReadCost).status(); !auth.ok()) {
     reactor->Finish(ToGrpcStatus(auth));
     return reactor;
   }
@@ -42,7 +42,7 @@ grpc::ServerUnaryReactor* RegistryService::SearchPractitioners(
     grpc::CallbackServerContext* context, const v1::SearchPractitionersRequest* request,
     v1::SearchPractitionersResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (absl::Status auth = CheckPresentCredentials(*context, *keys_); !auth.ok()) {
+  if (absl::Status auth = AdmitCall(limits_, *context, *keys_, kSearchCost).status(); !auth.ok()) {
     reactor->Finish(ToGrpcStatus(auth));
     return reactor;
   }
@@ -51,9 +51,17 @@ grpc::ServerUnaryReactor* RegistryService::SearchPractitioners(
   if (context->deadline() != std::chrono::system_clock::time_point::max()) {
     deadline = absl::FromChrono(context->deadline());
   }
+  // Every search has a deadline of the server's too, waiting for the worker included.
+  if (limits_ != nullptr) deadline = std::min(deadline, absl::Now() + limits_->search_deadline());
   const bool queued = search_queue_->TryPost([this, context, request, response, reactor, deadline] {
     if (context->IsCancelled()) {
       reactor->Finish(grpc::Status::CANCELLED);
+      return;
+    }
+    if (absl::Now() >= deadline) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                   "the search waited for the search worker past its deadline; "
+                                   "the server is busy, retry"));
       return;
     }
     // The searcher returns public views only (no private_contact).
@@ -70,7 +78,7 @@ grpc::ServerUnaryReactor* RegistryService::VerifyAuthorization(
     grpc::CallbackServerContext* context, const v1::VerifyAuthorizationRequest* request,
     v1::VerifyAuthorizationResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (absl::Status auth = CheckPresentCredentials(*context, *keys_); !auth.ok()) {
+  if (absl::Status auth = AdmitCall(limits_, *context, *keys_, kReadCost).status(); !auth.ok()) {
     reactor->Finish(ToGrpcStatus(auth));
     return reactor;
   }
@@ -91,7 +99,9 @@ grpc::ServerUnaryReactor* RegistryService::BatchVerifyAuthorizations(
     grpc::CallbackServerContext* context, const v1::BatchVerifyAuthorizationsRequest* request,
     v1::BatchVerifyAuthorizationsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (absl::Status auth = CheckPresentCredentials(*context, *keys_); !auth.ok()) {
+  if (absl::Status auth =
+          AdmitCall(limits_, *context, *keys_, BatchCost(request->requests_size())).status();
+      !auth.ok()) {
     reactor->Finish(ToGrpcStatus(auth));
     return reactor;
   }
@@ -119,18 +129,20 @@ grpc::ServerUnaryReactor* RegistryService::ListPractitionerHistory(
     v1::ListPractitionerHistoryResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // Public, but the writers' key ids are shown to the regulator only.
-  absl::StatusOr<std::optional<core::Caller>> caller = IdentifyCaller(*context, *keys_);
-  if (!caller.ok()) {
-    reactor->Finish(ToGrpcStatus(caller.status()));
+  absl::StatusOr<Limits::Admission> admitted = AdmitCall(limits_, *context, *keys_, kReadCost);
+  if (!admitted.ok()) {
+    reactor->Finish(ToGrpcStatus(admitted.status()));
     return reactor;
   }
-  const bool regulator = caller->has_value() && (*caller)->role == v1::REGULATOR;
+  const bool regulator = admitted->caller.has_value() && admitted->caller->role == v1::REGULATOR;
   Finish(reactor, registry_->ListHistory(*request, regulator), response);
   return reactor;
 }
 
 grpc::ServerWriteReactor<v1::ChangeEvent>* RegistryService::WatchChanges(
     grpc::CallbackServerContext* context, const v1::WatchChangesRequest* request) {
+  absl::StatusOr<Limits::Admission> admitted = AdmitCall(limits_, *context, *keys_, kStreamCost);
+  if (!admitted.ok()) return new RejectedWatchReactor(ToGrpcStatus(admitted.status()));
   absl::StatusOr<core::Caller> caller = RequireRole(*context, *keys_, v1::CLINIC);
   if (!caller.ok()) return new RejectedWatchReactor(ToGrpcStatus(caller.status()));
   absl::StatusOr<WatchFilter> filter = MakeWatchFilter(*request);
@@ -150,6 +162,13 @@ grpc::ServerWriteReactor<v1::ChangeEvent>* RegistryService::WatchChanges(
         grpc::StatusCode::OUT_OF_RANGE, absl::StrCat("since_revision ", request->since_revision(),
                                                      " is after the register's revision ", head)));
   }
+  if (limits_ != nullptr) {
+    absl::StatusOr<core::RateLimiter::StreamLease> lease = limits_->OpenStream(*admitted);
+    if (!lease.ok()) return new RejectedWatchReactor(ToGrpcStatus(lease.status()));
+    return new Leased<WatchReactor>(*std::move(lease), watch_hub_.get(), feed_reader_,
+                                    *std::move(filter), request->since_revision(),
+                                    caller->role == v1::REGULATOR, watch_buffer_);
+  }
   return new WatchReactor(watch_hub_.get(), feed_reader_, *std::move(filter),
                           request->since_revision(), caller->role == v1::REGULATOR, watch_buffer_);
 }
@@ -158,7 +177,7 @@ grpc::ServerUnaryReactor* RegistryService::GetVerificationKeys(
     grpc::CallbackServerContext* context, const v1::GetVerificationKeysRequest* /*request*/,
     v1::GetVerificationKeysResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::Status auth = CheckPresentCredentials(*context, *keys_);
+  absl::Status auth = AdmitCall(limits_, *context, *keys_, kReadCost).status();
   if (auth.ok()) *response = signing_keys_->keys();
   reactor->Finish(ToGrpcStatus(auth));
   return reactor;

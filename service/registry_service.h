@@ -17,6 +17,7 @@
 #include "service/core/search/query.h"
 #include "service/core/search/work_queue.h"
 #include "service/core/signing_keys.h"
+#include "service/limits.h"
 #include "service/serial_executor.h"
 #include "service/watch_reactor.h"
 #include "storage/store.h"
@@ -27,11 +28,13 @@ class RegistryService final : public physioreg::v1::Registry::CallbackService {
  public:
   // `search_queue` runs the searches (shared with the HTTP gateway); `signing_keys` signs the
   // answers that ask for an attestation and lists the public keys; WatchChanges follows
-  // `store`'s feed, reading catch-up pages on `feed_reader`. None is owned.
+  // `store`'s feed, reading catch-up pages on `feed_reader`. `limits` (null: none) admits
+  // every call (limits.h). None is owned.
   RegistryService(const core::Registry* registry, const core::ApiKeys* keys,
                   const search::Searcher* searcher, search::WorkQueue* search_queue,
                   const core::SigningKeys* signing_keys, storage::Store* store,
-                  SerialExecutor* feed_reader, size_t watch_buffer = kDefaultWatchBuffer)
+                  SerialExecutor* feed_reader, size_t watch_buffer = kDefaultWatchBuffer,
+                  Limits* limits = nullptr)
       : registry_(registry),
         keys_(keys),
         searcher_(searcher),
@@ -41,7 +44,8 @@ class RegistryService final : public physioreg::v1::Registry::CallbackService {
         store_(store),
         feed_reader_(feed_reader),
         watch_hub_(std::make_unique<WatchHub>(store)),
-        watch_buffer_(watch_buffer) {
+        watch_buffer_(watch_buffer),
+        limits_(limits) {
     // The two hottest calls build their answers on a per-call arena.
     SetMessageAllocatorFor_GetPractitioner(&get_allocator_);
     SetMessageAllocatorFor_VerifyAuthorization(&verify_allocator_);
@@ -91,6 +95,7 @@ class RegistryService final : public physioreg::v1::Registry::CallbackService {
   // append per commit, whatever the number of watchers).
   std::unique_ptr<WatchHub> watch_hub_;
   size_t watch_buffer_;
+  Limits* limits_;
   ArenaAllocator<physioreg::v1::GetPractitionerRequest, physioreg::v1::Practitioner> get_allocator_;
   ArenaAllocator<physioreg::v1::VerifyAuthorizationRequest,
                  physioreg::v1::VerifyAuthorizationResponse>

@@ -114,14 +114,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   server->audit_ = *std::move(audit_log);
 
   server->search_queue_ = std::make_unique<search::WorkQueue>(kSearchWorkers, kMaxWaitingSearches);
+  server->limits_ = std::make_unique<Limits>(
+      options.limits,
+      [listener = server->listener_.get()](int fd) { return listener->PeerAddress(fd); });
   server->writer_ = std::make_unique<SerialExecutor>();
   server->feed_reader_ = std::make_unique<SerialExecutor>();
   server->registry_service_ = std::make_unique<RegistryService>(
       server->registry_.get(), server->keys_.get(), server->searcher_.get(),
       server->search_queue_.get(), server->signing_keys_.get(), server->store_.get(),
-      server->feed_reader_.get(), options.watch_buffer);
+      server->feed_reader_.get(), options.watch_buffer, server->limits_.get());
   server->admin_service_ = std::make_unique<AdminService>(
-      server->registry_.get(), server->keys_.get(), server->writer_.get(), server->audit_.get());
+      server->registry_.get(), server->keys_.get(), server->writer_.get(), server->audit_.get(),
+      server->limits_.get());
 
   // Debian's Abseil is built without NDEBUG, so every absl::Mutex lock (gRPC takes several per
   // call) also updated a global deadlock-detection graph: ~4 % of the server's CPU under load
@@ -151,12 +155,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (server->tls_ != nullptr) {
     server->tls_relay_ = std::make_unique<TlsRelay>(server->tls_.get(), server->grpc_server_.get(),
                                                     fd_ceiling, options.http_threads);
+    server->tls_relay_->OnHandoff([listener = server->listener_.get()](int fd, uint64_t address) {
+      listener->SetPeerAddress(fd, address);
+    });
   }
   server->listener_->Start(server->grpc_server_.get(), fd_ceiling, server->tls_relay_.get());
   if (server->http_gateway_ != nullptr) {
     http::ApiOptions http_options = options.http;
     http_options.signing_key = &server->signing_keys_->current();
     http_options.audit = server->audit_.get();
+    http_options.limits = server->limits_.get();
     server->http_api_ = std::make_unique<http::Api>(
         server->registry_.get(), server->keys_.get(), server->searcher_.get(),
         server->search_index_.get(), server->search_queue_.get(), server->store_.get(),

@@ -23,6 +23,7 @@
 #include "service/http/api.h"
 #include "service/http/gateway.h"
 #include "service/in_flight.h"
+#include "service/limits.h"
 #include "service/listener.h"
 #include "service/registry_service.h"
 #include "service/serial_executor.h"
@@ -63,6 +64,9 @@ struct ServerOptions {
   std::string audit_path;
   int64_t audit_max_bytes = kDefaultAuditMaxBytes;
   int audit_keep_files = kDefaultAuditKeepFiles;
+  // Rate limits, failed-authentication throttling, stream caps and the search deadline
+  // (limits.h), for gRPC and HTTP alike.
+  LimitsOptions limits;
   // Called once the search index has loaded (on the loader thread): outcome, registrants.
   std::function<void(const absl::Status&, int64_t)> on_search_ready;
 };
@@ -110,6 +114,7 @@ class Server {
   std::unique_ptr<core::Registry> registry_;
   std::unique_ptr<core::ApiKeys> keys_;
   std::unique_ptr<core::SigningKeys> signing_keys_;
+  std::unique_ptr<Limits> limits_;
   std::unique_ptr<search::SearchIndex> search_index_;
   std::unique_ptr<search::Searcher> searcher_;
   // Searches of gRPC and HTTP alike run here (see search::WorkQueue).

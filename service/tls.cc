@@ -388,6 +388,7 @@ struct TlsRelay::Impl {
   int max_fd = 0;
   std::mutex mu;
   bool adding = true;
+  std::function<void(int, uint64_t)> on_handoff;
   std::vector<std::thread> threads;
   net::io_context io;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
@@ -395,9 +396,10 @@ struct TlsRelay::Impl {
   explicit Impl(int concurrency) : io(concurrency) {}
 
   // Hands the gRPC server its end of a relayed connection; false once it may not any more.
-  bool AddToServer(int fd) {
+  bool AddToServer(int fd, uint64_t peer_address) {
     std::lock_guard<std::mutex> lock(mu);
     if (!adding) return false;
+    if (on_handoff) on_handoff(fd, peer_address);
     grpc::AddInsecureChannelFromFd(server, fd);
     return true;
   }
@@ -421,7 +423,8 @@ class RelayConnection : public std::enable_shared_from_this<RelayConnection> {
     if (identity_ != nullptr) ForgetConnection(server_fd_, identity_.get());
   }
 
-  void Start(int fd) {
+  void Start(int fd, uint64_t peer_address) {
+    peer_address_ = peer_address;
     sockaddr_storage address{};
     socklen_t length = sizeof(address);
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
@@ -481,7 +484,7 @@ class RelayConnection : public std::enable_shared_from_this<RelayConnection> {
           CertificateConnection{relay_->config, *std::move(peer)});
       RememberConnection(server_fd_, identity_);
     }
-    if (!relay_->AddToServer(server_fd_)) {
+    if (!relay_->AddToServer(server_fd_, peer_address_)) {
       if (identity_ != nullptr) ForgetConnection(server_fd_, identity_.get());
       identity_.reset();
       ::close(server_fd_);
@@ -538,6 +541,7 @@ class RelayConnection : public std::enable_shared_from_this<RelayConnection> {
   net::local::stream_protocol::socket plain_;
   net::steady_timer timer_;
   int server_fd_ = -1;
+  uint64_t peer_address_ = 0;
   std::shared_ptr<const CertificateConnection> identity_;
   bool closed_ = false;
   std::array<char, 16384> from_client_;
@@ -573,8 +577,14 @@ TlsRelay::~TlsRelay() {
   for (std::thread& thread : impl_->threads) thread.join();
 }
 
-void TlsRelay::Adopt(int fd) {
-  std::make_shared<RelayConnection>(impl_.get(), impl_->config->contexts())->Start(fd);
+void TlsRelay::Adopt(int fd, uint64_t peer_address) {
+  std::make_shared<RelayConnection>(impl_.get(), impl_->config->contexts())
+      ->Start(fd, peer_address);
+}
+
+void TlsRelay::OnHandoff(std::function<void(int, uint64_t)> on_handoff) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->on_handoff = std::move(on_handoff);
 }
 
 void TlsRelay::StopAdding() {

@@ -13,6 +13,8 @@
 
 #include <grpcpp/server.h>
 
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -104,8 +106,11 @@ class TlsRelay {
   // Closes every relayed connection still open and stops the threads.
   ~TlsRelay();
 
-  // Takes `fd`, an accepted connection (non-blocking).
-  void Adopt(int fd);
+  // Takes `fd`, an accepted connection (non-blocking) from `peer_address` (core::AddressKey).
+  void Adopt(int fd, uint64_t peer_address);
+  // Called with the descriptor gRPC will read a relayed connection from, and the client's
+  // address, just before gRPC gets it (rate limits key anonymous callers by address).
+  void OnHandoff(std::function<void(int grpc_fd, uint64_t peer_address)> on_handoff);
   // No connection is handed to the gRPC server any more (it is shutting down); those relayed
   // already go on until the server closes them.
   void StopAdding();

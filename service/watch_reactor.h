@@ -82,7 +82,7 @@ class WatchHub {
   std::thread thread_;
 };
 
-class WatchReactor final : public grpc::ServerWriteReactor<physioreg::v1::ChangeEvent> {
+class WatchReactor : public grpc::ServerWriteReactor<physioreg::v1::ChangeEvent> {
  public:
   // `hub` and `reader` (where change-log pages are read) outlive the call. Events are sent
   // with the writer's key id only when `include_actor`.

@@ -126,6 +126,52 @@ Response ErrorFor(const absl::Status& status, absl::string_view route, int http_
   return response;
 }
 
+// An answer refused by the limits: its Retry-After is the status's retry delay (whole seconds,
+// rounded up).
+Response RefusalFor(const absl::Status& status, absl::string_view route) {
+  Response response = ErrorFor(status, route);
+  if (std::optional<absl::Duration> delay = RetryDelayOf(status)) {
+    const int64_t seconds =
+        std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(*delay, absl::Seconds(1))));
+    for (auto& [name, value] : response.headers) {
+      if (name == "Retry-After") value = absl::StrCat(seconds);
+    }
+  }
+  return response;
+}
+
+// The RateLimit-Policy and RateLimit fields of draft-ietf-httpapi-ratelimit-headers-10: the
+// caller's policy (q: quota units, the bucket's size; w: seconds it takes to refill from empty)
+// and its state (r: units left; t: seconds until the quota is whole again, or until the refused
+// call could pass).
+void AddRateLimitHeaders(const Limits::Admission& admission, Response* response) {
+  const core::RateLimiter::Decision& decision = admission.decision;
+  if (decision.policy.unlimited()) return;
+  const absl::string_view name = Limits::TierName(admission.tier);
+  const auto whole_seconds = [](absl::Duration duration) {
+    return std::max<int64_t>(0, absl::ToInt64Seconds(absl::Ceil(duration, absl::Seconds(1))));
+  };
+  SetHeader(
+      response, "RateLimit-Policy",
+      absl::StrCat("\"", name, "\";q=", static_cast<int64_t>(decision.policy.burst), ";w=",
+                   static_cast<int64_t>(std::ceil(decision.policy.burst / decision.policy.rate))));
+  SetHeader(response, "RateLimit",
+            absl::StrCat("\"", name, "\";r=", decision.remaining, ";t=",
+                         whole_seconds(decision.allowed ? decision.reset : decision.retry_after)));
+}
+
+// A stream of the export that holds one of its caller's streams until it is destroyed.
+class LeasedExport final : public ExportStream {
+ public:
+  LeasedExport(std::unique_ptr<ExportStream> stream, core::RateLimiter::StreamLease lease)
+      : stream_(std::move(stream)), lease_(std::move(lease)) {}
+  absl::StatusOr<bool> Next(std::string* out) override { return stream_->Next(out); }
+
+ private:
+  std::unique_ptr<ExportStream> stream_;
+  core::RateLimiter::StreamLease lease_;
+};
+
 absl::Status BadField(absl::string_view field, absl::string_view description) {
   core::Violations violations;
   violations.Add(std::string(field), std::string(description));
@@ -339,9 +385,11 @@ Response Api::Error(int http_status, const absl::Status& status) {
 }
 
 void Api::Handle(const Request& request, std::function<void(Response)> done) const {
-  Response response = Route(request, &done);
+  Limits::Admission admission;
+  Response response = Route(request, &done, &admission);
   if (done == nullptr) return;  // A search took it.
   AddCors(request, &response);
+  AddRateLimitHeaders(admission, &response);
   done(std::move(response));
 }
 
@@ -352,7 +400,8 @@ void Api::AddCors(const Request& request, Response* response) const {
   for (const std::string& origin : options_.cors_origins) {
     if (origin != *request.origin) continue;
     SetHeader(response, "Access-Control-Allow-Origin", origin);
-    SetHeader(response, "Access-Control-Expose-Headers", "ETag, Retry-After");
+    SetHeader(response, "Access-Control-Expose-Headers",
+              "ETag, Retry-After, RateLimit, RateLimit-Policy");
     if (request.method == "OPTIONS") {
       SetHeader(response, "Access-Control-Allow-Methods", "GET, HEAD, POST");
       SetHeader(response, "Access-Control-Allow-Headers",
@@ -363,7 +412,8 @@ void Api::AddCors(const Request& request, Response* response) const {
   }
 }
 
-Response Api::Route(const Request& request, std::function<void(Response)>* done) const {
+Response Api::Route(const Request& request, std::function<void(Response)>* done,
+                    Limits::Admission* admission) const {
   absl::string_view target = request.target;
   // The absolute form ("http://host/v1/…"), which servers must accept (RFC 9112 3.2.2).
   if (absl::StartsWithIgnoreCase(target, "http://") ||
@@ -426,6 +476,36 @@ Response Api::Route(const Request& request, std::function<void(Response)>* done)
   } else if (!absl::StartsWith(path, "/v1/")) {
     kind = Kind::kPage, route = "page";
   }
+  // Every request takes from its caller's bucket, whatever its route and answer (limits.h);
+  // only the API's routes read credentials, which must then be valid, as on gRPC.
+  const bool api = kind == Kind::kSearch || kind == Kind::kBatchVerify || kind == Kind::kExport ||
+                   kind == Kind::kGet || kind == Kind::kVerify || kind == Kind::kHistory;
+  const bool served = kind == Kind::kBatchVerify ? request.method == "POST" : get;
+  std::optional<absl::string_view> authorization;
+  if (api && served && request.authorization.has_value()) authorization = *request.authorization;
+  if (options_.limits != nullptr) {
+    const double cost = kind == Kind::kSearch   ? kSearchCost
+                        : kind == Kind::kExport ? kStreamCost
+                                                : kReadCost;
+    absl::StatusOr<Limits::Admission> admitted = options_.limits->Admit(
+        core::AddressKeyOf(request.peer_address), authorization, *keys_, cost, false, admission);
+    if (!admitted.ok()) {
+      RecordAuthFailure(request, authorization, route, admitted.status());
+      Response refused = RefusalFor(admitted.status(), route);
+      refused.head = request.method == "HEAD";
+      return refused;
+    }
+    *admission = *std::move(admitted);
+  } else {
+    absl::StatusOr<std::optional<core::Caller>> caller = IdentifyBearer(authorization, *keys_);
+    if (!caller.ok()) {
+      RecordAuthFailure(request, authorization, route, caller.status());
+      return ErrorFor(caller.status(), route);
+    }
+    admission->caller = *std::move(caller);
+  }
+  // Without a token, a client certificate's role (mTLS) is the caller's.
+  if (api && !admission->caller.has_value()) admission->caller = request.certificate_caller;
   if (kind == Kind::kNotFound) {
     return ErrorFor(absl::NotFoundError(absl::StrCat("no such resource: ", core::Quote(path))),
                     route);
@@ -458,43 +538,42 @@ Response Api::Route(const Request& request, std::function<void(Response)>* done)
   } else if (kind == Kind::kMetrics) {
     response = RenderMetrics();
   } else {
-    // The API: credentials that are present must be valid, as on gRPC.
-    absl::StatusOr<std::optional<core::Caller>> caller =
-        IdentifyBearer(request.authorization, *keys_);
-    // Without a token, a client certificate's role (mTLS) is the caller's.
-    if (caller.ok() && !caller->has_value()) *caller = request.certificate_caller;
-    if (!caller.ok()) {
-      if (options_.audit != nullptr) {
-        v1::AuditEvent event;
-        event.set_kind("auth_failure");
-        event.set_key_id(NamedKeyId(request.authorization, *keys_));
-        event.set_peer(request.peer_fd >= 0 ? SocketPeer(request.peer_fd) : "");
-        event.set_rpc(absl::StrCat("HTTP ", route));
-        event.set_outcome(absl::StatusCodeToString(caller.status().code()));
-        options_.audit->Record(std::move(event));
-      }
-      response = ErrorFor(caller.status(), route);
-    } else if (kind == Kind::kSearch) {
-      std::optional<Response> refused = Search(request, query, done);
+    // The API (credentials checked above).
+    if (kind == Kind::kSearch) {
+      std::optional<Response> refused = Search(request, query, done, *admission);
       if (!refused.has_value()) return Response();
       response = *std::move(refused);
     } else if (kind == Kind::kBatchVerify) {
-      response = BatchVerify(request);
+      response = BatchVerify(request, admission);
     } else if (kind == Kind::kExport) {
-      response = Export(request, query);
+      response = Export(request, query, *admission);
     } else if (kind == Kind::kGet) {
       response = GetPractitioner(request, id, query);
     } else if (kind == Kind::kVerify) {
       response = Verify(request, id, query);
     } else {
       // The writers' key ids are shown to the regulator only.
-      const bool regulator = caller->has_value() && (*caller)->role == v1::REGULATOR;
+      const bool regulator =
+          admission->caller.has_value() && admission->caller->role == v1::REGULATOR;
       response = History(id, query, regulator);
     }
   }
   response.route = route;
   response.head = request.method == "HEAD";
   return response;
+}
+
+void Api::RecordAuthFailure(const Request& request,
+                            std::optional<absl::string_view> authorization,
+                            absl::string_view route, const absl::Status& status) const {
+  if (options_.audit == nullptr || status.code() != absl::StatusCode::kUnauthenticated) return;
+  v1::AuditEvent event;
+  event.set_kind("auth_failure");
+  event.set_key_id(NamedKeyId(authorization, *keys_));
+  event.set_peer(request.peer_fd >= 0 ? SocketPeer(request.peer_fd) : "");
+  event.set_rpc(absl::StrCat("HTTP ", route));
+  event.set_outcome(absl::StatusCodeToString(status.code()));
+  options_.audit->Record(std::move(event));
 }
 
 Response Api::GetPractitioner(const Request& request, const std::string& id,
@@ -587,7 +666,7 @@ Response Api::History(const std::string& id, absl::string_view query, bool inclu
   return response;
 }
 
-Response Api::BatchVerify(const Request& request) const {
+Response Api::BatchVerify(const Request& request, Limits::Admission* admission) const {
   const std::string content_type = request.content_type.value_or("");
   const absl::string_view media_type =
       absl::StripAsciiWhitespace(absl::string_view(content_type).substr(0, content_type.find(';')));
@@ -603,6 +682,14 @@ Response Api::BatchVerify(const Request& request) const {
         BadField("body", absl::StrCat("not a BatchVerifyAuthorizationsRequest in JSON: ",
                                       core::Excerpt(std::string(parsed.message())))),
         "");
+  }
+  // Admitted at the cost of one read: the rest of the batch's cost, now that its size is known.
+  if (options_.limits != nullptr) {
+    if (absl::Status charged =
+            options_.limits->Charge(admission, BatchCost(batch.requests_size()) - kReadCost);
+        !charged.ok()) {
+      return RefusalFor(charged, "");
+    }
   }
   absl::StatusOr<v1::BatchVerifyAuthorizationsResponse> answers = registry_->BatchVerify(batch);
   if (!answers.ok()) return ErrorFor(answers.status(), "");
@@ -622,12 +709,19 @@ Response Api::BatchVerify(const Request& request) const {
   return response;
 }
 
-Response Api::Export(const Request& /*request*/, absl::string_view query) const {
+Response Api::Export(const Request& /*request*/, absl::string_view query,
+                     const Limits::Admission& admission) const {
   absl::StatusOr<Params> params = ParseParams(query);
   if (!params.ok()) return ErrorFor(params.status(), "");
   core::Violations violations;
   params->RefuseRest(&violations);
   if (!violations.empty()) return ErrorFor(violations.ToStatus(), "");
+  std::optional<core::RateLimiter::StreamLease> lease;
+  if (options_.limits != nullptr) {
+    absl::StatusOr<core::RateLimiter::StreamLease> leased = options_.limits->OpenStream(admission);
+    if (!leased.ok()) return RefusalFor(leased.status(), "");
+    lease = *std::move(leased);
+  }
   std::unique_ptr<storage::ReadView> view = registry_->Snapshot();
   Response response;
   SetHeader(&response, "Content-Type", "application/x-ndjson");
@@ -635,11 +729,15 @@ Response Api::Export(const Request& /*request*/, absl::string_view query) const 
   // The register as of this revision, whatever is written while it streams.
   SetHeader(&response, "X-Register-Revision", absl::StrCat(view->revision()));
   response.stream = std::make_unique<NdjsonExport>(std::move(view));
+  if (lease.has_value()) {
+    response.stream = std::make_unique<LeasedExport>(std::move(response.stream), *std::move(lease));
+  }
   return response;
 }
 
 std::optional<Response> Api::Search(const Request& request, absl::string_view query,
-                                    std::function<void(Response)>* done) const {
+                                    std::function<void(Response)>* done,
+                                    const Limits::Admission& admission) const {
   absl::StatusOr<Params> params = ParseParams(query);
   if (!params.ok()) return ErrorFor(params.status(), "");
   core::Violations violations;
@@ -696,24 +794,34 @@ std::optional<Response> Api::Search(const Request& request, absl::string_view qu
 
   const bool head = request.method == "HEAD";
   auto origin = request.origin;
-  const bool queued = search_queue_->TryPost([this, search, head, origin, done = *done]() mutable {
-    absl::StatusOr<v1::SearchPractitionersResponse> page =
-        searcher_->Search(*search, registry_->Today());
-    Response response;
-    if (page.ok()) {
-      response = JsonResponse(200, ToJson(*page), "api_search");
-      SetHeader(&response, "Cache-Control", "no-cache");
-    } else {
-      response = ErrorFor(RenameSearchFields(page.status()), "api_search");
-    }
-    response.route = "api_search";
-    response.head = head;
-    Request cors;
-    cors.method = "GET";
-    cors.origin = std::move(origin);
-    AddCors(cors, &response);
-    done(std::move(response));
-  });
+  // The search's deadline counts its wait for the worker too (limits.h).
+  const absl::Time deadline = options_.limits != nullptr
+                                  ? absl::Now() + options_.limits->search_deadline()
+                                  : absl::InfiniteFuture();
+  const bool queued = search_queue_->TryPost(
+      [this, search, head, origin, deadline, admission, done = *done]() mutable {
+        absl::StatusOr<v1::SearchPractitionersResponse> page =
+            absl::Now() >= deadline
+                ? absl::DeadlineExceededError(
+                      "the search waited for the search worker past its deadline; the server is "
+                      "busy, retry")
+                : searcher_->Search(*search, registry_->Today(), deadline);
+        Response response;
+        if (page.ok()) {
+          response = JsonResponse(200, ToJson(*page), "api_search");
+          SetHeader(&response, "Cache-Control", "no-cache");
+        } else {
+          response = ErrorFor(RenameSearchFields(page.status()), "api_search");
+        }
+        response.route = "api_search";
+        response.head = head;
+        Request cors;
+        cors.method = "GET";
+        cors.origin = std::move(origin);
+        AddCors(cors, &response);
+        AddRateLimitHeaders(admission, &response);
+        done(std::move(response));
+      });
   // A refused task is dropped with its copy of `done`: the caller answers with ours.
   if (!queued) {
     return ErrorFor(absl::ResourceExhaustedError("too many searches in progress, retry"), "");

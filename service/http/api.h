@@ -24,6 +24,7 @@
 #include "service/core/search/query.h"
 #include "service/core/search/work_queue.h"
 #include "service/http/metrics.h"
+#include "service/limits.h"
 #include "storage/store.h"
 
 namespace physioreg::service::http {
@@ -47,6 +48,8 @@ struct Request {
   std::optional<core::Caller> certificate_caller;
   // The connection's socket, to name the peer in the audit log (-1: unknown).
   int peer_fd = -1;
+  // The client's IP address ("192.0.2.1", "2001:db8::1"); empty when unknown.
+  std::string peer_address;
 };
 
 // NDJSON lines of the public register, produced a chunk at a time so that an export of any
@@ -80,6 +83,8 @@ struct ApiOptions {
   const core::SigningKey* signing_key = nullptr;
   // Records authentication failures (not owned); none: not recorded.
   AuditLog* audit = nullptr;
+  // Rate limits and the search deadline (not owned); none: every request is served.
+  Limits* limits = nullptr;
 };
 
 class Api {
@@ -108,17 +113,24 @@ class Api {
     std::string etag;
   };
 
-  Response Route(const Request& request, std::function<void(Response)>* done) const;
+  // `admission` receives what the caller's bucket said (for the RateLimit headers).
+  Response Route(const Request& request, std::function<void(Response)>* done,
+                 Limits::Admission* admission) const;
+  // An UNAUTHENTICATED answer goes to the audit log (when there is one).
+  void RecordAuthFailure(const Request& request, std::optional<absl::string_view> authorization,
+                         absl::string_view route, const absl::Status& status) const;
   Response GetPractitioner(const Request& request, const std::string& id,
                            absl::string_view query) const;
   Response Verify(const Request& request, const std::string& id, absl::string_view query) const;
   Response History(const std::string& id, absl::string_view query, bool include_actor) const;
-  Response BatchVerify(const Request& request) const;
-  Response Export(const Request& request, absl::string_view query) const;
+  Response BatchVerify(const Request& request, Limits::Admission* admission) const;
+  Response Export(const Request& request, absl::string_view query,
+                  const Limits::Admission& admission) const;
   // Returns a response only when the search was not queued (bad input, busy); otherwise the
   // worker calls `done`.
   std::optional<Response> Search(const Request& request, absl::string_view query,
-                                 std::function<void(Response)>* done) const;
+                                 std::function<void(Response)>* done,
+                                 const Limits::Admission& admission) const;
   Response Page(const Request& request, absl::string_view path) const;
   Response Ready() const;
   Response RenderMetrics() const;

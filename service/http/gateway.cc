@@ -78,6 +78,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   Session(tcp::socket socket, Gateway::Impl* gateway)
       : stream_(std::move(socket)), gateway_(gateway) {
     gateway_->api->metrics().AddConnections(1);
+    RememberPeerAddress();
   }
   // HTTPS with this generation of the TLS files (kept for the whole session).
   Session(tcp::socket socket, std::shared_ptr<const TlsContexts> contexts, Gateway::Impl* gateway)
@@ -85,11 +86,19 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         stream_(std::move(socket), *contexts_->http),
         gateway_(gateway) {
     gateway_->api->metrics().AddConnections(1);
+    RememberPeerAddress();
   }
   ~Session() {
     ReleaseBody();
     gateway_->connections.fetch_sub(1);
     gateway_->api->metrics().AddConnections(-1);
+  }
+
+  // Once per connection: who the requests on it come from (rate limits).
+  void RememberPeerAddress() {
+    beast::error_code error;
+    const tcp::endpoint peer = beast::get_lowest_layer(stream_).socket().remote_endpoint(error);
+    if (!error) peer_address_ = peer.address().to_string();
   }
 
   void Start() {
@@ -267,6 +276,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     request.content_type = header(bhttp::field::content_type);
     if (peer_.has_value()) request.certificate_caller = gateway_->tls->CallerFor(*peer_);
     request.peer_fd = beast::get_lowest_layer(stream_).socket().native_handle();
+    request.peer_address = peer_address_;
     started_ = absl::Now();
     gateway_->answering.fetch_add(1);
     gateway_->api->metrics().AddInFlight(1);
@@ -404,6 +414,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   absl::string_view route_ = "unknown";
   std::unique_ptr<ExportStream> export_;
   std::string chunk_;
+  std::string peer_address_;
   size_t reserved_body_bytes_ = 0;  // of Impl::body_bytes, for the request being read
   bool chunked_ = true;
   bool handshaken_ = !kTls;

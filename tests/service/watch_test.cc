@@ -37,6 +37,10 @@ class WatchTest : public ::testing::Test {
     options.http_address = "";
     options.watch_buffer = watch_buffer;
     options.change_retention = retention;
+    // One process plays every client, from one address: no rate limits, no stream cap (a
+    // thousand watchers); tests/service/limits_e2e_test.cc covers those.
+    options.limits.rate.enabled = false;
+    options.limits.rate.max_streams_per_caller = 0;
     absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);

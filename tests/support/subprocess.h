@@ -38,7 +38,8 @@ class BackgroundCommand {
 
 // physioregd on loopback port 0 over `data_dir`, started by the constructor, which returns once
 // the server serves and its search index has loaded or failed to (or the server failed to
-// start). `max_open_files` > 0 starts it with that descriptor limit (soft and hard).
+// start). `max_open_files` > 0 starts it with that descriptor limit (soft and hard). Rate limits
+// are off (--rate_limits=false) unless `extra_flags` has a --rate_limits flag of its own.
 class ServerProcess {
  public:
   explicit ServerProcess(std::string data_dir, std::vector<std::string> extra_flags = {},

@@ -56,8 +56,10 @@ export async function startRegistry() {
   }
   const tmp = mkdtempSync(path.join(tmpdir(), 'physioreg-web-'));
   const dataDir = path.join(tmp, 'data');
+  // Limits off: the whole suite browses one server from one address, far past a patient's
+  // rate (tests/service/limits_e2e_test.cc covers the limits).
   const child = spawn(binary, [`--data_dir=${dataDir}`, '--grpc_address=127.0.0.1:0',
-    '--http_address=127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--http_address=127.0.0.1:0', '--rate_limits=false'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const registry = { child, tmp, dataDir, output: '', grpc: null, http: null, ready: false };
   let exited = null;
   const waiters = [];
