@@ -389,5 +389,46 @@ TEST_F(TlsTest, ReloadOnSighupUnderLoadDropsNoCall) {
   EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->output();
 }
 
+// Found by attacking a release build: a subject with non-ASCII characters, written in the roles
+// file as UTF-8 (as a person types it), maps the certificate; the actor its writes record is
+// that UTF-8 subject, not OpenSSL's escaped bytes.
+TEST_F(TlsTest, RolesFileMatchesUnicodeSubjects) {
+  Shell(absl::StrCat(
+      "cd ", dir_.path(), "\n",
+      "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out zoe.key 2>/dev/null\n",
+      "chmod 600 zoe.key\n",
+      "openssl req -utf8 -new -key zoe.key -out zoe.csr -subj '/O=Clinique Été/CN=Zoë Müller'\n",
+      "rm -f index.txt; touch index.txt; echo 21 > serial\n",
+      "echo extendedKeyUsage=clientAuth > zoe.ext\n",
+      "openssl ca -batch -config ca.cnf -keyfile ca.key -cert ca.pem -in zoe.csr -out zoe.pem "
+      "-notext -startdate 20200101000000Z -days 2 -extfile zoe.ext 2>/dev/null\n"));
+  std::ofstream(File("roles.txt")) << "O=Clinique Été,CN=Zoë Müller REGULATOR\n";
+  StartServer(/*mutual=*/true);
+  CommandResult upsert = Cli("zoe", {"upsert", "--file", File("one.jsonl")});
+  ASSERT_EQ(upsert.exit_code, 0) << upsert.output;
+  CommandResult history = Curl("zoe", "/v1/practitioners/PT-1/history");
+  EXPECT_THAT(history.output, HasSubstr("\"actor\":\"cert:O=Clinique Été,CN=Zoë Müller\""))
+      << history.output;
+  EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->output();
+}
+
+// An emptied roles file maps no one: at start, and on SIGHUP, where it revokes every role
+// (before, it was refused as "empty" and the old roles stayed in force).
+TEST_F(TlsTest, EmptyRolesFileMapsNoOne) {
+  StartServer(/*mutual=*/true);
+  ASSERT_EQ(Cli("regulator", {"keys", "list"}).exit_code, 0);
+  std::ofstream(File("roles.txt"), std::ios::trunc).close();
+  server_->Signal(SIGHUP);
+  ASSERT_TRUE(server_->WaitForOutput("SIGHUP: TLS")) << server_->output();
+  EXPECT_THAT(server_->output(), HasSubstr("SIGHUP: TLS reloaded"));
+  CommandResult keys = Cli("regulator", {"keys", "list"});
+  EXPECT_EQ(keys.exit_code, 1);
+  EXPECT_THAT(keys.output, HasSubstr("UNAUTHENTICATED")) << keys.output;
+  EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->output();
+
+  ServerProcess restarted(File("data"), TlsFlags(/*mutual=*/true));
+  EXPECT_TRUE(restarted.started()) << restarted.output();
+}
+
 }  // namespace
 }  // namespace physioreg::testing
