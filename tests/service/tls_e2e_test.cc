@@ -1,9 +1,14 @@
 // TLS and mTLS end to end (issue 12, "Transport"): a real physioregd over TLS on both ports,
 // the real CLI, curl and an in-process gRPC client; certificates made with openssl per test.
+#include <arpa/inet.h>
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -428,6 +433,32 @@ TEST_F(TlsTest, EmptyRolesFileMapsNoOne) {
 
   ServerProcess restarted(File("data"), TlsFlags(/*mutual=*/true));
   EXPECT_TRUE(restarted.started()) << restarted.output();
+}
+
+// Found by attacking a release build: a connection that never sends its ClientHello is closed
+// after the handshake timeout (10 s) on the HTTPS port as on gRPC's; HTTPS held it for its
+// 60 s request timeout, so a slowloris needed six times fewer connections per second there.
+TEST_F(TlsTest, ConnectionsWithoutAHandshakeAreClosed) {
+  StartServer(/*mutual=*/false);
+  std::vector<pollfd> silent;
+  for (int port : {GrpcPort(), server_->http_port()}) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0) << port;
+    silent.push_back({fd, POLLIN, 0});
+  }
+  // Both are closed by the server: well past the 10 s handshake timeout, well before 60 s.
+  for (pollfd& connection : silent) {
+    ASSERT_EQ(::poll(&connection, 1, 35000), 1) << "still open: fd " << connection.fd;
+    char byte;
+    EXPECT_LE(::recv(connection.fd, &byte, 1, 0), 0);
+    ::close(connection.fd);
+  }
+  EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->output();
 }
 
 }  // namespace
