@@ -461,5 +461,34 @@ TEST_F(TlsTest, ConnectionsWithoutAHandshakeAreClosed) {
   EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->output();
 }
 
+// Found by attacking a release build: the CLI given a directory for a TLS file aborted with an
+// uncaught exception, and a file that is no PEM at all (or a key given as the certificate) only
+// surfaced as "UNAVAILABLE: empty address list". Both are now usage errors naming the option.
+TEST_F(TlsTest, CliRefusesTlsFilesThatAreNotPem) {
+  std::ofstream(File("junk.pem")) << "not a certificate\n";
+  struct Case {
+    std::vector<std::string> flags;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"--tls-ca", dir_.path()}, "--tls-ca: cannot read " + dir_.path()},
+      {{"--tls-ca", File("junk.pem")}, "--tls-ca: " + File("junk.pem") + " holds no PEM"},
+      {{"--tls-ca", File("ca.pem"), "--tls-cert", File("regulator.key"), "--tls-key",
+        File("regulator.pem")},
+       "--tls-cert: " + File("regulator.key") + " holds no PEM certificate"},
+      {{"--tls-ca", File("ca.pem"), "--tls-cert", File("regulator.pem"), "--tls-key",
+        File("regulator.pem")},
+       "--tls-key: " + File("regulator.pem") + " holds no PEM private key"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> argv = {PHYSIOREG_CLI_PATH, "--address", "localhost:1"};
+    argv.insert(argv.end(), c.flags.begin(), c.flags.end());
+    argv.insert(argv.end(), {"get", "PT-1"});
+    CommandResult result = RunCommand(argv);
+    EXPECT_EQ(result.exit_code, 2) << absl::StrJoin(c.flags, " ") << "\n" << result.output;
+    EXPECT_THAT(result.output, HasSubstr(c.message)) << absl::StrJoin(c.flags, " ");
+  }
+}
+
 }  // namespace
 }  // namespace physioreg::testing
