@@ -4,10 +4,12 @@
 #include <grpcpp/security/credentials.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/csv.h"
@@ -41,12 +43,23 @@ Connection Connect(const std::string& address, std::string token) {
 
 namespace {
 
-absl::StatusOr<std::string> ReadWhole(const std::string& path, absl::string_view option) {
+// A TLS file's text; `pem_label`: what it must hold, e.g. "CERTIFICATE" for
+// "-----BEGIN CERTIFICATE-----" ("PRIVATE KEY" also matches "EC PRIVATE KEY" and the like).
+absl::StatusOr<std::string> ReadWhole(const std::string& path, absl::string_view option,
+                                      absl::string_view pem_label, absl::string_view what) {
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error)) {
+    return absl::InvalidArgumentError(absl::StrCat(option, ": cannot read ", path));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::InvalidArgumentError(absl::StrCat(option, ": cannot read ", path));
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (text.empty())
     return absl::InvalidArgumentError(absl::StrCat(option, ": ", path, " is empty"));
+  if (!absl::StrContains(text, "-----BEGIN ") ||
+      !absl::StrContains(text, absl::StrCat(pem_label, "-----"))) {
+    return absl::InvalidArgumentError(absl::StrCat(option, ": ", path, " holds no PEM ", what));
+  }
   return text;
 }
 
@@ -60,14 +73,15 @@ absl::StatusOr<Connection> Connect(const std::string& address, std::string token
   }
   grpc::SslCredentialsOptions ssl;
   if (!tls.ca.empty()) {
-    absl::StatusOr<std::string> ca = ReadWhole(tls.ca, "--tls-ca");
+    absl::StatusOr<std::string> ca = ReadWhole(tls.ca, "--tls-ca", "CERTIFICATE", "certificate");
     if (!ca.ok()) return ca.status();
     ssl.pem_root_certs = *std::move(ca);
   }
   if (!tls.cert.empty()) {
-    absl::StatusOr<std::string> cert = ReadWhole(tls.cert, "--tls-cert");
+    absl::StatusOr<std::string> cert =
+        ReadWhole(tls.cert, "--tls-cert", "CERTIFICATE", "certificate");
     if (!cert.ok()) return cert.status();
-    absl::StatusOr<std::string> key = ReadWhole(tls.key, "--tls-key");
+    absl::StatusOr<std::string> key = ReadWhole(tls.key, "--tls-key", "PRIVATE KEY", "private key");
     if (!key.ok()) return key.status();
     ssl.pem_cert_chain = *std::move(cert);
     ssl.pem_private_key = *std::move(key);

@@ -63,7 +63,9 @@ absl::Status FileError(absl::string_view flag, const std::string& path, absl::st
 }
 
 // A PEM file's contents. `secret`: a private key, which others may not be able to read.
-absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view flag, bool secret) {
+// `may_be_empty`: an empty file is no error (a roles file that maps no one).
+absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view flag, bool secret,
+                                    bool may_be_empty = false) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return FileError(flag, path, absl::StrCat("cannot read: ", std::strerror(errno)));
   struct stat st {};
@@ -94,7 +96,7 @@ absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view f
     text.append(buffer, n);
   }
   ::close(fd);
-  if (text.empty()) return FileError(flag, path, "empty");
+  if (text.empty() && !may_be_empty) return FileError(flag, path, "empty");
   return text;
 }
 
@@ -109,9 +111,11 @@ std::vector<X509Ptr> ParseCertificates(const std::string& pem) {
   return certificates;
 }
 
-std::string NameText(const X509_NAME* name) {
+// RFC 2253; `utf8`: non-ASCII characters as UTF-8, else escaped as openssl prints them.
+std::string NameText(const X509_NAME* name, bool utf8 = true) {
   BioPtr bio(BIO_new(BIO_s_mem()));
-  X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253);
+  X509_NAME_print_ex(bio.get(), name, 0,
+                     utf8 ? XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB : XN_FLAG_RFC2253);
   char* data = nullptr;
   const long size = BIO_get_mem_data(bio.get(), &data);
   return std::string(data, size > 0 ? size : 0);
@@ -211,7 +215,8 @@ absl::StatusOr<std::shared_ptr<ssl::context>> MakeContext(const TlsOptions& opti
 absl::StatusOr<std::map<std::string, v1::Role>> ReadRoles(const std::string& path) {
   std::map<std::string, v1::Role> roles;
   if (path.empty()) return roles;
-  absl::StatusOr<std::string> text = ReadPem(path, "tls_roles", /*secret=*/false);
+  absl::StatusOr<std::string> text =
+      ReadPem(path, "tls_roles", /*secret=*/false, /*may_be_empty=*/true);
   if (!text.ok()) return text.status();
   int number = 0;
   for (absl::string_view line : absl::StrSplit(*text, '\n')) {
@@ -274,7 +279,7 @@ std::optional<PeerCertificate> VerifiedPeer(ssl_st* ssl) {
   X509Ptr certificate(SSL_get1_peer_certificate(ssl));
   if (certificate == nullptr) return std::nullopt;
   const X509_NAME* subject = X509_get_subject_name(certificate.get());
-  return PeerCertificate{NameText(subject), CommonName(subject)};
+  return PeerCertificate{NameText(subject), CommonName(subject), NameText(subject, false)};
 }
 
 absl::StatusOr<std::unique_ptr<TlsConfig>> TlsConfig::Load(const TlsOptions& options) {
@@ -357,6 +362,7 @@ std::optional<core::Caller> TlsConfig::CallerFor(const PeerCertificate& peer) co
     roles = roles_;
   }
   auto it = roles->find(peer.subject);
+  if (it == roles->end()) it = roles->find(peer.escaped_subject);
   if (it == roles->end() && !peer.common_name.empty()) it = roles->find(peer.common_name);
   if (it == roles->end()) return std::nullopt;
   return core::Caller{absl::StrCat("cert:", peer.subject), it->second};

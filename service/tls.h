@@ -43,8 +43,11 @@ struct TlsOptions {
 
 // A client certificate the handshake verified.
 struct PeerCertificate {
-  std::string subject;      // RFC 2253, e.g. "CN=desk-1,O=College of Physiotherapists"
+  std::string subject;      // RFC 2253, e.g. "CN=desk-1,O=College of Physiotherapists", UTF-8
   std::string common_name;  // the subject's CN ("" without one)
+  // The subject as `openssl x509 -nameopt RFC2253` prints it: non-ASCII bytes escaped (\C3\A9);
+  // the same as `subject` for an ASCII subject.
+  std::string escaped_subject;
 };
 
 // The peer's certificate on an established TLS session, when it sent one and it verified.

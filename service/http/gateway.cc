@@ -35,6 +35,8 @@ namespace {
 // A client has this long to send a whole request head (and an idle keep-alive connection is
 // closed after it); a body and each written chunk get the same.
 constexpr std::chrono::seconds kIoTimeout(60);
+// An HTTPS client has this long to finish its TLS handshake (as on the gRPC port).
+constexpr std::chrono::seconds kTlsHandshakeTimeout(10);
 // How long a closing HTTPS connection waits for the client's close_notify.
 constexpr std::chrono::seconds kTlsShutdownTimeout(5);
 // Out of descriptors: wait this long before accepting again, rather than spin.
@@ -104,7 +106,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void Start() {
     if constexpr (kTls) {
       net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
-        beast::get_lowest_layer(self->stream_).expires_after(kIoTimeout);
+        beast::get_lowest_layer(self->stream_).expires_after(kTlsHandshakeTimeout);
         self->stream_.async_handshake(net::ssl::stream_base::server,
                                       beast::bind_front_handler(&Session::OnHandshake, self));
       });

@@ -1,9 +1,14 @@
 // TLS and mTLS end to end (issue 12, "Transport"): a real physioregd over TLS on both ports,
 // the real CLI, curl and an in-process gRPC client; certificates made with openssl per test.
+#include <arpa/inet.h>
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -391,6 +396,102 @@ TEST_F(TlsTest, ReloadOnSighupUnderLoadDropsNoCall) {
 
   // SIGTERM drains and stops cleanly with relayed connections open.
   EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->output();
+}
+
+// Found by attacking a release build: a subject with non-ASCII characters, written in the roles
+// file as UTF-8 (as a person types it), maps the certificate; the actor its writes record is
+// that UTF-8 subject, not OpenSSL's escaped bytes.
+TEST_F(TlsTest, RolesFileMatchesUnicodeSubjects) {
+  Shell(absl::StrCat(
+      "cd ", dir_.path(), "\n",
+      "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out zoe.key 2>/dev/null\n",
+      "chmod 600 zoe.key\n",
+      "openssl req -utf8 -new -key zoe.key -out zoe.csr -subj '/O=Clinique Été/CN=Zoë Müller'\n",
+      "rm -f index.txt; touch index.txt; echo 21 > serial\n",
+      "echo extendedKeyUsage=clientAuth > zoe.ext\n",
+      "openssl ca -batch -config ca.cnf -keyfile ca.key -cert ca.pem -in zoe.csr -out zoe.pem "
+      "-notext -startdate 20200101000000Z -days 2 -extfile zoe.ext 2>/dev/null\n"));
+  std::ofstream(File("roles.txt")) << "O=Clinique Été,CN=Zoë Müller REGULATOR\n";
+  StartServer(/*mutual=*/true);
+  CommandResult upsert = Cli("zoe", {"upsert", "--file", File("one.jsonl")});
+  ASSERT_EQ(upsert.exit_code, 0) << upsert.output;
+  CommandResult history = Curl("zoe", "/v1/practitioners/PT-1/history");
+  EXPECT_THAT(history.output, HasSubstr("\"actor\":\"cert:O=Clinique Été,CN=Zoë Müller\""))
+      << history.output;
+  EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->output();
+}
+
+// An emptied roles file maps no one: at start, and on SIGHUP, where it revokes every role
+// (before, it was refused as "empty" and the old roles stayed in force).
+TEST_F(TlsTest, EmptyRolesFileMapsNoOne) {
+  StartServer(/*mutual=*/true);
+  ASSERT_EQ(Cli("regulator", {"keys", "list"}).exit_code, 0);
+  std::ofstream(File("roles.txt"), std::ios::trunc).close();
+  server_->Signal(SIGHUP);
+  ASSERT_TRUE(server_->WaitForOutput("SIGHUP: TLS")) << server_->output();
+  EXPECT_THAT(server_->output(), HasSubstr("SIGHUP: TLS reloaded"));
+  CommandResult keys = Cli("regulator", {"keys", "list"});
+  EXPECT_EQ(keys.exit_code, 1);
+  EXPECT_THAT(keys.output, HasSubstr("UNAUTHENTICATED")) << keys.output;
+  EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->output();
+
+  ServerProcess restarted(File("data"), TlsFlags(/*mutual=*/true));
+  EXPECT_TRUE(restarted.started()) << restarted.output();
+}
+
+// Found by attacking a release build: a connection that never sends its ClientHello is closed
+// after the handshake timeout (10 s) on the HTTPS port as on gRPC's; HTTPS held it for its
+// 60 s request timeout, so a slowloris needed six times fewer connections per second there.
+TEST_F(TlsTest, ConnectionsWithoutAHandshakeAreClosed) {
+  StartServer(/*mutual=*/false);
+  std::vector<pollfd> silent;
+  for (int port : {GrpcPort(), server_->http_port()}) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0) << port;
+    silent.push_back({fd, POLLIN, 0});
+  }
+  // Both are closed by the server: well past the 10 s handshake timeout, well before 60 s.
+  for (pollfd& connection : silent) {
+    ASSERT_EQ(::poll(&connection, 1, 35000), 1) << "still open: fd " << connection.fd;
+    char byte;
+    EXPECT_LE(::recv(connection.fd, &byte, 1, 0), 0);
+    ::close(connection.fd);
+  }
+  EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->output();
+}
+
+// Found by attacking a release build: the CLI given a directory for a TLS file aborted with an
+// uncaught exception, and a file that is no PEM at all (or a key given as the certificate) only
+// surfaced as "UNAVAILABLE: empty address list". Both are now usage errors naming the option.
+TEST_F(TlsTest, CliRefusesTlsFilesThatAreNotPem) {
+  std::ofstream(File("junk.pem")) << "not a certificate\n";
+  struct Case {
+    std::vector<std::string> flags;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"--tls-ca", dir_.path()}, "--tls-ca: cannot read " + dir_.path()},
+      {{"--tls-ca", File("junk.pem")}, "--tls-ca: " + File("junk.pem") + " holds no PEM"},
+      {{"--tls-ca", File("ca.pem"), "--tls-cert", File("regulator.key"), "--tls-key",
+        File("regulator.pem")},
+       "--tls-cert: " + File("regulator.key") + " holds no PEM certificate"},
+      {{"--tls-ca", File("ca.pem"), "--tls-cert", File("regulator.pem"), "--tls-key",
+        File("regulator.pem")},
+       "--tls-key: " + File("regulator.pem") + " holds no PEM private key"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> argv = {PHYSIOREG_CLI_PATH, "--address", "localhost:1"};
+    argv.insert(argv.end(), c.flags.begin(), c.flags.end());
+    argv.insert(argv.end(), {"get", "PT-1"});
+    CommandResult result = RunCommand(argv);
+    EXPECT_EQ(result.exit_code, 2) << absl::StrJoin(c.flags, " ") << "\n" << result.output;
+    EXPECT_THAT(result.output, HasSubstr(c.message)) << absl::StrJoin(c.flags, " ");
+  }
 }
 
 }  // namespace
