@@ -715,8 +715,8 @@ struct Cli {
       if (!o.request_id.empty()) {
         request.set_request_id(batch == 0 ? o.request_id : absl::StrCat(o.request_id, "#", batch));
       }
-      for (absl::string_view path : absl::StrSplit(o.update_mask, ',', absl::SkipWhitespace())) {
-        request.mutable_update_mask()->add_paths(std::string(absl::StripAsciiWhitespace(path)));
+      for (absl::string_view field : absl::StrSplit(o.update_mask, ',', absl::SkipWhitespace())) {
+        request.mutable_update_mask()->add_paths(std::string(absl::StripAsciiWhitespace(field)));
       }
       request.set_allow_status_lift(o.allow_status_lift);
       v1::UpsertPractitionersResponse response;

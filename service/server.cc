@@ -7,7 +7,9 @@
 #include <grpcpp/server_builder.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <limits>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -138,6 +140,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   // No listening port of gRPC's own: connections come from the Listener (listener.h). Should
   // one be added, it must not share its port either.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddChannelArgument(
+      GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+      static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(options.grpc_idle_timeout),
+                                         std::numeric_limits<int>::max())));
   builder.RegisterService(server->registry_service_.get());
   builder.RegisterService(server->admin_service_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counters;

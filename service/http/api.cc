@@ -563,8 +563,7 @@ Response Api::Route(const Request& request, std::function<void(Response)>* done,
   return response;
 }
 
-void Api::RecordAuthFailure(const Request& request,
-                            std::optional<absl::string_view> authorization,
+void Api::RecordAuthFailure(const Request& request, std::optional<absl::string_view> authorization,
                             absl::string_view route, const absl::Status& status) const {
   if (options_.audit == nullptr || status.code() != absl::StatusCode::kUnauthenticated) return;
   v1::AuditEvent event;

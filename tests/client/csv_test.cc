@@ -74,7 +74,7 @@ TEST(CsvReaderTest, MalformedQuotingIsAnError) {
 
 // Excel's "Unicode text" is UTF-16: refused with what to do, not read as garbage columns.
 TEST(CsvReaderTest, Utf16FilesAreRefusedWithAHint) {
-  for (const std::string text :
+  for (const std::string& text :
        {std::string("\xFF\xFEr\0e\0", 6), std::string("\xFE\xFF\0r\0e", 6)}) {
     std::istringstream in(text);
     CsvReader reader(&in);

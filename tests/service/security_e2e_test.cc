@@ -61,14 +61,6 @@ std::unique_ptr<grpc::ClientContext> ContextWith(const std::optional<std::string
   return context;
 }
 
-google::protobuf::Timestamp ToProto(absl::Time time) {
-  google::protobuf::Timestamp ts;
-  const absl::Time second = absl::FromUnixSeconds(absl::ToUnixSeconds(time));
-  ts.set_seconds(absl::ToUnixSeconds(second));
-  ts.set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(time - second)));
-  return ts;
-}
-
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream content;
