@@ -140,10 +140,6 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   // No listening port of gRPC's own: connections come from the Listener (listener.h). Should
   // one be added, it must not share its port either.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddChannelArgument(
-      GRPC_ARG_MAX_CONNECTION_IDLE_MS,
-      static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(options.grpc_idle_timeout),
-                                         std::numeric_limits<int>::max())));
   builder.RegisterService(server->registry_service_.get());
   builder.RegisterService(server->admin_service_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counters;

@@ -52,9 +52,6 @@ struct ServerOptions {
   int max_connections = 10000;
   // Change events waiting for one WatchChanges stream before it is cut off.
   size_t watch_buffer = kDefaultWatchBuffer;
-  // A gRPC connection with no call in progress for this long is closed (GOAWAY), so idle
-  // connections cannot hold the connection budget; a watch stream is a call in progress.
-  absl::Duration grpc_idle_timeout = absl::Minutes(5);
   // How long the change log keeps changes for watchers to catch up on: older entries are
   // pruned at start and then hourly in the background, and older since_revisions answer
   // OUT_OF_RANGE. Each registrant's history is kept whole (the register's record).

@@ -41,7 +41,6 @@ class WatchTest : public ::testing::Test {
     // thousand watchers); tests/service/limits_e2e_test.cc covers those.
     options.limits.rate.enabled = false;
     options.limits.rate.max_streams_per_caller = 0;
-    options.grpc_idle_timeout = grpc_idle_timeout_;
     absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
@@ -127,39 +126,9 @@ class WatchTest : public ::testing::Test {
 
   testing::TempDir dir_;
   std::unique_ptr<Server> server_;
-  absl::Duration grpc_idle_timeout_ = absl::Minutes(5);
   std::shared_ptr<grpc::Channel> channel_;
   std::string regulator_, clinic_;
 };
-
-// A connection without a call in progress is closed after the idle timeout (thousands of idle
-// connections cannot hold the connection budget); one carrying a watch stream stays open.
-TEST_F(WatchTest, IdleConnectionsAreClosedWatchingOnesStay) {
-  grpc_idle_timeout_ = absl::Seconds(1);
-  StartServer();
-  auto watch_context = Context(clinic_);
-  auto watcher = Registry()->WatchChanges(watch_context.get(), v1::WatchChangesRequest());
-  auto idle_channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),
-                                          grpc::InsecureChannelCredentials());
-  auto idle_stub = v1::Registry::NewStub(idle_channel);
-  v1::GetPractitionerRequest get;
-  get.set_registration_id("PT-404");
-  v1::Practitioner none;
-  auto get_context = Context("");
-  EXPECT_EQ(idle_stub->GetPractitioner(get_context.get(), get, &none).error_code(),
-            grpc::StatusCode::NOT_FOUND);
-  ASSERT_EQ(idle_channel->GetState(false), GRPC_CHANNEL_READY);
-  // The server's GOAWAY moves the client's channel out of READY (a bound, not a timing).
-  EXPECT_TRUE(idle_channel->WaitForStateChange(
-      GRPC_CHANNEL_READY, std::chrono::system_clock::now() + std::chrono::seconds(60)));
-  // The watcher's connection outlived that idle time and still delivers.
-  const int64_t revision = Upsert(Records(1, 1, "Awake"));
-  v1::ChangeEvent event;
-  ASSERT_TRUE(watcher->Read(&event));
-  EXPECT_EQ(event.revision(), revision);
-  watch_context->TryCancel();
-  watcher->Finish().IgnoreError();
-}
 
 TEST_F(WatchTest, CredentialsAndBadRequests) {
   StartServer();
