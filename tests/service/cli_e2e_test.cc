@@ -1,5 +1,6 @@
 // The physioreg CLI binary against a real physioregd.
 #include <arpa/inet.h>
+#include <cstdlib>
 #include <gmock/gmock.h>
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/security/server_credentials.h>
@@ -237,6 +238,12 @@ int FreePort() {
 // line per attempt), prints the alert once the server is up, and across a restart of the
 // server mid-watch goes on after the last revision it printed: no duplicate, no gap.
 TEST_F(CliTest, WatchWaitsForTheServerAndResumesAcrossARestart) {
+  // A gRPC client that must wait for a server hangs under libfaketime (README "Tests"); nothing
+  // here depends on the date, so the processes this test starts run on the real clock.
+  if (const char* preload = std::getenv("LD_PRELOAD");
+      preload != nullptr && std::string(preload).find("faketime") != std::string::npos) {
+    ::unsetenv("LD_PRELOAD");
+  }
   ASSERT_EQ(Cli({"upsert", "--file", WriteJsonl({ValidPractitioner("PT-1")}, "one.jsonl")}, true)
                 .exit_code,
             0);  // Revision 1.
