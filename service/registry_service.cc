@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -17,6 +19,20 @@ namespace v1 = physioreg::v1;
 
 namespace {
 
+// Parses a raw request (usually one slice; copied together when gRPC split it).
+bool ParseRequest(const grpc::ByteBuffer& buffer, google::protobuf::MessageLite* message) {
+  std::vector<grpc::Slice> slices;
+  if (!buffer.Dump(&slices).ok()) return false;
+  if (slices.size() == 1) {
+    return message->ParseFromArray(slices[0].begin(), static_cast<int>(slices[0].size()));
+  }
+  std::string joined;
+  for (const grpc::Slice& slice : slices) {
+    joined.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  return message->ParseFromString(joined);
+}
+
 class RejectedWatchReactor final : public grpc::ServerWriteReactor<v1::ChangeEvent> {
  public:
   explicit RejectedWatchReactor(const grpc::Status& status) { Finish(status); }
@@ -25,15 +41,25 @@ class RejectedWatchReactor final : public grpc::ServerWriteReactor<v1::ChangeEve
 
 }  // namespace
 
-grpc::ServerUnaryReactor* RegistryService::GetPractitioner(
-    grpc::CallbackServerContext* context, const v1::GetPractitionerRequest* request,
-    v1::Practitioner* response) {
+grpc::ServerUnaryReactor* RegistryService::GetPractitioner(grpc::CallbackServerContext* context,
+                                                           const grpc::ByteBuffer* request,
+                                                           grpc::ByteBuffer* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (absl::Status auth = AdmitCall(limits_, *context, *keys_, kReadCost).status(); !auth.ok()) {
     reactor->Finish(ToGrpcStatus(auth));
     return reactor;
   }
-  absl::Status found = registry_->GetPractitioner(*request, response);
+  v1::GetPractitionerRequest parsed;
+  if (!ParseRequest(*request, &parsed)) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 "the request is not a serialized GetPractitionerRequest"));
+    return reactor;
+  }
+  absl::Status found = registry_->GetPublicViewBytes(parsed, [response](absl::string_view bytes) {
+    grpc::Slice slice(bytes.data(), bytes.size());
+    grpc::ByteBuffer answer(&slice, 1);
+    response->Swap(&answer);
+  });
   reactor->Finish(ToGrpcStatus(found));
   return reactor;
 }

@@ -24,7 +24,11 @@
 
 namespace physioreg::service {
 
-class RegistryService final : public physioreg::v1::Registry::CallbackService {
+// GetPractitioner is a raw method: its answer is the stored public view's bytes as they are.
+using RegistryServiceBase = physioreg::v1::Registry::WithRawCallbackMethod_GetPractitioner<
+    physioreg::v1::Registry::CallbackService>;
+
+class RegistryService final : public RegistryServiceBase {
  public:
   // `search_queue` runs the searches (shared with the HTTP gateway); `signing_keys` signs the
   // answers that ask for an attestation and lists the public keys; WatchChanges follows
@@ -46,14 +50,15 @@ class RegistryService final : public physioreg::v1::Registry::CallbackService {
         watch_hub_(std::make_unique<WatchHub>(store)),
         watch_buffer_(watch_buffer),
         limits_(limits) {
-    // The two hottest calls build their answers on a per-call arena.
-    SetMessageAllocatorFor_GetPractitioner(&get_allocator_);
+    // Verify builds its answers on a per-call arena (Get answers stored bytes: none to build).
     SetMessageAllocatorFor_VerifyAuthorization(&verify_allocator_);
   }
 
+  // A GetPractitionerRequest in, a Practitioner out, both serialized: the stored public view is
+  // copied once into the answer's slice, never parsed or re-serialized.
   grpc::ServerUnaryReactor* GetPractitioner(grpc::CallbackServerContext* context,
-                                            const physioreg::v1::GetPractitionerRequest* request,
-                                            physioreg::v1::Practitioner* response) override;
+                                            const grpc::ByteBuffer* request,
+                                            grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* SearchPractitioners(
       grpc::CallbackServerContext* context,
       const physioreg::v1::SearchPractitionersRequest* request,
@@ -96,7 +101,6 @@ class RegistryService final : public physioreg::v1::Registry::CallbackService {
   std::unique_ptr<WatchHub> watch_hub_;
   size_t watch_buffer_;
   Limits* limits_;
-  ArenaAllocator<physioreg::v1::GetPractitionerRequest, physioreg::v1::Practitioner> get_allocator_;
   ArenaAllocator<physioreg::v1::VerifyAuthorizationRequest,
                  physioreg::v1::VerifyAuthorizationResponse>
       verify_allocator_;

@@ -72,9 +72,9 @@ std::string EncodeRevision(int64_t revision) {
 }
 
 // The end of every single-registrant visit: `fn(nullptr)` when the Get found nothing, else
-// the public view parsed into a per-thread message. Parsing clears it but keeps its strings
-// and sub-messages for reuse, so a hot read allocates little.
-absl::Status VisitRead(const rocksdb::Status& s, const rocksdb::PinnableSlice& value,
+// the registrant parsed (as `detail` asks) into a per-thread message. Parsing clears it but
+// keeps its strings and sub-messages for reuse, so a hot read allocates little.
+absl::Status VisitRead(const rocksdb::Status& s, const rocksdb::PinnableSlice& value, Detail detail,
                        const std::function<void(const Practitioner*)>& fn) {
   if (s.IsNotFound()) {
     fn(nullptr);
@@ -82,8 +82,8 @@ absl::Status VisitRead(const rocksdb::Status& s, const rocksdb::PinnableSlice& v
   }
   if (!s.ok()) return FromRocks(s, "reading a registrant");
   thread_local Practitioner scratch;
-  if (absl::Status decoded = DecodeRegistrant(absl::string_view(value.data(), value.size()),
-                                              Detail::kPublic, &scratch);
+  if (absl::Status decoded =
+          DecodeRegistrant(absl::string_view(value.data(), value.size()), detail, &scratch);
       !decoded.ok()) {
     return decoded;
   }
@@ -138,12 +138,19 @@ std::string EncodeRegistrant(const Practitioner& record, const Practitioner& pub
   return out;
 }
 
-absl::Status DecodeRegistrant(absl::string_view value, Detail detail, Practitioner* out) {
+namespace {
+
+// The parts of a stored value (views into it), its format checked.
+struct RegistrantParts {
+  absl::string_view public_view;
+  std::optional<absl::string_view> private_details;
+};
+
+absl::StatusOr<RegistrantParts> SplitRegistrant(absl::string_view value) {
   google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(value.data()),
                                             static_cast<int>(value.size()));
   uint32_t format = 0;
-  absl::string_view public_view;
-  std::optional<absl::string_view> private_details;
+  RegistrantParts parts;
   bool malformed = false;
   for (uint32_t tag = in.ReadTag(); tag != 0 && !malformed; tag = in.ReadTag()) {
     if (tag == kFormatVersionTag) {
@@ -159,9 +166,9 @@ absl::Status DecodeRegistrant(absl::string_view value, Detail detail, Practition
       if (malformed) break;
       const absl::string_view bytes(static_cast<const char*>(data), length);
       if (tag == kPublicViewTag) {
-        public_view = bytes;
+        parts.public_view = bytes;
       } else {
-        private_details = bytes;
+        parts.private_details = bytes;
       }
     } else {
       // A field a later format 1 writer may add: skipped, as protobuf would.
@@ -175,13 +182,81 @@ absl::Status DecodeRegistrant(absl::string_view value, Detail detail, Practition
     return absl::DataLossError(absl::StrCat("stored registrant has format ", format,
                                             "; this build reads format ", kRegistrantFormat));
   }
-  if (!out->ParseFromArray(public_view.data(), static_cast<int>(public_view.size()))) {
+  return parts;
+}
+
+// Parses only the fields of a public view that Detail::kVerification names (Practitioner's
+// given_name 2, family_name 3, preferred_name 4, permit 6, authorizations 7), skipping the rest
+// (locations, languages, ... are most of a record's bytes) without copying them.
+bool ParseVerificationFields(absl::string_view public_view, Practitioner* out) {
+  out->Clear();
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(public_view.data()),
+                                            static_cast<int>(public_view.size()));
+  for (uint32_t tag = in.ReadTag(); tag != 0; tag = in.ReadTag()) {
+    const int field = WireFormatLite::GetTagFieldNumber(tag);
+    const bool wanted = field == 2 || field == 3 || field == 4 || field == 6 || field == 7;
+    if (!wanted ||
+        WireFormatLite::GetTagWireType(tag) != WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+      if (!WireFormatLite::SkipField(&in, tag)) return false;
+      continue;
+    }
+    uint32_t length = 0;
+    const void* data = "";
+    int available = 0;
+    if (!in.ReadVarint32(&length) ||
+        (length > 0 && (!in.GetDirectBufferPointer(&data, &available) ||
+                        static_cast<uint32_t>(available) < length))) {
+      return false;
+    }
+    const char* bytes = static_cast<const char*>(data);
+    const int size = static_cast<int>(length);
+    bool parsed = true;
+    switch (field) {
+      case 2:
+        out->set_given_name(bytes, length);
+        break;
+      case 3:
+        out->set_family_name(bytes, length);
+        break;
+      case 4:
+        out->set_preferred_name(bytes, length);
+        break;
+      case 6: {
+        // Merged, as a full parse would merge a repeated occurrence.
+        google::protobuf::io::CodedInputStream permit(reinterpret_cast<const uint8_t*>(bytes),
+                                                      size);
+        parsed =
+            out->mutable_permit()->MergeFromCodedStream(&permit) && permit.ConsumedEntireMessage();
+        break;
+      }
+      default:
+        parsed = out->add_authorizations()->ParseFromArray(bytes, size);
+        break;
+    }
+    if (!parsed || (length > 0 && !in.Skip(size))) return false;
+  }
+  return in.CurrentPosition() == static_cast<int>(public_view.size());
+}
+
+}  // namespace
+
+absl::Status DecodeRegistrant(absl::string_view value, Detail detail, Practitioner* out) {
+  absl::StatusOr<RegistrantParts> parts = SplitRegistrant(value);
+  if (!parts.ok()) return parts.status();
+  if (detail == Detail::kVerification) {
+    if (!ParseVerificationFields(parts->public_view, out)) {
+      return absl::DataLossError("stored registrant's public view does not parse");
+    }
+    return absl::OkStatus();
+  }
+  if (!out->ParseFromArray(parts->public_view.data(),
+                           static_cast<int>(parts->public_view.size()))) {
     return absl::DataLossError("stored registrant's public view does not parse");
   }
-  if (detail == Detail::kWithPrivate && private_details.has_value()) {
+  if (detail == Detail::kWithPrivate && parts->private_details.has_value()) {
     physioreg::storage::v1::PrivateDetails details;
-    if (!details.ParseFromArray(private_details->data(),
-                                static_cast<int>(private_details->size()))) {
+    if (!details.ParseFromArray(parts->private_details->data(),
+                                static_cast<int>(parts->private_details->size()))) {
       return absl::DataLossError("stored registrant's private details do not parse");
     }
     out->mutable_private_contact()->set_email(details.email());
@@ -418,6 +493,20 @@ absl::StatusOr<bool> Store::GetPractitionerInto(absl::string_view registration_i
   return ReadPractitioner(nullptr, registration_id, Detail::kPublic, out);
 }
 
+absl::StatusOr<bool> Store::VisitPublicViewBytes(
+    absl::string_view registration_id, absl::FunctionRef<void(absl::string_view)> fn) const {
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handle(ColumnFamily::kRegistrants),
+                               RegistrantKey(registration_id), &value);
+  if (s.IsNotFound()) return false;
+  if (!s.ok()) return FromRocks(s, "reading a registrant");
+  absl::StatusOr<RegistrantParts> parts =
+      SplitRegistrant(absl::string_view(value.data(), value.size()));
+  if (!parts.ok()) return parts.status();
+  fn(parts->public_view);
+  return true;
+}
+
 absl::StatusOr<bool> Store::ReadPractitioner(const rocksdb::Snapshot* snapshot,
                                              absl::string_view registration_id, Detail detail,
                                              Practitioner* out) const {
@@ -446,8 +535,8 @@ absl::StatusOr<std::optional<Practitioner>> Store::ReadPractitioner(
 }
 
 absl::Status Store::VisitPractitionerWithRevision(
-    absl::string_view registration_id,
-    const std::function<void(const Practitioner*, int64_t)>& fn) const {
+    absl::string_view registration_id, const std::function<void(const Practitioner*, int64_t)>& fn,
+    Detail detail) const {
   // The sequence lock of Write: generation even and unchanged across the read means no batch
   // became visible during it, so the record read belongs to exactly revision_. A batch the Get
   // saw was published (release) after its generation went odd; the Get's acquire of RocksDB's
@@ -460,13 +549,13 @@ absl::Status Store::VisitPractitionerWithRevision(
                                  RegistrantKey(registration_id), &value);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (write_generation_.load(std::memory_order_seq_cst) == generation) {
-      return VisitRead(s, value, [&](const Practitioner* record) { fn(record, revision); });
+      return VisitRead(s, value, detail, [&](const Practitioner* record) { fn(record, revision); });
     }
   }
   // A commit overlapped: read through a snapshot.
   std::unique_ptr<ReadView> view = View();
-  return view->VisitPractitioner(registration_id,
-                                 [&](const Practitioner* record) { fn(record, view->revision()); });
+  return view->VisitPractitioner(
+      registration_id, [&](const Practitioner* record) { fn(record, view->revision()); }, detail);
 }
 
 absl::StatusOr<std::optional<std::string>> Store::GetMeta(absl::string_view key) const {
@@ -578,18 +667,19 @@ absl::StatusOr<std::optional<Practitioner>> ReadView::GetPractitioner(
 }
 
 absl::Status ReadView::VisitPractitioner(absl::string_view registration_id,
-                                         const std::function<void(const Practitioner*)>& fn) const {
+                                         const std::function<void(const Practitioner*)>& fn,
+                                         Detail detail) const {
   rocksdb::ReadOptions options;
   options.snapshot = snapshot_;
   rocksdb::PinnableSlice value;
   rocksdb::Status s = store_->db_->Get(options, store_->handle(ColumnFamily::kRegistrants),
                                        RegistrantKey(registration_id), &value);
-  return VisitRead(s, value, fn);
+  return VisitRead(s, value, detail, fn);
 }
 
 absl::Status ReadView::VisitPractitioners(
     const std::vector<std::string>& registration_ids,
-    const std::function<void(size_t, const Practitioner*)>& fn) const {
+    const std::function<void(size_t, const Practitioner*)>& fn, Detail detail) const {
   const size_t n = registration_ids.size();
   std::vector<std::string> keys;
   keys.reserve(n);
@@ -609,7 +699,7 @@ absl::Status ReadView::VisitPractitioners(
     }
     if (!statuses[i].ok()) return FromRocks(statuses[i], "reading a registrant");
     if (absl::Status decoded = DecodeRegistrant(
-            absl::string_view(values[i].data(), values[i].size()), Detail::kPublic, &practitioner);
+            absl::string_view(values[i].data(), values[i].size()), detail, &practitioner);
         !decoded.ok()) {
       return decoded;
     }

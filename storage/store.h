@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -34,9 +35,11 @@ class Snapshot;
 
 namespace physioreg::storage {
 
-// What a read returns: the public view (any caller may see it) or the whole record with the
-// regulator-only private details.
-enum class Detail { kPublic, kWithPrivate };
+// What a read returns: the public view (any caller may see it), the whole record with the
+// regulator-only private details, or only the part of the public view a verification reads
+// (core::Verify: given, family and preferred name, permit, authorizations; the rest, mostly
+// locations, is skipped unparsed).
+enum class Detail { kPublic, kWithPrivate, kVerification };
 
 // One changed registrant: the whole record and the event that describes the change, whose
 // practitioner is the record's public view (core::PublicView); the store keeps that view and
@@ -74,14 +77,16 @@ class ReadView {
   // the record anew. `record` is only valid during the call; `fn` must not read through a view.
   [[nodiscard]] absl::Status VisitPractitioner(
       absl::string_view registration_id,
-      const std::function<void(const physioreg::v1::Practitioner*)>& fn) const;
+      const std::function<void(const physioreg::v1::Practitioner*)>& fn,
+      Detail detail = Detail::kPublic) const;
 
   // Looks every id up in one batched read (RocksDB MultiGet) and calls `fn(i, record)` for
   // ids[i] in order; `record` is nullptr for an unknown id and is only valid during the call
   // (one message is reused, so a batch does not allocate a record per id).
   [[nodiscard]] absl::Status VisitPractitioners(
       const std::vector<std::string>& registration_ids,
-      const std::function<void(size_t, const physioreg::v1::Practitioner*)>& fn) const;
+      const std::function<void(size_t, const physioreg::v1::Practitioner*)>& fn,
+      Detail detail = Detail::kPublic) const;
 
   // Events of one registrant with revision > after_revision, oldest first, at most `limit`.
   [[nodiscard]] absl::StatusOr<std::vector<physioreg::v1::ChangeEvent>> ListHistory(
@@ -160,7 +165,13 @@ class Store {
   // back to a ReadView.
   [[nodiscard]] absl::Status VisitPractitionerWithRevision(
       absl::string_view registration_id,
-      const std::function<void(const physioreg::v1::Practitioner*, int64_t)>& fn) const;
+      const std::function<void(const physioreg::v1::Practitioner*, int64_t)>& fn,
+      Detail detail = Detail::kPublic) const;
+  // Calls `fn` with the stored public view's serialized bytes (a Practitioner message, valid
+  // only during the call), so Get can answer them without a parse and a re-serialization;
+  // false when unknown. The bytes are what PublicView made when the record was written.
+  [[nodiscard]] absl::StatusOr<bool> VisitPublicViewBytes(
+      absl::string_view registration_id, absl::FunctionRef<void(absl::string_view)> fn) const;
   [[nodiscard]] absl::StatusOr<std::optional<std::string>> GetMeta(absl::string_view key) const;
   // Meta entries whose key starts with `prefix`, in key order.
   [[nodiscard]] absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListMeta(

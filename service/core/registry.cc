@@ -263,6 +263,18 @@ absl::Status Registry::GetPractitioner(const physioreg::v1::GetPractitionerReque
   return absl::OkStatus();
 }
 
+absl::Status Registry::GetPublicViewBytes(const physioreg::v1::GetPractitionerRequest& request,
+                                          absl::FunctionRef<void(absl::string_view)> fn) const {
+  Violations v;
+  ValidateRegistrationId(request.registration_id(), "registration_id", &v);
+  if (!v.empty()) return v.ToStatus();
+  const std::string id = *NormalizeRegistrationId(request.registration_id());
+  absl::StatusOr<bool> found = store_->VisitPublicViewBytes(id, fn);
+  if (!found.ok()) return found.status();
+  if (!*found) return absl::NotFoundError(absl::StrCat("no registrant ", id));
+  return absl::OkStatus();
+}
+
 void Registry::CheckVerifyRequest(const physioreg::v1::VerifyAuthorizationRequest& request,
                                   absl::string_view prefix, Violations* v, std::string* id,
                                   std::string* as_of) const {
@@ -286,11 +298,13 @@ absl::Status Registry::Verify(const physioreg::v1::VerifyAuthorizationRequest& r
   CheckVerifyRequest(request, "", &v, &id, &as_of);
   if (!v.empty()) return v.ToStatus();
   // The revision reported is the one the answer was computed from.
-  absl::Status read =
-      store_->VisitPractitionerWithRevision(id, [&](const Practitioner* record, int64_t revision) {
+  absl::Status read = store_->VisitPractitionerWithRevision(
+      id,
+      [&](const Practitioner* record, int64_t revision) {
         core::Verify(record, id, request.activity(), as_of, out);
         out->set_register_revision(revision);
-      });
+      },
+      storage::Detail::kVerification);
   if (!read.ok()) return read;
   *out->mutable_checked_at() = ToTimestamp(clock_());
   return absl::OkStatus();
@@ -319,15 +333,18 @@ absl::StatusOr<physioreg::v1::BatchVerifyAuthorizationsResponse> Registry::Batch
   ids.reserve(checked.size());
   for (const auto& [id, as_of] : checked) ids.push_back(id);
   size_t bytes = 0;
-  absl::Status read = view->VisitPractitioners(ids, [&](size_t i, const Practitioner* record) {
-    if (bytes > kMaxResponseBytes) return;
-    auto* answer = response.add_responses();
-    core::Verify(record, checked[i].first, request.requests(i).activity(), checked[i].second,
-                 answer);
-    answer->set_register_revision(view->revision());
-    *answer->mutable_checked_at() = now;
-    bytes += answer->ByteSizeLong();
-  });
+  absl::Status read = view->VisitPractitioners(
+      ids,
+      [&](size_t i, const Practitioner* record) {
+        if (bytes > kMaxResponseBytes) return;
+        auto* answer = response.add_responses();
+        core::Verify(record, checked[i].first, request.requests(i).activity(), checked[i].second,
+                     answer);
+        answer->set_register_revision(view->revision());
+        *answer->mutable_checked_at() = now;
+        bytes += answer->ByteSizeLong();
+      },
+      storage::Detail::kVerification);
   if (!read.ok()) return read;
   if (bytes > kMaxResponseBytes) {
     return absl::OutOfRangeError(

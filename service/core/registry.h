@@ -12,6 +12,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -57,6 +58,11 @@ class Registry {
   // the caller's message, which may live on a per-call arena.
   [[nodiscard]] absl::Status GetPractitioner(const physioreg::v1::GetPractitionerRequest& request,
                                              physioreg::v1::Practitioner* out) const;
+  // The same answer as serialized bytes (the stored public view, never parsed): `fn` sees them
+  // during the call only. For gRPC's Get, which sends them as they are.
+  [[nodiscard]] absl::Status GetPublicViewBytes(
+      const physioreg::v1::GetPractitionerRequest& request,
+      absl::FunctionRef<void(absl::string_view)> fn) const;
 
   [[nodiscard]] absl::Status Verify(const physioreg::v1::VerifyAuthorizationRequest& request,
                                     physioreg::v1::VerifyAuthorizationResponse* out) const;

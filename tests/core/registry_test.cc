@@ -7,10 +7,12 @@
 #include "absl/time/civil_time.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "service/core/verification.h"
 #include "tests/support/bad_request.h"
 #include "tests/support/fixed_registry.h"
 #include "tests/support/records.h"
 #include "tests/support/temp_dir.h"
+#include "tools/generator/generator.h"
 
 namespace physioreg::core {
 namespace {
@@ -876,6 +878,65 @@ TEST_F(RegistryTest, EveryStoredRecordRevalidatesAndReimportsIdentically) {
         << a.DebugString() << "\nvs\n"
         << b.DebugString();
   }
+}
+
+}  // namespace
+}  // namespace physioreg::core
+
+namespace physioreg::core {
+namespace {
+
+// Verify reads only part of each stored record (storage::Detail::kVerification): its answers
+// must be core::Verify's over the whole public view, for every kind of generated registrant,
+// activity and date, single and batched. Fails when Verify starts reading a field the partial
+// read skips.
+TEST_F(RegistryTest, VerifyFromThePartialReadAnswersAsFromTheWholeRecord) {
+  std::vector<v1::Practitioner> generated;
+  for (int i = 0; i < 400; ++i) generated.push_back(tools::GenerateRegistrant(7, i));
+  UpsertOk(generated);
+  const std::vector<std::string> dates = {"2012-03-01", "2020-06-15", "2025-12-31",
+                                          "2026-11-25", "2027-04-01", "2033-01-01"};
+  const std::vector<v1::RestrictedActivity> activities = {
+      v1::DRY_NEEDLING, v1::ACUPUNCTURE, v1::SPINAL_MANIPULATION, v1::PELVIC_HEALTH_INTERNAL_EXAM,
+      v1::DIAGNOSTIC_IMAGING_ORDERING};
+  int authorized = 0, checked = 0;
+  for (const v1::Practitioner& record : generated) {
+    const std::string& id = record.registration_id();
+    const v1::Practitioner whole = Get(id);
+    v1::BatchVerifyAuthorizationsRequest batch;
+    std::vector<v1::VerifyAuthorizationResponse> expected;
+    for (v1::RestrictedActivity activity : activities) {
+      for (const std::string& as_of : dates) {
+        v1::VerifyAuthorizationRequest request;
+        request.set_registration_id(id);
+        request.set_activity(activity);
+        request.set_as_of(as_of);
+        *batch.add_requests() = request;
+        v1::VerifyAuthorizationResponse want = core::Verify(&whole, id, activity, as_of);
+        v1::VerifyAuthorizationResponse got;
+        ASSERT_TRUE(registry_->Verify(request, &got).ok());
+        EXPECT_TRUE(got.has_checked_at());
+        got.clear_checked_at();
+        want.set_register_revision(got.register_revision());
+        EXPECT_EQ(got.SerializeAsString(), want.SerializeAsString()) << id << " " << as_of;
+        authorized += got.authorized();
+        ++checked;
+        expected.push_back(want);
+      }
+    }
+    absl::StatusOr<v1::BatchVerifyAuthorizationsResponse> answers = registry_->BatchVerify(batch);
+    ASSERT_TRUE(answers.ok()) << answers.status();
+    ASSERT_EQ(answers->responses_size(), static_cast<int>(expected.size()));
+    for (size_t i = 0; i < expected.size(); ++i) {
+      v1::VerifyAuthorizationResponse got = answers->responses(static_cast<int>(i));
+      got.clear_checked_at();
+      expected[i].set_register_revision(got.register_revision());
+      EXPECT_EQ(got.SerializeAsString(), expected[i].SerializeAsString()) << id;
+    }
+  }
+  // The generated register has every kind of answer, authorized ones included.
+  EXPECT_GT(authorized, checked / 50);
+  EXPECT_LT(authorized, checked / 2);
 }
 
 }  // namespace

@@ -1,11 +1,13 @@
 // physioregd as a real process on loopback, driven through the generated gRPC client.
 #include <gmock/gmock.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/support/error_details.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include <filesystem>
 #include <fstream>
+#include <future>
 
 #include "client/connection.h"
 #include "google/rpc/error_details.pb.h"
@@ -159,6 +161,57 @@ TEST_F(ServerTest, UpsertGetVerifySuspendBackDatedThenHistory) {
                   ->ListPractitionerHistory(regulator_.Context().get(), history, &events)
                   .ok());
   EXPECT_FALSE(events.events(0).actor().empty());
+}
+
+// GetPractitioner answers the stored public view's bytes as they are (a raw method): what a
+// client parses is the record, and a request that is not a GetPractitionerRequest is refused.
+TEST_F(ServerTest, GetAnswersTheStoredPublicViewAndRefusesRequestsThatDoNotParse) {
+  v1::UpsertPractitionersResponse upserted;
+  ASSERT_TRUE(Upsert({ValidPractitioner("PT-1001")}, "", &upserted).ok());
+  v1::ExportPractitionersRequest export_request;
+  auto context = regulator_.Context();
+  auto exporter = regulator_.Admin()->ExportPractitioners(context.get(), export_request);
+  v1::Practitioner exported;
+  ASSERT_TRUE(exporter->Read(&exported));
+  ASSERT_TRUE(exporter->Finish().ok());
+
+  grpc::GenericStub generic(anonymous_.channel);
+  auto call = [&](const std::string& bytes, std::string* answer) {
+    grpc::Slice slice(bytes.data(), bytes.size());
+    grpc::ByteBuffer request(&slice, 1), response;
+    grpc::ClientContext context;
+    std::promise<grpc::Status> done;
+    generic.UnaryCall(&context, "/physioreg.v1.Registry/GetPractitioner", grpc::StubOptions(),
+                      &request, &response, [&](grpc::Status s) { done.set_value(s); });
+    grpc::Status status = done.get_future().get();
+    std::vector<grpc::Slice> slices;
+    answer->clear();
+    if (status.ok() && response.Dump(&slices).ok()) {
+      for (const grpc::Slice& s : slices) {
+        answer->append(reinterpret_cast<const char*>(s.begin()), s.size());
+      }
+    }
+    return status;
+  };
+  v1::GetPractitionerRequest get;
+  get.set_registration_id("pt-1001");  // normalized like every id
+  std::string answer;
+  ASSERT_TRUE(call(get.SerializeAsString(), &answer).ok());
+  v1::Practitioner got;
+  ASSERT_TRUE(got.ParseFromString(answer));
+  EXPECT_EQ(got.SerializeAsString(), exported.SerializeAsString());
+  EXPECT_FALSE(got.has_private_contact());
+
+  grpc::Status garbage = call(std::string("\x0a\xff\xff\xff", 4), &answer);
+  EXPECT_EQ(garbage.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(garbage.error_message(), HasSubstr("GetPractitionerRequest"));
+  get.set_registration_id("PT-9999");
+  EXPECT_EQ(call(get.SerializeAsString(), &answer).error_code(), grpc::StatusCode::NOT_FOUND);
+  get.set_registration_id("no spaces allowed");
+  EXPECT_EQ(call(get.SerializeAsString(), &answer).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(call("", &answer).error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+      << "an empty request has no registration_id";
 }
 
 TEST_F(ServerTest, AdminCallsNeedRegulatorCredentials) {

@@ -496,6 +496,80 @@ TEST(StoreTest, PublicReadsNeverCarryPrivateDetailsWholeReadsDo) {
             record.private_contact().email());
 }
 
+TEST(StoreTest, PublicViewBytesAreTheStoredPublicViewAndNeverThePrivateDetails) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  Practitioner record = ValidPractitioner("PT-7");
+  ASSERT_TRUE(record.has_private_contact());
+  Commit commit;
+  commit.changes.push_back(Change(record, 0));
+  ASSERT_TRUE(store->Write(&commit).ok());
+
+  std::string bytes;
+  absl::StatusOr<bool> found =
+      store->VisitPublicViewBytes("PT-7", [&](absl::string_view b) { bytes = std::string(b); });
+  ASSERT_TRUE(found.ok() && *found) << found.status();
+  Practitioner parsed;
+  ASSERT_TRUE(parsed.ParseFromString(bytes));
+  absl::StatusOr<std::optional<Practitioner>> public_view = store->GetPractitioner("PT-7");
+  ASSERT_TRUE(public_view.ok() && public_view->has_value());
+  EXPECT_EQ(parsed.SerializeAsString(), (*public_view)->SerializeAsString());
+  EXPECT_FALSE(parsed.has_private_contact());
+  EXPECT_EQ(bytes.find(record.private_contact().email()), std::string::npos);
+
+  bool called = false;
+  found = store->VisitPublicViewBytes("PT-8", [&](absl::string_view) { called = true; });
+  ASSERT_TRUE(found.ok());
+  EXPECT_FALSE(*found);
+  EXPECT_FALSE(called);
+}
+
+TEST(StoreTest, VerificationReadsHoldNamesPermitAndAuthorizationsOnly) {
+  Practitioner record = ValidPractitioner("PT-7");
+  record.set_preferred_name("Lena");
+  record.add_former_names("Old Name");
+  ASSERT_GT(record.locations_size(), 0);
+  ASSERT_GT(record.authorizations_size(), 0);
+  Practitioner public_view = record;
+  public_view.clear_private_contact();
+  const std::string value = EncodeRegistrant(record, public_view);
+
+  Practitioner partial;
+  ASSERT_TRUE(DecodeRegistrant(value, Detail::kVerification, &partial).ok());
+  Practitioner expected;
+  expected.set_given_name(record.given_name());
+  expected.set_family_name(record.family_name());
+  expected.set_preferred_name(record.preferred_name());
+  *expected.mutable_permit() = record.permit();
+  *expected.mutable_authorizations() = record.authorizations();
+  EXPECT_EQ(partial.SerializeAsString(), expected.SerializeAsString());
+
+  // A record read whole before leaves nothing behind in a reused message.
+  Practitioner reused = record;
+  ASSERT_TRUE(DecodeRegistrant(value, Detail::kVerification, &reused).ok());
+  EXPECT_EQ(reused.SerializeAsString(), expected.SerializeAsString());
+
+  // A public view cut short is DATA_LOSS, as for a whole read.
+  std::string cut = public_view.SerializeAsString();
+  cut.resize(cut.size() - 3);
+  std::string bad_value;
+  bad_value.push_back(0x08);  // format_version = 1
+  bad_value.push_back(0x01);
+  bad_value.push_back(0x12);                    // public_view, length-delimited
+  for (size_t n = cut.size(); true; n >>= 7) {  // its length, a varint
+    if (n < 0x80) {
+      bad_value.push_back(static_cast<char>(n));
+      break;
+    }
+    bad_value.push_back(static_cast<char>((n & 0x7f) | 0x80));
+  }
+  bad_value += cut;
+  EXPECT_EQ(DecodeRegistrant(bad_value, Detail::kVerification, &partial).code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeRegistrant(bad_value, Detail::kPublic, &partial).code(),
+            absl::StatusCode::kDataLoss);
+}
+
 TEST(StoreTest, AChangeWithoutAPublicViewIsRefusedAndWritesNothing) {
   TempDir dir;
   auto store = OpenOrDie(dir.path());
