@@ -21,6 +21,7 @@
 #include "service/core/search/normalize.h"
 #include "service/core/search/query.h"
 #include "tools/generator/generator.h"
+#include "tools/generator/queries.h"
 
 namespace physioreg::search {
 namespace {
@@ -167,6 +168,24 @@ void BM_TwoPrefixesDryNeedling(benchmark::State& state) {
   });
 }
 BENCHMARK(BM_TwoPrefixesDryNeedling)->Iterations(5000);
+
+// Issue 13's query set (physioreg-generate --queries 500 --query_seed 7 over this register):
+// 2-4 letters of a given name, 3-5 of a family name, DRY_NEEDLING. The argument picks the
+// candidate path: 1 candidate bitmaps for wide criteria (the server's), 0 sorted lists only.
+void BM_QuerySetDryNeedling(benchmark::State& state) {
+  static const std::vector<std::string> queries =
+      tools::GenerateSearchQueries(TheRegister().count, kSeed, 7, 500);
+  TheRegister().index.SetCandidateBitmaps(state.range(0) != 0);
+  RunQueries(state, [](int i) {
+    v1::SearchPractitionersRequest r;
+    r.set_name(queries[static_cast<size_t>(i) % queries.size()]);
+    r.set_activity(v1::DRY_NEEDLING);
+    r.set_page_size(20);
+    return r;
+  });
+  TheRegister().index.SetCandidateBitmaps(true);
+}
+BENCHMARK(BM_QuerySetDryNeedling)->Arg(0)->Arg(1)->Arg(0)->Arg(1)->Iterations(5000);
 
 void BM_FuzzyTwoTokens(benchmark::State& state) {
   RunQueries(state, [](int i) {

@@ -32,9 +32,10 @@
 
 namespace physioreg::service {
 
-// One search worker: the machine has 2 cores, and the other stays for everything else.
+// Two search workers, one per core of this 2-core machine: the index takes a shared lock, so
+// searches run in parallel (with one, 16 concurrent searches queued: p99 21 ms at 1,000,000).
 // Searches take milliseconds (at most the search budget), so 16 waiting is under a second or so.
-inline constexpr int kSearchWorkers = 1;
+inline constexpr int kSearchWorkers = 2;
 inline constexpr size_t kMaxWaitingSearches = 16;
 
 struct ServerOptions {

@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <regex>
+#include <sstream>
 
 #include "tests/support/demo.h"
 #include "tests/support/subprocess.h"
@@ -68,6 +69,37 @@ TEST_F(LoadgenSmokeTest, RpcErrorsFailTheRunAndAreCountedByCode) {
       {"--ids_file=" + ids, "--duration_s=1", "--warmup_s=0", "--concurrency=1", "--mix=get=1"});
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_THAT(run.output, HasSubstr("\"errors\":{\"NOT_FOUND\":")) << run.output;
+}
+
+// --queries_file: searches send those names; the server's time comes back with each answer.
+TEST_F(LoadgenSmokeTest, QueriesFileSearchesReportServerTime) {
+  const std::string queries = dir_.Sub("queries.txt");
+  std::ofstream(queries) << "he obr\njo smi\nzz zzz\n";
+  CommandResult run = Loadgen({"--queries_file=" + queries, "--mix=search=1", "--duration_s=2",
+                               "--warmup_s=0", "--concurrency=2"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_GT(CallsOf(run.output, "search"), 0) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("server time")) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("\"server_p99_us\":")) << run.output;
+
+  // --once: each query exactly once, in order, one TSV line each with the server's time.
+  CommandResult once = Loadgen({"--queries_file=" + queries, "--once", "--print_queries"});
+  ASSERT_EQ(once.exit_code, 0) << once.output;
+  const std::regex tsv("([0-9]+)\t([0-9]+)\t[0-9.]+\t([a-z ]+)");
+  std::vector<std::string> seen;
+  std::istringstream lines(once.output);
+  std::smatch match;
+  for (std::string line; std::getline(lines, line);) {
+    if (!std::regex_match(line, match, tsv)) continue;
+    seen.push_back(match[3]);
+    if (match[3] == "zz zzz") EXPECT_EQ(match[2], "0") << once.output;
+  }
+  EXPECT_THAT(seen, ::testing::ElementsAre("he obr", "jo smi", "zz zzz")) << once.output;
+  EXPECT_THAT(once.output, HasSubstr("\"server_calls\":3")) << once.output;
+
+  // Bad input: a missing file, and --once without a query file.
+  EXPECT_EQ(Loadgen({"--queries_file=" + dir_.Sub("none.txt"), "--once"}).exit_code, 2);
+  EXPECT_EQ(Loadgen({"--once"}).exit_code, 2);
 }
 
 }  // namespace

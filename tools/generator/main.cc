@@ -1,5 +1,7 @@
 // physioreg-generate --count N --seed S: a synthetic register as JSONL (proto JSON mapping,
 // one physioreg.v1.Practitioner per line) on stdout, ready for `physioreg upsert --file`.
+// With --queries Q [--query_seed S2]: instead, Q search names over that register, one a line
+// (the short-prefix query set of issue 13, tools/generator/queries.h).
 #include <google/protobuf/util/json_util.h>
 
 #include <cstdio>
@@ -8,10 +10,13 @@
 
 #include "absl/strings/numbers.h"
 #include "tools/generator/generator.h"
+#include "tools/generator/queries.h"
 
 int main(int argc, char** argv) {
   int64_t count = 1000;
   uint64_t seed = 1;
+  int queries = -1;
+  uint64_t query_seed = 7;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     const bool has_value = i + 1 < argc;
@@ -19,10 +24,25 @@ int main(int argc, char** argv) {
       ++i;
     } else if (arg == "--seed" && has_value && absl::SimpleAtoi(argv[i + 1], &seed)) {
       ++i;
+    } else if (arg == "--queries" && has_value && absl::SimpleAtoi(argv[i + 1], &queries) &&
+               queries >= 0) {
+      ++i;
+    } else if (arg == "--query_seed" && has_value && absl::SimpleAtoi(argv[i + 1], &query_seed)) {
+      ++i;
     } else {
-      std::fprintf(stderr, "usage: physioreg-generate [--count N] [--seed S]\n");
+      std::fprintf(stderr,
+                   "usage: physioreg-generate [--count N] [--seed S] [--queries Q "
+                   "[--query_seed S2]]\n");
       return 2;
     }
+  }
+  if (queries >= 0) {
+    for (const std::string& query :
+         physioreg::tools::GenerateSearchQueries(count, seed, query_seed, queries)) {
+      std::fwrite(query.data(), 1, query.size(), stdout);
+      std::fputc('\n', stdout);
+    }
+    return std::fflush(stdout) == 0 ? 0 : 1;
   }
   std::string json;
   for (int64_t index = 0; index < count; ++index) {

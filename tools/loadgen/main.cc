@@ -72,6 +72,14 @@ ABSL_FLAG(std::string, tls_ca, "",
           "TLS: CA certificates (PEM) to verify physioregd with (--address then names a host of "
           "its certificate); empty: plaintext");
 ABSL_FLAG(int, server_pid, 0, "When set, also report the server's CPU use from /proc");
+ABSL_FLAG(std::string, queries_file, "",
+          "Search names, one per line (physioreg-generate --queries): search calls send them in "
+          "order, cycling, instead of 'given family' from --ids_file");
+ABSL_FLAG(bool, once, false,
+          "With --queries_file: search each query exactly once, one at a time, and report the "
+          "client latency and the server time (no phases; --mix, --concurrency ignored)");
+ABSL_FLAG(bool, print_queries, false,
+          "With --once: print one TSV line per query: server_us, total_size, client_us, query");
 
 namespace physioreg::loadgen {
 namespace {
@@ -110,6 +118,9 @@ absl::StatusOr<Weights> ParseMix(absl::string_view mix) {
 struct Workload {
   std::vector<std::string> ids;
   std::vector<std::string> names;  // "given family", for SearchPractitioners.
+  // From --queries_file: search names sent in order (cycling), instead of `names`.
+  std::vector<std::string> queries;
+  mutable std::atomic<uint64_t> next_query{0};
   v1::RestrictedActivity activity = v1::DRY_NEEDLING;
   int batch_size = 1000;
   bool attest = false;
@@ -157,6 +168,34 @@ absl::Status LoadIds(const std::string& path, Workload* workload) {
   return absl::OkStatus();
 }
 
+absl::Status LoadQueries(const std::string& path, Workload* workload) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read --queries_file ", path));
+  std::string line;
+  while (std::getline(in, line)) {
+    absl::string_view text = absl::StripAsciiWhitespace(line);
+    if (!text.empty()) workload->queries.emplace_back(text);
+  }
+  if (workload->queries.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--queries_file ", path, " has no query"));
+  }
+  return absl::OkStatus();
+}
+
+// The server's own time for a search (physioregd's trailing metadata
+// physioreg-server-time-us: from the handler's entry to the answer, queueing included), in ns;
+// -1 when absent.
+int64_t ServerTimeNs(const grpc::ClientContext& context) {
+  const auto& trailers = context.GetServerTrailingMetadata();
+  auto it = trailers.find("physioreg-server-time-us");
+  int64_t us = 0;
+  if (it == trailers.end() ||
+      !absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), &us)) {
+    return -1;
+  }
+  return us * 1000;
+}
+
 // One connection: channel args differ per connection and the subchannel pool is local, so
 // gRPC does not fold the channels onto one shared TCP connection.
 struct Connection {
@@ -196,6 +235,7 @@ absl::StatusOr<std::vector<Connection>> Connect(const std::string& address, int 
 struct Lane {
   std::mutex mu;
   std::array<Histogram, kKinds> latency_ns;
+  std::array<Histogram, kKinds> server_ns;             // Searches: the server's own time.
   std::array<std::map<int, uint64_t>, kKinds> errors;  // By grpc::StatusCode.
   std::mt19937_64 rng;
   std::discrete_distribution<int> pick;
@@ -213,6 +253,7 @@ struct PhaseResult {
   uint64_t skipped = 0;
   Weights weights{};
   std::array<Histogram, kKinds> latency_ns;
+  std::array<Histogram, kKinds> server_ns;
   std::array<std::map<int, uint64_t>, kKinds> errors;
 };
 
@@ -230,6 +271,7 @@ void Accumulate(const PhaseResult& round, PhaseResult* total) {
   total->skipped += round.skipped;
   for (int k = 0; k < kKinds; ++k) {
     total->latency_ns[k].Merge(round.latency_ns[k]);
+    total->server_ns[k].Merge(round.server_ns[k]);
     for (const auto& [code, n] : round.errors[k]) total->errors[k][code] += n;
   }
 }
@@ -329,6 +371,7 @@ class Runner {
       std::lock_guard<std::mutex> lock(lane->mu);
       for (int k = 0; k < kKinds; ++k) {
         result.latency_ns[k].Merge(lane->latency_ns[k]);
+        result.server_ns[k].Merge(lane->server_ns[k]);
         for (const auto& [code, n] : lane->errors[k]) result.errors[k][code] += n;
       }
     }
@@ -365,6 +408,7 @@ class Runner {
       if (status.ok() && workload_->attest && !Attested(call->response)) {
         status = grpc::Status(grpc::StatusCode::DATA_LOSS, "an answer without its attestation");
       }
+      const int64_t server_ns = status.ok() ? ServerTimeNs(call->context) : -1;
       delete call;
       const Clock::time_point end = Clock::now();
       if (end >= measure_start_ && end <= measure_end_) {
@@ -372,6 +416,7 @@ class Runner {
         if (status.ok()) {
           lane->latency_ns[kind].Record(
               std::chrono::duration_cast<std::chrono::nanoseconds>(end - start).count());
+          if (server_ns >= 0) lane->server_ns[kind].Record(static_cast<uint64_t>(server_ns));
         } else {
           ++lane->errors[kind][status.error_code()];
         }
@@ -437,7 +482,10 @@ class Runner {
       case kSearch: {
         // The brief's search target: "given family" (2 tokens) + activity, first page of 20.
         auto* call = NewCall<v1::SearchPractitionersRequest, v1::SearchPractitionersResponse>();
-        {
+        if (!workload_->queries.empty()) {
+          const uint64_t n = workload_->next_query.fetch_add(1, std::memory_order_relaxed);
+          call->request.set_name(workload_->queries[n % workload_->queries.size()]);
+        } else {
           std::lock_guard<std::mutex> lock(lane->mu);
           call->request.set_name(RandomOf(workload_->names, lane));
         }
@@ -529,10 +577,105 @@ void Report(const PhaseResult& r, double health_rps, int connections) {
         first ? "" : ",", kKindNames[k], h.count(), rps, ratio, Micros(h.ValueAtQuantile(0.5)),
         Micros(h.ValueAtQuantile(0.9)), Micros(h.ValueAtQuantile(0.99)),
         Micros(h.ValueAtQuantile(0.999)), Micros(h.max()), absl::StrJoin(errors, ","));
+    const Histogram& server = r.server_ns[k];
+    if (server.count() > 0) {
+      // The server's own time (searches): the same calls, without the network and the client.
+      std::printf("%-13s %9llu %10s %9s %9.1f %9.1f %9.1f %9.1f %9.1f\n", "  server time",
+                  static_cast<unsigned long long>(server.count()), "", "",
+                  Micros(server.ValueAtQuantile(0.5)), Micros(server.ValueAtQuantile(0.9)),
+                  Micros(server.ValueAtQuantile(0.99)), Micros(server.ValueAtQuantile(0.999)),
+                  Micros(server.max()));
+      json.pop_back();  // The rpc's closing brace.
+      absl::StrAppendFormat(&json,
+                            R"(,"server_p50_us":%.1f,"server_p90_us":%.1f,"server_p99_us":%.1f,)"
+                            R"("server_max_us":%.1f})",
+                            Micros(server.ValueAtQuantile(0.5)),
+                            Micros(server.ValueAtQuantile(0.9)),
+                            Micros(server.ValueAtQuantile(0.99)), Micros(server.max()));
+    }
     first = false;
   }
   std::printf("JSON %s]}\n", json.c_str());
   std::fflush(stdout);
+}
+
+// --once: each query of --queries_file searched once, one call at a time (the first page of
+// page_size 20 with its exact total, the --activity filter), in file order.
+int RunOnce(const Workload& workload, const std::string& address) {
+  absl::StatusOr<std::vector<Connection>> connections = Connect(address, 1);
+  if (!connections.ok()) {
+    std::fprintf(stderr, "physioreg-loadgen: %s\n",
+                 std::string(connections.status().message()).c_str());
+    return 1;
+  }
+  v1::Registry::Stub& stub = *connections->front().registry;
+  const bool print = absl::GetFlag(FLAGS_print_queries);
+  if (print) std::printf("# server_us\ttotal_size\tclient_us\tquery\n");
+  Histogram client_ns, server_ns;
+  std::map<int, uint64_t> errors;
+  for (const std::string& query : workload.queries) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::milliseconds(absl::GetFlag(FLAGS_deadline_ms)));
+    if (!workload.token.empty()) {
+      context.AddMetadata("authorization", absl::StrCat("Bearer ", workload.token));
+    }
+    v1::SearchPractitionersRequest request;
+    request.set_name(query);
+    request.set_activity(workload.activity);
+    request.set_page_size(20);
+    v1::SearchPractitionersResponse response;
+    const Clock::time_point start = Clock::now();
+    const grpc::Status status = stub.SearchPractitioners(&context, request, &response);
+    const int64_t client =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
+    if (!status.ok()) {
+      ++errors[status.error_code()];
+      if (print) {
+        std::printf(
+            "-1\t-1\t%.1f\t%s\t%s\n", Micros(client), query.c_str(),
+            absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())).c_str());
+      }
+      continue;
+    }
+    const int64_t server = ServerTimeNs(context);
+    client_ns.Record(static_cast<uint64_t>(client));
+    if (server >= 0) server_ns.Record(static_cast<uint64_t>(server));
+    if (print) {
+      std::printf("%.0f\t%lld\t%.1f\t%s\n", server < 0 ? -1.0 : Micros(server),
+                  static_cast<long long>(response.total_size()), Micros(client), query.c_str());
+    }
+  }
+  std::printf("\n== once: %zu queries, one at a time, page 20 + exact total, activity %s\n",
+              workload.queries.size(), v1::RestrictedActivity_Name(workload.activity).c_str());
+  std::printf("%-13s %9s %9s %9s %9s %9s  %s\n", "time", "calls", "p50 us", "p90 us", "p99 us",
+              "max us", "errors");
+  for (const auto& [name, h] :
+       {std::pair<const char*, const Histogram*>{"client", &client_ns}, {"server", &server_ns}}) {
+    std::printf("%-13s %9llu %9.1f %9.1f %9.1f %9.1f  %s\n", name,
+                static_cast<unsigned long long>(h->count()), Micros(h->ValueAtQuantile(0.5)),
+                Micros(h->ValueAtQuantile(0.9)), Micros(h->ValueAtQuantile(0.99)), Micros(h->max()),
+                ErrorText(errors).c_str());
+  }
+  std::printf(
+      R"(JSON {"phase":"once","queries":%zu,"errors":%llu,"client_p50_us":%.1f,)"
+      R"("client_p99_us":%.1f,"client_max_us":%.1f,"server_calls":%llu,"server_p50_us":%.1f,)"
+      R"("server_p90_us":%.1f,"server_p99_us":%.1f,"server_max_us":%.1f})"
+      "\n",
+      workload.queries.size(),
+      static_cast<unsigned long long>(workload.queries.size() - client_ns.count()),
+      Micros(client_ns.ValueAtQuantile(0.5)), Micros(client_ns.ValueAtQuantile(0.99)),
+      Micros(client_ns.max()), static_cast<unsigned long long>(server_ns.count()),
+      Micros(server_ns.ValueAtQuantile(0.5)), Micros(server_ns.ValueAtQuantile(0.9)),
+      Micros(server_ns.ValueAtQuantile(0.99)), Micros(server_ns.max()));
+  std::fflush(stdout);
+  const bool failed = !errors.empty() || server_ns.count() != client_ns.count();
+  if (failed && absl::GetFlag(FLAGS_fail_on_error)) {
+    std::fprintf(stderr,
+                 "physioreg-loadgen: FAILED: search errors or answers without server time\n");
+    return 1;
+  }
+  return 0;
 }
 
 int Main() {
@@ -549,12 +692,13 @@ int Main() {
     std::fprintf(stderr, "physioreg-loadgen: unknown --activity\n");
     return 2;
   }
-  if (absl::Status s = LoadIds(absl::GetFlag(FLAGS_ids_file), &workload); !s.ok()) {
-    std::fprintf(stderr, "physioreg-loadgen: %s\n", std::string(s.message()).c_str());
-    return 2;
-  }
-  if ((*mix)[kSearch] > 0 && workload.names.empty()) {
-    std::fprintf(stderr, "physioreg-loadgen: search needs a JSONL --ids_file (names)\n");
+  if (!absl::GetFlag(FLAGS_queries_file).empty()) {
+    if (absl::Status s = LoadQueries(absl::GetFlag(FLAGS_queries_file), &workload); !s.ok()) {
+      std::fprintf(stderr, "physioreg-loadgen: %s\n", std::string(s.message()).c_str());
+      return 2;
+    }
+  } else if (absl::GetFlag(FLAGS_once)) {
+    std::fprintf(stderr, "physioreg-loadgen: --once needs --queries_file\n");
     return 2;
   }
   if (!absl::GetFlag(FLAGS_token_file).empty()) {
@@ -566,6 +710,16 @@ int Main() {
       return 2;
     }
     workload.token = *token;
+  }
+  if (absl::GetFlag(FLAGS_once)) return RunOnce(workload, absl::GetFlag(FLAGS_address));
+  if (absl::Status s = LoadIds(absl::GetFlag(FLAGS_ids_file), &workload); !s.ok()) {
+    std::fprintf(stderr, "physioreg-loadgen: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  if ((*mix)[kSearch] > 0 && workload.names.empty() && workload.queries.empty()) {
+    std::fprintf(stderr,
+                 "physioreg-loadgen: search needs a JSONL --ids_file (names) or --queries_file\n");
+    return 2;
   }
   const int streams = std::max(1, absl::GetFlag(FLAGS_concurrency));
   const double rate = absl::GetFlag(FLAGS_rate);

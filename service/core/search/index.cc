@@ -148,6 +148,14 @@ std::vector<uint32_t> Union(const std::vector<const std::vector<uint32_t>*>& par
   return out;
 }
 
+// A zeroed bitmap of `words` words, reused by the thread (`slot` 0 or 1): a search's
+// candidate bitmaps cost a memset, not an allocation of 125 KB per million docs.
+std::vector<uint64_t>& ZeroedBits(int slot, size_t words) {
+  thread_local std::array<std::vector<uint64_t>, 2> bits;
+  bits[slot].assign(words, 0);
+  return bits[slot];
+}
+
 }  // namespace
 
 std::optional<int32_t> DayNumber(absl::string_view date) {
@@ -743,6 +751,7 @@ absl::StatusOr<Page> SearchIndex::Search(const Query& q, int32_t today, Deadline
     size_t cost;
     const Postings* postings;  // Or, when null, the union of `parts`.
     std::vector<const Postings*> parts;
+    bool activity = false;  // The holders of `activity` (the authorized-today bits refine it).
   };
   std::vector<List> lists;
   for (size_t i = 0; i < n_tokens; ++i) {
@@ -756,7 +765,8 @@ absl::StatusOr<Page> SearchIndex::Search(const Query& q, int32_t today, Deadline
     lists.push_back(List{language_postings_[*language].size(), &language_postings_[*language], {}});
   }
   if (activity != 0) {
-    lists.push_back(List{activity_postings_[activity].size(), &activity_postings_[activity], {}});
+    lists.push_back(
+        List{activity_postings_[activity].size(), &activity_postings_[activity], {}, true});
   }
   if (q.near) {
     List list{cells_cost, nullptr, {}};
@@ -766,8 +776,64 @@ absl::StatusOr<Page> SearchIndex::Search(const Query& q, int32_t today, Deadline
   std::sort(lists.begin(), lists.end(),
             [](const List& a, const List& b) { return a.cost < b.cost; });
 
+  // Whether each doc is authorized today for `activity`: one bit per doc, computed once per
+  // day and kept current by every write.
+  std::shared_ptr<const std::vector<uint64_t>> authorized_today;
+  if (activity != 0) authorized_today = AuthorizedBits(activity, today);
+
   std::vector<uint32_t> candidates;
   bool scan_all = lists.empty();  // Only register / postal code: read every doc.
+  if (bitmap_candidates_.load(std::memory_order_relaxed) && !lists.empty() && !lists[0].activity &&
+      lists[0].cost >= docs_.size() / 256) {
+    // Even the most selective criterion has many docs (short prefixes: "ma" is 80,000 of
+    // 1,000,000): its docs become a bitmap, each further criterion keeps the bits of its docs
+    // that are set (no sorted union built, no merge), "authorized today" is ANDed in while the
+    // bits are read back, and a criterion much wider than what is left is checked per
+    // candidate instead (consider_doc checks every criterion anyway).
+    const size_t words = (docs_.size() + 63) / 64;
+    int slot = 0;
+    std::vector<uint64_t>* bits = &ZeroedBits(slot, words);
+    auto set_all = [&](const List& list) {
+      const std::vector<const Postings*> single = {list.postings};
+      for (const Postings* part : list.postings != nullptr ? single : list.parts) {
+        for (uint32_t doc : *part) (*bits)[doc / 64] |= uint64_t{1} << (doc % 64);
+      }
+    };
+    set_all(lists[0]);
+    size_t left = lists[0].cost;  // At most this many docs have their bit set.
+    for (size_t i = 1; i < lists.size() && left > 0; ++i) {
+      const List& list = lists[i];
+      if (deadline->Expired()) return out_of_time();
+      if (list.activity && authorized_today != nullptr) continue;  // ANDed below.
+      // Reading a candidate's doc costs ~30 times a posting: a list that much larger than
+      // the docs left is cheaper to check per candidate.
+      if (list.cost > 32 * left) continue;
+      slot = 1 - slot;
+      std::vector<uint64_t>* kept = &ZeroedBits(slot, words);
+      left = 0;
+      const std::vector<const Postings*> single = {list.postings};
+      for (const Postings* part : list.postings != nullptr ? single : list.parts) {
+        for (uint32_t doc : *part) {
+          const uint64_t mask = uint64_t{1} << (doc % 64);
+          if (((*bits)[doc / 64] & mask) == 0 || ((*kept)[doc / 64] & mask) != 0) continue;
+          (*kept)[doc / 64] |= mask;
+          ++left;
+        }
+      }
+      bits = kept;
+    }
+    if (deadline->Expired()) return out_of_time();
+    const std::vector<uint64_t>* authorized = authorized_today.get();
+    for (size_t word = 0; word < words; ++word) {
+      uint64_t rest = (*bits)[word];
+      if (authorized != nullptr) rest &= word < authorized->size() ? (*authorized)[word] : 0;
+      for (; rest != 0; rest &= rest - 1) {
+        candidates.push_back(
+            static_cast<uint32_t>(word * 64 + static_cast<size_t>(std::countr_zero(rest))));
+      }
+    }
+    lists.clear();  // Done: the loop below has nothing left to intersect.
+  }
   for (size_t i = 0; i < lists.size(); ++i) {
     const List& list = lists[i];
     // A union much larger than the candidates left costs more to build than checking the
@@ -784,11 +850,6 @@ absl::StatusOr<Page> SearchIndex::Search(const Query& q, int32_t today, Deadline
     if (deadline->Expired()) return out_of_time();
     if (candidates.empty()) break;
   }
-
-  // Whether each doc is authorized today for `activity`: one bit per doc, computed once per
-  // day and kept current by every write.
-  std::shared_ptr<const std::vector<uint64_t>> authorized_today;
-  if (activity != 0) authorized_today = AuthorizedBits(activity, today);
 
   struct Candidate {
     uint8_t tier;
@@ -808,13 +869,14 @@ absl::StatusOr<Page> SearchIndex::Search(const Query& q, int32_t today, Deadline
   int64_t after_count = 0;
 
   auto consider_doc = [&](uint32_t doc_id) {
-    const Doc& doc = docs_[doc_id];
-    if (!doc.alive) return;
-    if (q.register_ != 0 && doc.register_ != q.register_) return;
+    // The authorized-today bit first: it spares reading the doc of most candidates.
     if (activity != 0) {
       const std::vector<uint64_t>& bits = *authorized_today;
       if (doc_id / 64 >= bits.size() || !((bits[doc_id / 64] >> (doc_id % 64)) & 1)) return;
     }
+    const Doc& doc = docs_[doc_id];
+    if (!doc.alive) return;
+    if (q.register_ != 0 && doc.register_ != q.register_) return;
     if (language &&
         std::find(doc.languages.begin(), doc.languages.end(), *language) == doc.languages.end()) {
       return;

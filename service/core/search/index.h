@@ -166,6 +166,10 @@ class SearchIndex {
 
   int64_t size() const;
 
+  // Whether Search may gather the candidates of wide criteria in a bitmap (the default) or
+  // uses sorted lists only (the path before issue 13): for tests and benchmarks comparing them.
+  void SetCandidateBitmaps(bool on) { bitmap_candidates_.store(on, std::memory_order_relaxed); }
+
  private:
   struct Location {
     float latitude = 0, longitude = 0;  // NaN when the location has no coordinates.
@@ -301,6 +305,7 @@ class SearchIndex {
   mutable std::array<DayBits, 6> day_bits_;
   // 0.1-degree cells of latitude and longitude (about 11 km) -> docs with a location there.
   absl::flat_hash_map<int32_t, Postings> cells_;
+  std::atomic<bool> bitmap_candidates_{true};
 };
 
 }  // namespace physioreg::search
