@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <thread>
 
@@ -93,14 +94,22 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   server->search_index_ = std::make_unique<search::SearchIndex>();
   search::SearchIndex* index = server->search_index_.get();
   if (options.search_snapshot) {
-    // A usable snapshot replaces reading every record (README "Data directory").
-    index->set_snapshot_path(options.data_dir + "/search-index.snapshot");
+    // A usable snapshot replaces reading every record (README "physioregd").
+    // RocksDB's identity of the database (made when it was created) names the register, so
+    // that a snapshot copied from another data directory is not loaded.
+    std::string register_id;
+    {
+      std::ifstream in(options.data_dir + "/db/IDENTITY");
+      std::getline(in, register_id);
+    }
+    index->set_snapshot_path(options.data_dir + "/search-index.snapshot", register_id);
     server->snapshot_saver_ = std::make_unique<search::SnapshotSaver>(
         index, options.data_dir + "/search-index.snapshot", options.search_snapshot_interval,
-        [](const absl::StatusOr<int64_t>& written, absl::Duration took) {
+        [](const absl::StatusOr<int64_t>& written, absl::Duration took, absl::Duration locked) {
           if (written.ok()) {
-            spdlog::info("event=search_snapshot_written revision={} seconds={:.2f}", *written,
-                         absl::ToDoubleSeconds(took));
+            spdlog::info(
+                "event=search_snapshot_written revision={} seconds={:.2f} locked_ms={:.0f}",
+                *written, absl::ToDoubleSeconds(took), absl::ToDoubleMilliseconds(locked));
           } else {
             spdlog::error("event=search_snapshot_failed error={}",
                           LogValue(written.status().ToString()));
@@ -112,7 +121,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
       [index, saver = server->snapshot_saver_.get(), on_ready = options.on_search_ready](
           const absl::Status& status, int64_t registrants) {
         spdlog::info("event=search_index_loaded from={}", index->load_source());
-        if (status.ok() && saver != nullptr && !index->loaded_from_snapshot()) saver->Request();
+        if (status.ok() && saver != nullptr) {
+          if (index->loaded_from_snapshot()) {
+            saver->Written(index->loaded_snapshot_revision());
+          } else {
+            saver->Request();  // So that the next start need not do it again.
+          }
+        }
         if (on_ready) on_ready(status, registrants);
       });
   server->searcher_ =

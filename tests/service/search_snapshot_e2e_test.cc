@@ -130,6 +130,27 @@ TEST_F(SearchSnapshotTest, RestartsLoadTheSnapshotAndFollowTheChangeLog) {
   ASSERT_EQ(server_->Stop(SIGTERM), 0) << server_->output();
 }
 
+TEST_F(SearchSnapshotTest, SnapshotCopiedFromAnotherDataDirIsNotLoaded) {
+  // A small register, its snapshot written at shutdown...
+  ASSERT_NO_FATAL_FAILURE(Start());
+  ASSERT_NO_FATAL_FAILURE(Add(0, 5, "Snapshotted"));
+  ASSERT_EQ(server_->Stop(SIGTERM), 0) << server_->output();
+  const std::string copied = dir_.Sub("copied.snapshot");
+  std::filesystem::copy_file(SnapshotPath(), copied);
+  std::filesystem::remove_all(Data());
+  // ...copied into another data dir whose register is further along.
+  ASSERT_NO_FATAL_FAILURE(Start());
+  ASSERT_NO_FATAL_FAILURE(Add(10, 30, "Later"));
+  ASSERT_EQ(server_->Stop(SIGTERM), 0) << server_->output();
+  std::filesystem::copy_file(copied, SnapshotPath(),
+                             std::filesystem::copy_options::overwrite_existing);
+  ASSERT_NO_FATAL_FAILURE(Start());
+  EXPECT_EQ(LoadedFrom().rfind("store reason=\"snapshot of another register", 0), 0u)
+      << LoadedFrom();
+  ASSERT_NO_FATAL_FAILURE(ExpectFinds(0, 20));
+  ASSERT_EQ(server_->Stop(SIGTERM), 0) << server_->output();
+}
+
 TEST_F(SearchSnapshotTest, OffReadsAndWritesNoSnapshot) {
   ASSERT_NO_FATAL_FAILURE(Start());
   ASSERT_NO_FATAL_FAILURE(Add(0, 10, "Snapshotted"));

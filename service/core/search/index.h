@@ -163,16 +163,24 @@ class SearchIndex {
   // for first (empty: none). A snapshot that is missing, damaged, of another format, older
   // than the change log or newer than the store is not used: the index is built from the
   // store, and load_source() says why.
-  void set_snapshot_path(std::string path) { snapshot_path_ = std::move(path); }
+  // `register_id` names the register (physioregd: RocksDB's DB identity); it is written into
+  // snapshots, and a snapshot naming another register is not loaded.
+  void set_snapshot_path(std::string path, std::string register_id = "") {
+    snapshot_path_ = std::move(path);
+    register_id_ = std::move(register_id);
+  }
   // Writes the state of a ready index to `path` atomically (snapshot::WriteFileAtomically);
   // returns the revision it is as of. Copies the state under the shared lock (commits wait
-  // for the copy, searches do not), writes the file after. FAILED_PRECONDITION before ready.
-  [[nodiscard]] absl::StatusOr<int64_t> WriteSnapshot(const std::string& path) const;
+  // for the copy, searches do not; `locked_for`, when given, receives how long that took),
+  // writes the file after. FAILED_PRECONDITION before ready.
+  [[nodiscard]] absl::StatusOr<int64_t> WriteSnapshot(const std::string& path,
+                                                      absl::Duration* locked_for = nullptr) const;
   // How the last load went, one line for the log: "snapshot revision=R" or
   // "store reason=..." (why no snapshot was used).
   std::string load_source() const;
-  // True when the last load came from a snapshot.
+  // True when the last load came from a snapshot; the revision of that snapshot (-1: none).
   bool loaded_from_snapshot() const;
+  int64_t loaded_snapshot_revision() const;
 
   // Matches of `query` on day `today` (DayNumber), the page after `query.after`, positions
   // as of `query.as_of_revision`. DEADLINE_EXCEEDED once `deadline` (none when null)
@@ -294,8 +302,12 @@ class SearchIndex {
   std::atomic<int64_t> loaded_{0};
   std::thread loader_;
   std::string snapshot_path_;
-  std::string load_source_;  // Under attach_mu_.
+  std::string register_id_;
+  std::string load_source_;  // Under attach_mu_, as the two below.
   bool from_snapshot_ = false;
+  int64_t snapshot_revision_ = -1;
+  // Where the time of the last snapshot load went (for load_source()); loader thread only.
+  std::string snapshot_timing_, parse_timing_;
   mutable std::mutex snapshot_write_mu_;  // One WriteSnapshot at a time.
   // A deque keeps each Doc (and so its sort_key) at a fixed address for `ordered_`.
   std::deque<Doc> docs_;

@@ -35,6 +35,11 @@ void SnapshotSaver::Request() {
   cv_.notify_all();
 }
 
+void SnapshotSaver::Written(int64_t revision) {
+  std::lock_guard<std::mutex> lock(save_mu_);
+  last_revision_ = revision;
+}
+
 void SnapshotSaver::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -49,9 +54,10 @@ bool SnapshotSaver::Save() {
   if (!index_->ready() || !index_->load_status().ok()) return false;
   if (index_->revision() == last_revision_) return false;
   const absl::Time start = absl::Now();
-  absl::StatusOr<int64_t> written = index_->WriteSnapshot(path_);
+  absl::Duration locked_for;
+  absl::StatusOr<int64_t> written = index_->WriteSnapshot(path_, &locked_for);
   if (written.ok()) last_revision_ = *written;
-  if (report_) report_(written, absl::Now() - start);
+  if (report_) report_(written, absl::Now() - start, locked_for);
   return written.ok();
 }
 

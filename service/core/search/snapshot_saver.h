@@ -19,9 +19,11 @@ namespace physioreg::search {
 
 class SnapshotSaver {
  public:
-  // What a write did: the revision written (or why it failed) and how long it took. Skipped
-  // writes (index not ready, nothing new) are not reported.
-  using Report = std::function<void(const absl::StatusOr<int64_t>&, absl::Duration)>;
+  // What a write did: the revision written (or why it failed), how long it took, and how long
+  // of that it held the index's shared lock (commits waited). Skipped writes (index not ready,
+  // nothing new) are not reported.
+  using Report =
+      std::function<void(const absl::StatusOr<int64_t>&, absl::Duration, absl::Duration)>;
 
   // `index` must outlive the saver. interval <= 0: no periodic writes (Request and Save only).
   SnapshotSaver(const SearchIndex* index, std::string path, absl::Duration interval, Report report);
@@ -31,6 +33,9 @@ class SnapshotSaver {
 
   // Asks the thread to write as soon as it can.
   void Request();
+  // The file already holds the index as of `revision` (it was loaded from it): no write until
+  // the index moves past it.
+  void Written(int64_t revision);
   // Ends the thread (a write under way finishes first).
   void Stop();
   // Writes now, on this thread, if the index is ready and moved since the last write; returns

@@ -144,10 +144,10 @@ class SnapshotTest : public ::testing::Test {
   }
 
   // An index attached to the store, from the snapshot at `snapshot` when it is usable.
-  SearchIndex* Attach(const std::string& snapshot) {
+  SearchIndex* Attach(const std::string& snapshot, const std::string& register_id = "") {
     indexes_.push_back(std::make_unique<SearchIndex>());
     SearchIndex* index = indexes_.back().get();
-    index->set_snapshot_path(snapshot);
+    index->set_snapshot_path(snapshot, register_id);
     absl::Status status = index->Attach(store_.get());
     EXPECT_TRUE(status.ok()) << status;
     return index;
@@ -231,7 +231,9 @@ TEST_F(SnapshotTest, RoundTripAnswersAsABuildFromTheStore) {
   SearchIndex* fresh = Attach("");
   SearchIndex* loaded = Attach(Path());
   ASSERT_TRUE(loaded->loaded_from_snapshot()) << loaded->load_source();
-  EXPECT_EQ(loaded->load_source(), "snapshot revision=" + std::to_string(revision));
+  EXPECT_EQ(loaded->load_source().rfind("snapshot revision=" + std::to_string(revision) + " ", 0),
+            0u)
+      << loaded->load_source();
   EXPECT_EQ(loaded->size(), 1500);
   EXPECT_EQ(loaded->revision(), revision);
   ExpectSameAnswers(*fresh, *loaded, Queries(records_));
@@ -378,6 +380,22 @@ TEST_F(SnapshotTest, SnapshotOfAnotherRegisterWithAHigherRevisionFallsBack) {
   ASSERT_NO_FATAL_FAILURE(Open());
 }
 
+TEST_F(SnapshotTest, SnapshotOfAnotherRegisterIdFallsBack) {
+  records_ = Generate(0, 200);
+  ASSERT_NO_FATAL_FAILURE(Upsert(records_));
+  ASSERT_TRUE(Attach("", "register-a")->WriteSnapshot(Path()).ok());
+  SearchIndex* same = Attach(Path(), "register-a");
+  EXPECT_TRUE(same->loaded_from_snapshot()) << same->load_source();
+  EXPECT_EQ(same->loaded_snapshot_revision(), store_->revision());
+  SearchIndex* other = Attach(Path(), "register-b");
+  EXPECT_FALSE(other->loaded_from_snapshot());
+  EXPECT_EQ(other->loaded_snapshot_revision(), -1);
+  EXPECT_EQ(other->load_source(),
+            "store reason=\"snapshot of another register (id \"register-a\", this one is "
+            "\"register-b\")\"");
+  EXPECT_EQ(other->size(), same->size());
+}
+
 TEST_F(SnapshotTest, SnapshotOlderThanTheChangeLogFallsBack) {
   records_ = Generate(0, 300);
   ASSERT_NO_FATAL_FAILURE(Upsert(records_));
@@ -461,7 +479,9 @@ TEST_F(SnapshotTest, InterruptedOrFailedWriteLeavesTheOldSnapshotUsable) {
   SearchIndex* fresh = Attach("");
   SearchIndex* loaded = Attach(Path());
   ASSERT_TRUE(loaded->loaded_from_snapshot()) << loaded->load_source();
-  EXPECT_EQ(loaded->load_source(), "snapshot revision=" + std::to_string(revision));
+  EXPECT_EQ(loaded->load_source().rfind("snapshot revision=" + std::to_string(revision) + " ", 0),
+            0u)
+      << loaded->load_source();
   EXPECT_EQ(loaded->size(), 350);
   ExpectSameAnswers(*fresh, *loaded, Queries(records_));
 
