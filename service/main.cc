@@ -87,6 +87,14 @@ ABSL_FLAG(int, max_streams_per_caller, 8,
 ABSL_FLAG(int, search_deadline_ms, 2000,
           "How long a search may wait for the search worker and run, together, before it "
           "answers DEADLINE_EXCEEDED");
+ABSL_FLAG(bool, search_snapshot, true,
+          "Load the search index from <data_dir>/search-index.snapshot at start when it is "
+          "usable (then follow the change log from its revision), and write it at shutdown, "
+          "after a full build and every --search_snapshot_minutes; false: always build the index "
+          "from the register, write nothing");
+ABSL_FLAG(int, search_snapshot_minutes, 10,
+          "How often the search index snapshot is rewritten when the register changed; 0: only "
+          "at shutdown and after a full build");
 ABSL_FLAG(bool, reset_regulator_token, false,
           "Offline recovery: with the server stopped, create a new REGULATOR key, write its "
           "secret to <data_dir>/regulator.token (0600, replacing the file) and exit");
@@ -343,6 +351,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.change_retention = absl::Hours(24 * int64_t{retention_days});
+  const int snapshot_minutes = absl::GetFlag(FLAGS_search_snapshot_minutes);
+  if (snapshot_minutes < 0 || snapshot_minutes > 10080) {
+    std::fprintf(stderr, "physioregd: --search_snapshot_minutes must be from 0 to 10080 (got %d)\n",
+                 snapshot_minutes);
+    return 2;
+  }
+  options.search_snapshot = absl::GetFlag(FLAGS_search_snapshot);
+  options.search_snapshot_interval = absl::Minutes(snapshot_minutes);
   options.audit_path = absl::GetFlag(FLAGS_audit_log);
   options.audit_max_bytes = absl::GetFlag(FLAGS_audit_max_bytes);
   options.audit_keep_files = absl::GetFlag(FLAGS_audit_keep_files);

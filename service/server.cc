@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <thread>
 
@@ -91,7 +92,44 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   // answer UNAVAILABLE until the index is ready. The index loads a view at revision R, then
   // follows the change feed from R + 1 (catch-up from the change log, then live).
   server->search_index_ = std::make_unique<search::SearchIndex>();
-  server->search_index_->AttachInBackground(server->store_.get(), options.on_search_ready);
+  search::SearchIndex* index = server->search_index_.get();
+  if (options.search_snapshot) {
+    // A usable snapshot replaces reading every record (README "physioregd").
+    // RocksDB's identity of the database (made when it was created) names the register, so
+    // that a snapshot copied from another data directory is not loaded.
+    std::string register_id;
+    {
+      std::ifstream in(options.data_dir + "/db/IDENTITY");
+      std::getline(in, register_id);
+    }
+    index->set_snapshot_path(options.data_dir + "/search-index.snapshot", register_id);
+    server->snapshot_saver_ = std::make_unique<search::SnapshotSaver>(
+        index, options.data_dir + "/search-index.snapshot", options.search_snapshot_interval,
+        [](const absl::StatusOr<int64_t>& written, absl::Duration took, absl::Duration locked) {
+          if (written.ok()) {
+            spdlog::info(
+                "event=search_snapshot_written revision={} seconds={:.2f} locked_ms={:.0f}",
+                *written, absl::ToDoubleSeconds(took), absl::ToDoubleMilliseconds(locked));
+          } else {
+            spdlog::error("event=search_snapshot_failed error={}",
+                          LogValue(written.status().ToString()));
+          }
+        });
+  }
+  index->AttachInBackground(
+      server->store_.get(),
+      [index, saver = server->snapshot_saver_.get(), on_ready = options.on_search_ready](
+          const absl::Status& status, int64_t registrants) {
+        spdlog::info("event=search_index_loaded from={}", index->load_source());
+        if (status.ok() && saver != nullptr) {
+          if (index->loaded_from_snapshot()) {
+            saver->Written(index->loaded_snapshot_revision());
+          } else {
+            saver->Request();  // So that the next start need not do it again.
+          }
+        }
+        if (on_ready) on_ready(status, registrants);
+      });
   server->searcher_ =
       std::make_unique<search::Searcher>(server->search_index_.get(), server->store_.get());
   absl::StatusOr<std::unique_ptr<core::ApiKeys>> keys = core::ApiKeys::Load(server->store_.get());
@@ -205,6 +243,7 @@ void Server::StopRetention() {
 
 void Server::Shutdown(absl::Duration drain) {
   StopRetention();
+  if (snapshot_saver_ != nullptr) snapshot_saver_->Stop();
   if (grpc_server_ == nullptr) return;
   grpc_server_->GetHealthCheckService()->SetServingStatus(false);
   if (http_api_ != nullptr) http_api_->SetDraining();
@@ -234,8 +273,11 @@ void Server::Shutdown(absl::Duration drain) {
   keys_.reset();
   registry_.reset();
   searcher_.reset();
+  // Nothing writes any more: the snapshot is as of the register's last revision.
+  if (snapshot_saver_ != nullptr) snapshot_saver_->Save();
   search_index_.reset();  // Ends a background load still reading the store.
-  store_.reset();         // Closes RocksDB; nothing writes any more, so no listener runs.
+  snapshot_saver_.reset();
+  store_.reset();  // Closes RocksDB; nothing writes any more, so no listener runs.
 }
 
 Server::~Server() { Shutdown(absl::ZeroDuration()); }

@@ -19,6 +19,7 @@
 #include "service/core/registry.h"
 #include "service/core/search/index.h"
 #include "service/core/search/query.h"
+#include "service/core/search/snapshot_saver.h"
 #include "service/core/signing_keys.h"
 #include "service/http/api.h"
 #include "service/http/gateway.h"
@@ -70,6 +71,12 @@ struct ServerOptions {
   LimitsOptions limits;
   // Called once the search index has loaded (on the loader thread): outcome, registrants.
   std::function<void(const absl::Status&, int64_t)> on_search_ready;
+  // The search index's snapshot, <data_dir>/search-index.snapshot: loaded at start when
+  // usable (then the index follows the change log from its revision), written at shutdown,
+  // after a full build and every `search_snapshot_interval` when the index moved (<= 0: not
+  // periodically). Off: the index is always built from the store, and nothing is written.
+  bool search_snapshot = true;
+  absl::Duration search_snapshot_interval = absl::Minutes(10);
 };
 
 class Server {
@@ -116,6 +123,8 @@ class Server {
   std::unique_ptr<core::ApiKeys> keys_;
   std::unique_ptr<core::SigningKeys> signing_keys_;
   std::unique_ptr<Limits> limits_;
+  // Null with search_snapshot off; destroyed after the index, whose loader may call it.
+  std::unique_ptr<search::SnapshotSaver> snapshot_saver_;
   std::unique_ptr<search::SearchIndex> search_index_;
   std::unique_ptr<search::Searcher> searcher_;
   // Searches of gRPC and HTTP alike run here (see search::WorkQueue).

@@ -11,10 +11,14 @@
 #include <tuple>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/civil_time.h"
 #include "service/core/dates.h"
 #include "service/core/search/normalize.h"
+#include "service/core/search/snapshot.h"
 #include "service/core/verification.h"
+#include "storage/column_families.h"
 
 namespace physioreg::search {
 namespace {
@@ -238,6 +242,304 @@ void SearchIndex::Compact() {
   for (auto& [cell, p] : cells_) p.shrink_to_fit();
 }
 
+std::string SearchIndex::load_source() const {
+  std::lock_guard<std::mutex> lock(attach_mu_);
+  return load_source_;
+}
+
+bool SearchIndex::loaded_from_snapshot() const {
+  std::lock_guard<std::mutex> lock(attach_mu_);
+  return from_snapshot_;
+}
+
+int64_t SearchIndex::loaded_snapshot_revision() const {
+  std::lock_guard<std::mutex> lock(attach_mu_);
+  return from_snapshot_ ? snapshot_revision_ : -1;
+}
+
+absl::StatusOr<int64_t> SearchIndex::WriteSnapshot(const std::string& path,
+                                                   absl::Duration* locked_for) const {
+  std::lock_guard<std::mutex> writing(snapshot_write_mu_);
+  if (!ready() || !load_status().ok()) {
+    return absl::FailedPreconditionError("the search index is not loaded");
+  }
+  std::string file = snapshot::StartFrame();
+  int64_t revision = 0;
+  {
+    std::shared_lock lock(mu_);
+    const absl::Time start = absl::Now();
+    revision = revision_;
+    SerializeLocked(&file);
+    if (locked_for != nullptr) *locked_for = absl::Now() - start;
+  }
+  snapshot::FinishFrame(&file, revision, static_cast<uint32_t>(storage::kStorageFormat));
+  absl::Status status = snapshot::WriteFileAtomically(path, file);
+  if (!status.ok()) return status;
+  return revision;
+}
+
+absl::StatusOr<int64_t> SearchIndex::LoadSnapshot(const storage::Store& store) {
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::string> file = snapshot::ReadWholeFile(snapshot_path_);
+  if (!file.ok()) return file.status();
+  const absl::Time read = absl::Now();
+  absl::StatusOr<snapshot::Unframed> framed =
+      snapshot::Unframe(*file, static_cast<uint32_t>(storage::kStorageFormat));
+  if (!framed.ok()) return framed.status();
+  const absl::Time checked = absl::Now();
+  const int64_t revision = framed->revision;
+  if (revision > store.revision()) {
+    return absl::FailedPreconditionError(absl::StrCat("snapshot revision ", revision,
+                                                      " is above the store's ", store.revision(),
+                                                      " (a snapshot of another register?)"));
+  }
+  if (revision + 1 < store.change_log_start()) {
+    return absl::FailedPreconditionError(absl::StrCat("snapshot revision ", revision,
+                                                      " is older than the change log (it starts "
+                                                      "at ",
+                                                      store.change_log_start(), ")"));
+  }
+  snapshot::Decoder d(framed->body);
+  const absl::string_view register_id = d.Str();
+  if (!d.ok()) return absl::DataLossError("snapshot body inconsistent");
+  if (register_id != register_id_) {
+    return absl::FailedPreconditionError(absl::StrCat("snapshot of another register (id \"",
+                                                      register_id, "\", this one is \"",
+                                                      register_id_, "\")"));
+  }
+  std::unique_lock lock(mu_);
+  ClearLocked();
+  if (!ParseLocked(framed->body.substr(4 + register_id.size()))) {
+    ClearLocked();
+    return absl::DataLossError("snapshot body inconsistent");
+  }
+  // Positions before the snapshot are not known (as after a load from the store).
+  revision_ = revision;
+  horizon_ = revision;
+  loaded_.store(live_, std::memory_order_relaxed);
+  lock.unlock();
+  const absl::Time parsed = absl::Now();
+  Compact();
+  auto seconds = [](absl::Time from, absl::Time to) {
+    return absl::StrFormat("%.2f", absl::ToDoubleSeconds(to - from));
+  };
+  const absl::Time compacted = absl::Now();
+  snapshot_timing_ = absl::StrCat("read=", seconds(start, read), " check=", seconds(read, checked),
+                                  " parse=", seconds(checked, parsed), " (", parse_timing_,
+                                  ") compact=", seconds(parsed, compacted));
+  return revision;
+}
+
+void SearchIndex::ClearLocked() {
+  docs_.clear();
+  free_docs_.clear();
+  doc_ids_.clear();
+  ordered_.clear();
+  live_ = 0;
+  revision_ = 0;
+  horizon_ = 0;
+  changes_by_id_.clear();
+  changes_.clear();
+  terms_.clear();
+  term_ids_.clear();
+  city_ids_.clear();
+  language_ids_.clear();
+  postal_ids_.clear();
+  city_postings_.clear();
+  language_postings_.clear();
+  postal_codes_.clear();
+  for (Postings& p : activity_postings_) p.clear();
+  cells_.clear();
+  std::lock_guard day_lock(day_mu_);
+  for (DayBits& d : day_bits_) d = DayBits();
+  loaded_.store(0, std::memory_order_relaxed);
+}
+
+// The body: the register's id (checked by LoadSnapshot, not ParseLocked); terms, cities, languages
+// and postal codes by id; every doc slot (dead ones too, so doc numbers stay); the free slots; the
+// live docs in result order. Posting lists, the lookup maps and the day bits are rebuilt from those
+// at load; the paging history is not kept (page tokens from before a restart are refused, as after
+// any load).
+void SearchIndex::SerializeLocked(std::string* out) const {
+  // About 94 bytes per registrant: no regrowth while the lock is held.
+  out->reserve(out->size() + docs_.size() * 100 + terms_.size() * 16 + (1 << 16));
+  snapshot::Encoder e(out);
+  e.Str(register_id_);
+  e.U32(static_cast<uint32_t>(terms_.size()));
+  for (const Term& term : terms_) e.Str(*term.text);
+  auto write_names = [&e](const absl::flat_hash_map<std::string, uint32_t>& ids) {
+    std::vector<const std::string*> names(ids.size());
+    for (const auto& [name, id] : ids) names[id] = &name;
+    e.U32(static_cast<uint32_t>(names.size()));
+    for (const std::string* name : names) e.Str(*name);
+  };
+  write_names(city_ids_);
+  write_names(language_ids_);
+  e.U32(static_cast<uint32_t>(postal_codes_.size()));
+  for (const std::string& code : postal_codes_) e.Str(code);
+  e.U32(static_cast<uint32_t>(docs_.size()));
+  for (const Doc& doc : docs_) {
+    e.U8(doc.alive ? 1 : 0);
+    if (!doc.alive) continue;
+    e.U8(doc.register_);
+    e.Str(doc.sort_key);
+    e.U32(static_cast<uint32_t>(doc.terms.size()));
+    for (uint32_t term : doc.terms) e.U32(term);
+    e.U32(static_cast<uint32_t>(doc.locations.size()));
+    for (const Location& l : doc.locations) {
+      e.F32(l.latitude);
+      e.F32(l.longitude);
+      e.U32(l.city);
+      e.U32(l.postal_code);
+    }
+    e.U32(static_cast<uint32_t>(doc.languages.size()));
+    for (uint32_t language : doc.languages) e.U32(language);
+    e.U32(static_cast<uint32_t>(doc.authorized.size()));
+    for (const Interval& i : doc.authorized) {
+      e.I32(i.from);
+      e.I32(i.to);
+      e.U8(i.activity);
+    }
+  }
+  e.U32(static_cast<uint32_t>(free_docs_.size()));
+  for (uint32_t doc : free_docs_) e.U32(doc);
+  e.U32(static_cast<uint32_t>(ordered_.size()));
+  for (const auto& [key, doc] : ordered_) e.U32(doc);
+}
+
+bool SearchIndex::ParseLocked(absl::string_view body) {
+  snapshot::Decoder d(body);
+  const uint32_t n_terms = d.Count(4);
+  terms_.reserve(n_terms);
+  for (uint32_t i = 0; i < n_terms && d.ok(); ++i) {
+    auto [it, inserted] = term_ids_.try_emplace(std::string(d.Str()), i);
+    if (!inserted) return false;
+    terms_.push_back(Term{&it->first, ToUtf32(it->first), {}});
+  }
+  auto read_names = [&d](absl::flat_hash_map<std::string, uint32_t>* ids, uint32_t* count) {
+    *count = d.Count(4);
+    ids->reserve(*count);
+    for (uint32_t i = 0; i < *count && d.ok(); ++i) {
+      if (!ids->try_emplace(std::string(d.Str()), i).second) return false;
+    }
+    return d.ok();
+  };
+  uint32_t n_cities = 0, n_languages = 0;
+  if (!read_names(&city_ids_, &n_cities) || !read_names(&language_ids_, &n_languages)) {
+    return false;
+  }
+  city_postings_.resize(n_cities);
+  language_postings_.resize(n_languages);
+  const uint32_t n_postal = d.Count(4);
+  postal_codes_.reserve(n_postal);
+  postal_ids_.reserve(n_postal);
+  for (uint32_t i = 0; i < n_postal && d.ok(); ++i) {
+    postal_codes_.emplace_back(d.Str());
+    if (!postal_ids_.try_emplace(postal_codes_.back(), i).second) return false;
+  }
+  if (!d.ok()) return false;
+
+  const absl::Time start = absl::Now();
+  const uint32_t n_docs = d.Count(1);
+  doc_ids_.reserve(n_docs);
+  for (uint32_t id = 0; id < n_docs && d.ok(); ++id) {
+    Doc& doc = docs_.emplace_back();
+    if (d.U8() == 0) continue;
+    doc.alive = true;
+    doc.register_ = d.U8();
+    doc.sort_key = std::string(d.Str());
+    // family \0 given \0 id: the id is what doc_ids_ hashes.
+    if (std::count(doc.sort_key.begin(), doc.sort_key.end(), '\0') != 2 || IdOf(doc).empty()) {
+      return false;
+    }
+    const uint32_t n_doc_terms = d.Count(4);
+    for (uint32_t i = 0; i < n_doc_terms; ++i) {
+      const uint32_t term = d.U32();
+      // Sorted and unique, as MakeDoc leaves them.
+      if (term >= n_terms || (!doc.terms.empty() && term <= doc.terms.back())) return false;
+      doc.terms.push_back(term);
+    }
+    const uint32_t n_locations = d.Count(16);
+    for (uint32_t i = 0; i < n_locations; ++i) {
+      Location l;
+      l.latitude = d.F32();
+      l.longitude = d.F32();
+      l.city = d.U32();
+      l.postal_code = d.U32();
+      if (l.city >= n_cities || l.postal_code >= n_postal) return false;
+      if (std::isnan(l.latitude) != std::isnan(l.longitude)) return false;
+      doc.locations.push_back(l);
+    }
+    const uint32_t n_doc_languages = d.Count(4);
+    for (uint32_t i = 0; i < n_doc_languages; ++i) {
+      const uint32_t language = d.U32();
+      if (language >= n_languages) return false;
+      doc.languages.push_back(language);
+    }
+    const uint32_t n_intervals = d.Count(9);
+    for (uint32_t i = 0; i < n_intervals; ++i) {
+      Interval interval;
+      interval.from = d.I32();
+      interval.to = d.I32();
+      interval.activity = d.U8();
+      if (interval.activity == 0 || interval.activity >= activity_postings_.size()) return false;
+      doc.authorized.push_back(interval);
+    }
+    if (!d.ok() || !doc_ids_.insert(id).second) return false;  // An id twice.
+    ++live_;
+  }
+  if (!d.ok()) return false;
+
+  std::vector<bool> is_free(n_docs, false);
+  const uint32_t n_free = d.Count(4);
+  for (uint32_t i = 0; i < n_free && d.ok(); ++i) {
+    const uint32_t doc = d.U32();
+    if (doc >= n_docs || docs_[doc].alive || is_free[doc]) return false;
+    is_free[doc] = true;
+    free_docs_.push_back(doc);
+  }
+  if (!d.ok() || free_docs_.size() + static_cast<size_t>(live_) != n_docs) return false;
+
+  const absl::Time docs_done = absl::Now();
+  // The result order, strictly increasing and every live doc once: inserted at the end, it
+  // costs no comparisons in the tree.
+  const uint32_t n_ordered = d.Count(4);
+  if (n_ordered != static_cast<uint64_t>(live_)) return false;
+  for (uint32_t i = 0; i < n_ordered && d.ok(); ++i) {
+    const uint32_t doc = d.U32();
+    if (doc >= n_docs || !docs_[doc].alive) return false;
+    std::pair<absl::string_view, uint32_t> entry(docs_[doc].sort_key, doc);
+    if (!ordered_.empty() && !(*std::prev(ordered_.end()) < entry)) return false;
+    ordered_.insert(ordered_.end(), entry);
+  }
+  if (!d.ok() || d.remaining() != 0) return false;
+
+  const absl::Time order_done = absl::Now();
+  // Posting lists, sorted by doc number: docs are visited in that order.
+  auto add = [](Postings* postings, uint32_t doc) {
+    if (postings->empty() || postings->back() != doc) postings->push_back(doc);
+  };
+  for (uint32_t id = 0; id < n_docs; ++id) {
+    const Doc& doc = docs_[id];
+    if (!doc.alive) continue;
+    for (uint32_t term : doc.terms) add(&terms_[term].postings, id);
+    for (const Location& l : doc.locations) {
+      add(&city_postings_[l.city], id);
+      if (!std::isnan(l.latitude))
+        add(&cells_[CellOf(LatIndex(l.latitude), LngIndex(l.longitude))], id);
+    }
+    for (uint32_t language : doc.languages) add(&language_postings_[language], id);
+    for (const Interval& i : doc.authorized) add(&activity_postings_[i.activity], id);
+  }
+  auto seconds = [](absl::Time from, absl::Time to) {
+    return absl::StrFormat("%.2f", absl::ToDoubleSeconds(to - from));
+  };
+  parse_timing_ =
+      absl::StrCat("docs=", seconds(start, docs_done), " order=", seconds(docs_done, order_done),
+                   " postings=", seconds(order_done, absl::Now()));
+  return true;
+}
+
 namespace {
 
 // The index's place on the feed: live commits are applied on the writer's thread.
@@ -255,11 +557,44 @@ class IndexConsumer final : public storage::FeedConsumer {
 }  // namespace
 
 absl::Status SearchIndex::LoadAndFollow(storage::Store* store) {
+  if (!snapshot_path_.empty()) {
+    absl::StatusOr<int64_t> revision = LoadSnapshot(*store);
+    std::string why;
+    if (revision.ok()) {
+      const absl::Time follow_start = absl::Now();
+      absl::Status status = FollowFrom(store, *revision);
+      // The change log may have been pruned past the snapshot since it was checked: then the
+      // store it is.
+      if (!absl::IsOutOfRange(status)) {
+        std::lock_guard<std::mutex> lock(attach_mu_);
+        from_snapshot_ = true;
+        snapshot_revision_ = *revision;
+        load_source_ = absl::StrCat(
+            "snapshot revision=", *revision, " ", snapshot_timing_,
+            " follow=", absl::StrFormat("%.2f", absl::ToDoubleSeconds(absl::Now() - follow_start)));
+        return status;
+      }
+      why = std::string(status.message());
+      std::unique_lock lock(mu_);
+      ClearLocked();
+    } else {
+      why = std::string(revision.status().message());
+    }
+    std::lock_guard<std::mutex> lock(attach_mu_);
+    load_source_ = absl::StrCat("store reason=\"", why, "\"");
+  } else {
+    std::lock_guard<std::mutex> lock(attach_mu_);
+    load_source_ = "store reason=\"no snapshot path\"";
+  }
   std::unique_ptr<storage::ReadView> view = store->View();
   const int64_t loaded_at = view->revision();
   absl::Status status = Load(*view);
   view.reset();
   if (!status.ok()) return status;
+  return FollowFrom(store, loaded_at);
+}
+
+absl::Status SearchIndex::FollowFrom(storage::Store* store, int64_t after_revision) {
   if (stopping_.load(std::memory_order_relaxed)) return absl::CancelledError("index stopped");
   auto consumer = std::make_shared<IndexConsumer>(this);
   {
@@ -268,7 +603,7 @@ absl::Status SearchIndex::LoadAndFollow(storage::Store* store) {
     consumer_ = consumer;
   }
   return store->feed().Follow(
-      loaded_at,
+      after_revision,
       [this](const v1::ChangeEvent& event) {
         Apply(event);
         return !stopping_.load(std::memory_order_relaxed);

@@ -157,6 +157,31 @@ class SearchIndex {
   // Returns the spare capacity of the posting lists (Load does it after the bulk load).
   void Compact();
 
+  // Snapshots (snapshot.h for the file): the index's state and the revision it is as of, so
+  // that a restart loads it and follows the change log from there instead of reading and
+  // indexing every record. Set before Attach / AttachInBackground: where a snapshot is looked
+  // for first (empty: none). A snapshot that is missing, damaged, of another format, older
+  // than the change log or newer than the store is not used: the index is built from the
+  // store, and load_source() says why.
+  // `register_id` names the register (physioregd: RocksDB's DB identity); it is written into
+  // snapshots, and a snapshot naming another register is not loaded.
+  void set_snapshot_path(std::string path, std::string register_id = "") {
+    snapshot_path_ = std::move(path);
+    register_id_ = std::move(register_id);
+  }
+  // Writes the state of a ready index to `path` atomically (snapshot::WriteFileAtomically);
+  // returns the revision it is as of. Copies the state under the shared lock (commits wait
+  // for the copy, searches do not; `locked_for`, when given, receives how long that took),
+  // writes the file after. FAILED_PRECONDITION before ready.
+  [[nodiscard]] absl::StatusOr<int64_t> WriteSnapshot(const std::string& path,
+                                                      absl::Duration* locked_for = nullptr) const;
+  // How the last load went, one line for the log: "snapshot revision=R" or
+  // "store reason=..." (why no snapshot was used).
+  std::string load_source() const;
+  // True when the last load came from a snapshot; the revision of that snapshot (-1: none).
+  bool loaded_from_snapshot() const;
+  int64_t loaded_snapshot_revision() const;
+
   // Matches of `query` on day `today` (DayNumber), the page after `query.after`, positions
   // as of `query.as_of_revision`. DEADLINE_EXCEEDED once `deadline` (none when null)
   // expires; FAILED_PRECONDITION when the positions as of that revision are no longer known
@@ -255,8 +280,20 @@ class SearchIndex {
   Postings* PostingList(int kind, uint32_t id);
   void RemoveLocked(absl::string_view registration_id, int64_t revision);
 
-  // Loads `store` at a revision R, then follows its feed from R + 1.
+  // Loads `store` at a revision R (from the snapshot when it is usable), then follows its feed
+  // from R + 1.
   [[nodiscard]] absl::Status LoadAndFollow(storage::Store* store);
+  // Follows the feed of `store` from `after_revision` + 1.
+  [[nodiscard]] absl::Status FollowFrom(storage::Store* store, int64_t after_revision);
+  // Loads the snapshot at snapshot_path_ into this empty index if it fits `store`; returns its
+  // revision, or why not (the index is left empty).
+  absl::StatusOr<int64_t> LoadSnapshot(const storage::Store& store);
+  // The state as a snapshot body; ParseLocked reads one into an empty index (false, with the
+  // index possibly half-filled, when it is inconsistent).
+  void SerializeLocked(std::string* out) const;
+  bool ParseLocked(absl::string_view body);
+  // Back to the empty state.
+  void ClearLocked();
 
   mutable std::shared_mutex mu_;
   mutable std::mutex attach_mu_;
@@ -268,6 +305,14 @@ class SearchIndex {
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> loaded_{0};
   std::thread loader_;
+  std::string snapshot_path_;
+  std::string register_id_;
+  std::string load_source_;  // Under attach_mu_, as the two below.
+  bool from_snapshot_ = false;
+  int64_t snapshot_revision_ = -1;
+  // Where the time of the last snapshot load went (for load_source()); loader thread only.
+  std::string snapshot_timing_, parse_timing_;
+  mutable std::mutex snapshot_write_mu_;  // One WriteSnapshot at a time.
   // A deque keeps each Doc (and so its sort_key) at a fixed address for `ordered_`.
   std::deque<Doc> docs_;
   std::vector<uint32_t> free_docs_;
