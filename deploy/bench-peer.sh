@@ -31,9 +31,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/install-deps.sh
-# PostgreSQL 15 (server, and pgbench from its client package) only for this benchmark.
+# PostgreSQL 15 (server, and pgbench from its client package) and GNU time (the clients' CPU)
+# only for this benchmark.
 pg_packages=()
-for p in postgresql-15 postgresql-client-15; do
+for p in postgresql-15 postgresql-client-15 time; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || pg_packages+=("$p")
 done
 if ((${#pg_packages[@]})); then
@@ -81,6 +82,22 @@ fail() {
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b - a}'; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
+# CPU seconds, which a busy machine stretches much less than wall time: a process's own
+# (utime+stime), PostgreSQL's (the postmaster's own and its ended children's, plus every
+# running child's), and a command's under GNU time (user+system, written to FILE).
+hz=$(getconf CLK_TCK)
+proc_cpu() { awk -v hz="$hz" '{printf "%.2f\n", ($14 + $15) / hz}' "/proc/$1/stat"; }
+pg_cpu() {
+  local pm
+  pm=$(head -n1 "$pg_data/postmaster.pid")
+  { awk '{print $14 + $15 + $16 + $17}' "/proc/$pm/stat"
+    for c in $(pgrep -P "$pm"); do awk '{print $14 + $15}' "/proc/$c/stat" 2>/dev/null || true; done
+  } | awk -v hz="$hz" '{t += $1} END {printf "%.2f\n", t / hz}'
+}
+timed() { /usr/bin/time -f '%U %S' -o "$1.cpu" "${@:2}"; }
+cpu_of_timed() { awk '{printf "%.2f\n", $1 + $2}' "$1.cpu"; }
+minus() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a - b}'; }
+plus() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a + b}'; }
 loads="$work/loads"  # every 1-minute load average sampled between phases
 sample_load() { load1 >>"$loads"; }
 sample_load
@@ -151,12 +168,16 @@ cli=("$bin/client/physioreg" --address "$grpc" --token-file "$work/data/regulato
 import_cmd="physioreg import big.jsonl --import-id bench-peer"
 sample_load
 t0=$(now)
-"${cli[@]}" import "$work/big.jsonl" --import-id bench-peer >"$work/import.log" 2>&1 ||
+c0=$(proc_cpu "$server")
+timed "$work/import" "${cli[@]}" import "$work/big.jsonl" --import-id bench-peer >"$work/import.log" 2>&1 ||
   fail "the import failed: $(tail -n 5 "$work/import.log")"
 t1=$(now)
 import_s=$(elapsed "$t0" "$t1")
+import_server_cpu=$(minus "$(proc_cpu "$server")" "$c0")
+import_client_cpu=$(cpu_of_timed "$work/import")
+import_cpu=$(plus "$import_server_cpu" "$import_client_cpu")
 import_rss=$(awk '/^VmRSS/ {printf "%d", $2 / 1024}' "/proc/$server/status")
-note "- physioreg import: $import_s s; server RSS after it $import_rss MiB; last CLI line: $(tail -n 1 "$work/import.log")"
+note "- physioreg import: $import_s s, CPU $import_cpu s (server $import_server_cpu s, CLI $import_client_cpu s); server RSS after it $import_rss MiB; last CLI line: $(tail -n 1 "$work/import.log")"
 
 # --- PostgreSQL: fresh cluster, COPY, indexes -----------------------------------------------
 as_postgres "$pgbin/initdb" -D "$pg_data" -U postgres --auth=trust --locale=C --encoding=UTF8 \
@@ -183,7 +204,7 @@ pg_up=1
 psql_cmd=(psql -X -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -v ON_ERROR_STOP=1)
 for _ in $(seq 1 300); do "${psql_cmd[@]}" -c 'select 1' >/dev/null 2>&1 && break; sleep 0.1; done
 pg_version=$("${psql_cmd[@]}" -Atc 'show server_version')
-"${psql_cmd[@]}" <<'EOF'
+cat >"$work/schema.sql" <<'EOF'
 CREATE TABLE practitioner (
   registration_id text NOT NULL,
   given_name text NOT NULL,
@@ -197,6 +218,7 @@ CREATE TABLE practitioner (
   dry_needling datemultirange NOT NULL,
   record jsonb NOT NULL);
 EOF
+"${psql_cmd[@]}" -f "$work/schema.sql"
 # Each step as its own statement (autocommit, so each is durable when it returns); the indexes
 # after the COPY, as a DBA loads a register.
 load_sql=(
@@ -209,11 +231,16 @@ load_sql=(
 load_labels=("COPY" "primary key" "GIN on the name tokens" "btree for the order" "VACUUM ANALYZE")
 pg_load_s=0
 pg_load_parts=""
+pg_load_cpu=0  # without VACUUM ANALYZE, the last step
 sample_load
 for i in "${!load_sql[@]}"; do
   t0=$(now)
-  "${psql_cmd[@]}" -c "${load_sql[$i]}" >/dev/null
+  c0=$(pg_cpu)
+  timed "$work/psql" "${psql_cmd[@]}" -c "${load_sql[$i]}" >/dev/null
   t1=$(now)
+  if ((i + 1 < ${#load_sql[@]})); then
+    pg_load_cpu=$(plus "$pg_load_cpu" "$(plus "$(minus "$(pg_cpu)" "$c0")" "$(cpu_of_timed "$work/psql")")")
+  fi
   s=$(elapsed "$t0" "$t1")
   pg_load_s=$(awk -v a="$pg_load_s" -v b="$s" 'BEGIN {printf "%.2f", a + b}')
   pg_load_parts="$pg_load_parts${pg_load_parts:+, }${load_labels[$i]} $s s"
@@ -221,7 +248,7 @@ done
 pg_rows=$("${psql_cmd[@]}" -Atc 'SELECT count(*) FROM practitioner')
 [ "$pg_rows" -eq "$count" ] || fail "PostgreSQL holds $pg_rows rows, not $count"
 pg_size=$("${psql_cmd[@]}" -Atc "SELECT pg_size_pretty(pg_total_relation_size('practitioner'))")
-note "- PostgreSQL load: $pg_load_s s ($pg_load_parts); table with indexes: $pg_size"
+note "- PostgreSQL load: $pg_load_s s ($pg_load_parts); CPU without VACUUM ANALYZE (server processes + psql) $pg_load_cpu s; table with indexes: $pg_size"
 # The load without VACUUM ANALYZE is what compares to the import (the planner's statistics
 # are not part of the import); VACUUM ANALYZE shown apart.
 pg_load_core=$(awk -v total="$pg_load_s" -v parts="$pg_load_parts" 'BEGIN {
@@ -262,39 +289,55 @@ h2load_health=(h2load -c "$connections" -m 1 -t 1 -d "$work/health.bin" -H 'cont
                -H 'te: trailers' "http://$grpc/grpc.health.v1.Health/Check")
 pgbench_cmd=(pgbench -h 127.0.0.1 -p "$pg_port" -U postgres -n -M prepared -c "$connections" -j 1
              -f "$work/lookup.sql" postgres)
-lookups="$work/lookups.tsv"  # round phase per_second
+lookups="$work/lookups.tsv"  # round phase per_second server_cpu_us_per_request
 run_h2load() {  # ROUND PHASE COMMAND...
   local round=$1 phase=$2 out="$work/h2load.out"
   shift 2
   "$@" -n 2000 >"$out" 2>&1 || fail "h2load failed: $(cat "$out")"  # warm-up
+  local c0 c1
+  c0=$(proc_cpu "$server")
   "$@" -D "$duration" >"$out" 2>&1 || fail "h2load failed: $(cat "$out")"
+  c1=$(proc_cpu "$server")
   grep -Eq '^requests: .* 0 failed, 0 errored, 0 timeout' "$out" ||
     fail "$phase: failed requests: $(grep '^requests' "$out")"
   grep -Eq '^status codes: [0-9]+ 2xx, 0 3xx, 0 4xx, 0 5xx' "$out" || fail "$phase: not all 2xx"
-  printf '%s\t%s\t%s\n' "$round" "$phase" \
-    "$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' "$out")" >>"$lookups"
+  printf '%s\t%s\t%s\t%s\n' "$round" "$phase" \
+    "$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' "$out")" \
+    "$(awk -v c="$(minus "$c1" "$c0")" '/^requests: / {printf "%.1f", c * 1e6 / $2}' "$out")" >>"$lookups"
 }
 for round in $(seq 1 "$rounds"); do
   sample_load
   run_h2load "$round" health "${h2load_health[@]}"
   run_h2load "$round" get "${h2load_get[@]}"
   "${pgbench_cmd[@]}" -t 200 >/dev/null 2>&1 || fail "pgbench warm-up failed"
+  sleep 0.2  # the warm-up's backends have ended and are counted
+  c0=$(pg_cpu)
   "${pgbench_cmd[@]}" -T "$duration" >"$work/pgbench.out" 2>&1 || fail "pgbench failed: $(cat "$work/pgbench.out")"
+  sleep 0.2
+  c1=$(pg_cpu)
   grep -q 'number of failed transactions: 0' "$work/pgbench.out" ||
     fail "pgbench: failed transactions: $(cat "$work/pgbench.out")"
-  printf '%s\t%s\t%s\n' "$round" pgbench \
-    "$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$work/pgbench.out")" >>"$lookups"
+  processed=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$work/pgbench.out")
+  [ "${processed:-0}" -gt 0 ] || fail "pgbench processed no transaction (raise BENCH_PEER_DURATION_S): $(cat "$work/pgbench.out")"
+  # pgbench's tps excludes the connections' setup; when it cannot say (a run too short on a busy
+  # machine prints "inf"), transactions ÷ duration.
+  tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$work/pgbench.out")
+  [[ "$tps" =~ ^[0-9]+(\.[0-9]+)?$ ]] || tps=$(awk -v d="$duration" \
+    '/^number of transactions actually processed: / {printf "%.1f", $NF / d}' "$work/pgbench.out")
+  printf '%s\t%s\t%s\t%s\n' "$round" pgbench "$tps" \
+    "$(awk -v c="$(minus "$c1" "$c0")" '/^number of transactions actually processed: / {printf "%.1f", c * 1e6 / $NF}' "$work/pgbench.out")" >>"$lookups"
 done
 median_of() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-median() { awk -v p="$1" '$2 == p {print $3}' "$lookups" | median_of; }
+median() { awk -F'\t' -v p="$1" -v c="${2:-3}" '$2 == p {print $c}' "$lookups" | median_of; }
 ratio_median() {  # A B: median over rounds of A ÷ B in the same round
-  awk -v a="$1" -v b="$2" '$2 == a {x[$1] = $3} $2 == b {y[$1] = $3}
+  awk -F'\t' -v a="$1" -v b="$2" '$2 == a {x[$1] = $3} $2 == b {y[$1] = $3}
     END {for (r in x) if (y[r] > 0) print x[r] / y[r]}' "$lookups" | median_of
 }
 get_rps=$(median get); health_rps=$(median health); pg_tps=$(median pgbench)
 get_vs_health=$(printf '%.2f' "$(ratio_median get health)")
 get_vs_pg=$(printf '%.2f' "$(ratio_median get pgbench)")
-note "- lookups per round (round, phase, req/s or tps): $(awk '{printf "%s%s %s %.0f", sep, $1, $2, $3; sep = "; "}' "$lookups")"
+get_cpu=$(median get 4); health_cpu=$(median health 4); pg_cpu_tx=$(median pgbench 4)
+note "- lookups per round (round, phase, req/s or tps, server CPU µs per request): $(awk '{printf "%s%s %s %.0f %s", sep, $1, $2, $3, $4; sep = "; "}' "$lookups")"
 # Server CPU per call over many ids (every 10th registrant), the loadgen's own phases.
 awk 'NR % 10 == 1' "$work/big.jsonl" >"$work/sample.jsonl"
 sample_load
@@ -451,8 +494,10 @@ echo "- 1-minute load average sampled between the phases: $load_range (2 = both 
 echo
 echo "| axis | physioreg | PostgreSQL 15 | × in physioreg's favour |"
 echo "|---|---|---|---|"
-echo "| bulk load of $count (durable import vs COPY + primary key + GIN + btree) | $import_s s | $pg_load_core s | $(x "$pg_load_core" "$import_s") |"
+echo "| bulk load of $count (durable import vs COPY + primary key + GIN + btree), wall time | $import_s s | $pg_load_core s | $(x "$pg_load_core" "$import_s") |"
+echo "| the same, CPU time (server + client) | $import_cpu s | $pg_load_cpu s | $(x "$pg_load_cpu" "$import_cpu") |"
 echo "| lookup by id, one hot id, $connections clients (h2load GetPractitioner vs pgbench -M prepared SELECT by primary key) | $(printf '%.0f' "$get_rps") req/s (= $get_vs_health of health Check, $(printf '%.0f' "$health_rps") req/s) | $(printf '%.0f' "$pg_tps") tps | $get_vs_pg |"
+echo "| the same, server CPU per lookup (median over the rounds; PostgreSQL: every server process) | $get_cpu µs (health Check $health_cpu µs) | $pg_cpu_tx µs | $(x "$pg_cpu_tx" "$get_cpu") |"
 echo "| $n_queries two-token prefix searches + dry-needling filter, one client: page of 20 + exact total (physioreg: one call; $phys_how) vs page query + count(*) query (psql \\timing) | p50 $phys_p50 ms, p99 $phys_p99 ms, max $phys_max ms | page p50 $pg_page_p50 / p99 $pg_page_p99 / max $pg_page_max ms; count p50 $pg_count_p50 / p99 $pg_count_p99 / max $pg_count_max ms | p50 $(x "$(awk -v a="$pg_page_p50" -v b="$pg_count_p50" 'BEGIN {print a + b}')" "$phys_p50"), p99 $(x "$pg_page_p99" "$phys_p99") (page alone) |"
 echo "| restart to the first successful search | $phys_restart s | $pg_restart s | $(x "$pg_restart" "$phys_restart") |"
 echo
@@ -471,6 +516,7 @@ echo "physioreg-generate --count $count --seed 1 > big.jsonl"
 echo "physioreg-generate --count $count --seed 1 --format csv > big.csv"
 echo "$import_cmd"
 echo "initdb -U postgres --auth=trust --locale=C --encoding=UTF8  # + the settings above"
+echo "psql -c \"$(tr -s ' \n' ' ' <"$work/schema.sql")\""
 for s in "${load_sql[@]}"; do echo "psql -c \"$s\"" | sed "s|$work/||"; done
 echo "h2load -c $connections -m 1 -t 1 -D $duration -d get.bin -H 'content-type: application/grpc' -H 'te: trailers' http://\$grpc/physioreg.v1.Registry/GetPractitioner  # $hot_id; likewise grpc.health.v1.Health/Check with an empty message"
 echo "pgbench -n -M prepared -c $connections -j 1 -T $duration -f lookup.sql  # $(cat "$work/lookup.sql")"
