@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -37,6 +38,9 @@ struct ImportSession {
   // id seen and its stream index (8 + 8 bytes a registrant rather than the id itself).
   absl::flat_hash_map<size_t, int64_t> first_index_of_id;
   physioreg::v1::ImportPractitionersResponse summary;
+  // Records CheckImportChunk has seen (it may run a chunk ahead of ApplyImportChunk, which
+  // counts summary.received).
+  int64_t checked = 0;
   // Holds the import_id for this stream while it runs: a second stream under the same id is
   // refused until this one ends. Reset it before answering the client (it is also released
   // when the session is destroyed).
@@ -88,6 +92,22 @@ class Registry {
       const google::protobuf::RepeatedPtrField<physioreg::v1::Practitioner>& records,
       const std::string& actor, ImportSession* session);
   [[nodiscard]] absl::Status FinishImport(const std::string& actor, ImportSession* session);
+  // ImportChunk in two steps, so that a chunk can be checked (on any thread, without the
+  // store) while the previous one is committed: CheckImportChunk validates each record and
+  // the one-record-per-registrant rule (chunks in stream order); ApplyImportChunk (on the
+  // writer, chunks in the same order) compares with what is stored, commits and counts.
+  // Each step touches its own part of the session, so the two may run at the same time.
+  struct CheckedChunk {
+    int64_t first_index = 0;
+    std::vector<int> valid;
+    std::vector<std::pair<int, Violations>> rejected;
+  };
+  void CheckImportChunk(
+      const google::protobuf::RepeatedPtrField<physioreg::v1::Practitioner>& records,
+      ImportSession* session, CheckedChunk* checked) const;
+  [[nodiscard]] absl::Status ApplyImportChunk(
+      const google::protobuf::RepeatedPtrField<physioreg::v1::Practitioner>& records,
+      const CheckedChunk& checked, const std::string& actor, ImportSession* session);
 
   // A consistent point-in-time view of the register (for exports).
   std::unique_ptr<storage::ReadView> Snapshot() const { return store_->View(); }
