@@ -80,7 +80,8 @@ class Registry {
   [[nodiscard]] absl::StatusOr<physioreg::v1::Practitioner> SetPermitStatus(
       const physioreg::v1::SetPermitStatusRequest& request, const std::string& actor);
 
-  // Streaming import, one chunk at a time, all on the writer. StartImport checks the first
+  // Streaming import, one chunk at a time (the import reactor runs StartImport and
+  // CheckImportChunk on the stream's thread, the rest on the writer). StartImport checks the first
   // message's import_id and finds a finished import under it (then the session replays);
   // ImportChunk validates each record (its stream index is summary.received + its position),
   // commits the valid ones in one atomic, durable batch and adds counts and rejections to the
