@@ -27,6 +27,7 @@
 #include "absl/time/clock.h"
 #include "client/csv.h"
 #include "client/csv_records.h"
+#include "client/practitioner_json.h"
 
 namespace physioreg::client {
 namespace {
@@ -314,6 +315,9 @@ RecordSource::Item ParseJsonLine(int64_t line_number, const std::string& line) {
     }
     return item;
   }
+  // The plain form export and the generator write, ~10x faster; anything else as before.
+  if (ParsePractitionerJsonFast(line, &*item.record)) return item;
+  item.record->Clear();
   auto parsed = google::protobuf::util::JsonStringToMessage(line, &*item.record);
   if (!parsed.ok()) {
     item.record = absl::InvalidArgumentError(absl::StrCat("json: ", parsed.message().as_string()));

@@ -2,12 +2,20 @@
 
 #include <grpcpp/support/proto_buffer_reader.h>
 
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "service/grpc_status.h"
 
 namespace physioreg::service {
+namespace {
+
+// Chunks parsed and checked ahead of the writer: enough to keep it busy, few enough to keep
+// memory bounded.
+constexpr int kMaxQueuedChunks = 2;
+
+}  // namespace
 
 ImportReactor::ImportReactor(grpc::CallbackServerContext* context, core::Registry* registry,
                              SerialExecutor* writer, std::string actor, grpc::ByteBuffer* response)
@@ -22,63 +30,124 @@ ImportReactor::ImportReactor(grpc::CallbackServerContext* context, core::Registr
 void ImportReactor::OnReadDone(bool ok) {
   // Parsing, validation and commits are heavy: never on gRPC's threads. A read that fails is
   // the end of the stream (the client closed it, or the call broke off).
-  if (ok) {
-    writer_->Post([this] { HandleMessage(); });
-  } else {
-    writer_->Post([this] { HandleEnd(); });
+  {
+    absl::MutexLock lock(&mu_);
+    if (final_.has_value()) return;  // Failed meanwhile: the message is dropped.
+    ++in_flight_;
   }
+  preparer_.Post([this, ok] { Prepare(ok); });
 }
 
-void ImportReactor::HandleMessage() {
+absl::Status ImportReactor::ParseAndCheck(Chunk* chunk) {
   std::vector<grpc::Slice> slices;
-  if (!message_.Dump(&slices).ok()) return Fail(absl::InternalError("cannot read the message"));
+  if (!message_.Dump(&slices).ok()) return absl::InternalError("cannot read the message");
   for (const grpc::Slice& slice : slices) {
     session_.digest.Update(
         absl::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()));
   }
-  chunk_.Clear();
   grpc::ProtoBufferReader reader(&message_);
-  if (!chunk_.ParseFromZeroCopyStream(&reader)) {
+  if (!chunk->request.ParseFromZeroCopyStream(&reader)) {
     // Nothing of this message is applied, and the import is not recorded as finished, so a
     // corrected rerun under the same import_id applies everything.
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "message ", messages_, " of the stream (records from index ", session_.summary.received(),
+    return absl::InvalidArgumentError(absl::StrCat(
+        "message ", messages_, " of the stream (records from index ", session_.checked,
         ") is not a valid ImportPractitionersRequest; a string field that is not UTF-8 (e.g. a "
-        "Windows-1252 file) is the usual cause; records before it were applied")));
+        "Windows-1252 file) is the usual cause; records before it were applied"));
   }
-  message_.Clear();
   if (messages_++ == 0) {
-    absl::Status started =
-        registry_->StartImport(chunk_.import_id(), chunk_.allow_status_lift(), actor_, &session_);
-    if (!started.ok()) return Fail(started);
+    absl::Status started = registry_->StartImport(
+        chunk->request.import_id(), chunk->request.allow_status_lift(), actor_, &session_);
+    if (!started.ok()) return started;
   }
-  absl::Status applied = registry_->ImportChunk(chunk_.practitioners(), actor_, &session_);
-  if (!applied.ok()) return Fail(applied);
-  StartRead(&message_);
+  registry_->CheckImportChunk(chunk->request.practitioners(), &session_, &chunk->checked);
+  return absl::OkStatus();
 }
 
-void ImportReactor::HandleEnd() {
+void ImportReactor::Prepare(bool ok) {
+  if (!ok) {
+    writer_->Post([this] { Complete(HandleEnd(), /*applied=*/false); });
+    return;
+  }
+  auto chunk = std::make_shared<Chunk>();
+  const absl::Status checked = ParseAndCheck(chunk.get());
+  message_.Clear();
+  if (!checked.ok()) {
+    writer_->Post([this, checked] { Complete(ToGrpcStatus(checked), /*applied=*/false); });
+    return;
+  }
+  bool read = false;
+  {
+    absl::MutexLock lock(&mu_);
+    ++queued_;
+    if (!final_.has_value()) {
+      read = queued_ < kMaxQueuedChunks;
+      read_deferred_ = !read;
+    }
+  }
+  // Read before handing over: until the writer has this chunk, it cannot end the call (its
+  // in-flight count includes this message), so the reactor is alive for StartRead.
+  if (read) StartRead(&message_);
+  writer_->Post([this, chunk] { Apply(*chunk); });
+}
+
+void ImportReactor::Apply(const Chunk& chunk) {
+  bool failed;
+  {
+    absl::MutexLock lock(&mu_);
+    failed = final_.has_value();
+  }
+  if (!failed) {
+    absl::Status applied = registry_->ApplyImportChunk(chunk.request.practitioners(), chunk.checked,
+                                                       actor_, &session_);
+    if (!applied.ok()) return Complete(ToGrpcStatus(applied), /*applied=*/true);
+  }
+  Complete(std::nullopt, /*applied=*/true);
+}
+
+grpc::Status ImportReactor::HandleEnd() {
   // A broken stream ends reads too; only a client that closed its side cleanly finished the
   // import. Applied chunks stay applied either way, and a re-run converges.
   if (context_->IsCancelled()) {
-    session_.reservation.reset();
-    Finish(grpc::Status(grpc::StatusCode::CANCELLED, "import stream broke off"));
-    return;
+    return grpc::Status(grpc::StatusCode::CANCELLED, "import stream broke off");
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (final_.has_value()) return *final_;  // Failed meanwhile: no summary.
   }
   absl::Status finished = registry_->FinishImport(actor_, &session_);
-  if (!finished.ok()) return Fail(finished);
-  // The import_id is free (and its summary stored) before the client hears the answer, so a
-  // stream it starts next is not taken for one still running.
-  session_.reservation.reset();
+  if (!finished.ok()) return ToGrpcStatus(finished);
   const std::string bytes = session_.summary.SerializeAsString();
   grpc::Slice slice(bytes);
   *response_ = grpc::ByteBuffer(&slice, 1);
-  Finish(grpc::Status::OK);
+  return grpc::Status::OK;
 }
 
-void ImportReactor::Fail(const absl::Status& status) {
-  session_.reservation.reset();
-  Finish(ToGrpcStatus(status));
+void ImportReactor::Complete(std::optional<grpc::Status> final, bool applied) {
+  bool read = false;
+  bool finish = false;
+  grpc::Status status;
+  {
+    absl::MutexLock lock(&mu_);
+    --in_flight_;
+    if (applied) --queued_;
+    if (final.has_value() && !final_.has_value()) final_ = std::move(final);
+    if (!final_.has_value() && read_deferred_ && queued_ < kMaxQueuedChunks) {
+      read_deferred_ = false;
+      read = true;
+    }
+    if (final_.has_value() && in_flight_ == 0 && !finished_) {
+      finished_ = true;
+      finish = true;
+      status = *final_;
+    }
+  }
+  if (read) StartRead(&message_);
+  if (finish) {
+    // The import_id is free (and its summary stored) before the client hears the answer, so a
+    // stream it starts next is not taken for one still running.
+    session_.reservation.reset();
+    Finish(status);  // gRPC may delete this reactor from here on.
+  }
 }
 
 }  // namespace physioreg::service

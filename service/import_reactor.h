@@ -1,8 +1,10 @@
 // ImportPractitioners: a client-streaming reactor over the raw bytes of each message, so that a
 // message that does not parse (e.g. a string field that is not UTF-8) fails the import instead
-// of reading like the end of the stream. Each chunk is parsed, validated and applied on the
-// writer thread; the next message is read only after that, so a stream of any length holds at
-// most one chunk in memory (bounded by kMaxReceiveMessageBytes) plus the summary.
+// of reading like the end of the stream. Two stages, each on its own thread, in stream order:
+// the stream's own thread parses and checks a chunk (Registry::CheckImportChunk) while the
+// writer applies and commits the previous one (ApplyImportChunk). A message is read only while
+// fewer than two chunks wait for the writer, so a stream of any length holds at most three
+// chunks in memory (each bounded by kMaxReceiveMessageBytes) plus the summary.
 #ifndef PHYSIOREG_SERVICE_IMPORT_REACTOR_H_
 #define PHYSIOREG_SERVICE_IMPORT_REACTOR_H_
 
@@ -10,8 +12,12 @@
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/server_callback.h>
 
+#include <memory>
+#include <optional>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "physioreg/v1/registry.pb.h"
 #include "service/core/registry.h"
 #include "service/serial_executor.h"
@@ -32,10 +38,21 @@ class ImportReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   void OnDone() override { delete this; }
 
  private:
-  // On the writer thread.
-  void HandleMessage();
-  void HandleEnd();
-  void Fail(const absl::Status& status);
+  struct Chunk {
+    physioreg::v1::ImportPractitionersRequest request;
+    core::Registry::CheckedChunk checked;
+  };
+
+  // On preparer_: parses and checks the message just read (ok) or ends the stream (!ok), then
+  // hands over to the writer.
+  void Prepare(bool ok);
+  absl::Status ParseAndCheck(Chunk* chunk);
+  // On the writer.
+  void Apply(const Chunk& chunk);
+  grpc::Status HandleEnd();
+  // On the writer, last for each message read: `final` (when set) ends the call once no
+  // message is in flight; `applied`: the message was a chunk queued for the writer.
+  void Complete(std::optional<grpc::Status> final, bool applied);
 
   grpc::CallbackServerContext* context_;
   core::Registry* registry_;
@@ -43,9 +60,21 @@ class ImportReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   const std::string actor_;
   grpc::ByteBuffer* response_;
   grpc::ByteBuffer message_;
-  physioreg::v1::ImportPractitionersRequest chunk_;
   core::ImportSession session_;
-  int64_t messages_ = 0;
+  int64_t messages_ = 0;  // On preparer_.
+
+  absl::Mutex mu_;
+  // Messages read whose work is not done (Complete not run yet): the call ends at 0 only.
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  // Chunks handed to the writer and not applied yet.
+  int queued_ ABSL_GUARDED_BY(mu_) = 0;
+  // The next read waits for the writer to catch up.
+  bool read_deferred_ ABSL_GUARDED_BY(mu_) = false;
+  // The call's outcome is known (a failure or the end): nothing more is read or applied.
+  std::optional<grpc::Status> final_ ABSL_GUARDED_BY(mu_);
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  // Last: its thread stops (after its tasks) before the members above go.
+  SerialExecutor preparer_;
 };
 
 // A reactor that only reports `status` (e.g. missing credentials) and ends the call.

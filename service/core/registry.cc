@@ -762,9 +762,46 @@ absl::Status Registry::StartImport(const std::string& import_id, bool allow_stat
 
 absl::Status Registry::ImportChunk(const RepeatedPtrField<Practitioner>& records,
                                    const std::string& actor, ImportSession* session) {
+  CheckedChunk checked;
+  CheckImportChunk(records, session, &checked);
+  return ApplyImportChunk(records, checked, actor, session);
+}
+
+void Registry::CheckImportChunk(const RepeatedPtrField<Practitioner>& records,
+                                ImportSession* session, CheckedChunk* checked) const {
+  checked->first_index = session->checked;
+  session->checked += records.size();
+  if (session->replay) return;  // Compared at the end, never applied again.
+  const std::string today = Today();
+  checked->valid.reserve(static_cast<size_t>(records.size()));
+  for (int i = 0; i < records.size(); ++i) {
+    Violations v(kMaxViolationsPerRejection);
+    ValidatePractitioner(records[i], "", today, &v);
+    if (std::optional<std::string> id = NormalizeRegistrationId(records[i].registration_id())) {
+      auto [it, inserted] = session->first_index_of_id.emplace(absl::Hash<std::string>{}(*id),
+                                                               checked->first_index + i);
+      if (!inserted) {
+        v.Add("registration_id", absl::StrCat("appears again in this import (first at index ",
+                                              it->second, "); one record per registrant"));
+      }
+    }
+    if (v.empty()) {
+      checked->valid.push_back(i);
+    } else {
+      checked->rejected.emplace_back(i, std::move(v));
+    }
+  }
+}
+
+absl::Status Registry::ApplyImportChunk(const RepeatedPtrField<Practitioner>& records,
+                                        const CheckedChunk& checked, const std::string& actor,
+                                        ImportSession* session) {
   if (session->replay) return absl::OkStatus();  // Compared at the end, never applied again.
   physioreg::v1::ImportPractitionersResponse* summary = &session->summary;
-  const int64_t first_index = summary->received();
+  const int64_t first_index = checked.first_index;
+  if (first_index != summary->received()) {
+    return absl::InternalError("import chunks applied out of order");
+  }
   const std::string today = Today();
   auto reject = [&](int i, const Violations& v) {
     summary->set_rejected_count(summary->rejected_count() + 1);
@@ -776,24 +813,10 @@ absl::Status Registry::ImportChunk(const RepeatedPtrField<Practitioner>& records
                                       .value_or(Excerpt(records[i].registration_id())));
     *rejected->mutable_violations() = v.bad_request().field_violations();
   };
+  for (const auto& [i, v] : checked.rejected) reject(i, v);
   std::vector<Upload> valid;
-  for (int i = 0; i < records.size(); ++i) {
-    Violations v(kMaxViolationsPerRejection);
-    ValidatePractitioner(records[i], "", today, &v);
-    if (std::optional<std::string> id = NormalizeRegistrationId(records[i].registration_id())) {
-      auto [it, inserted] =
-          session->first_index_of_id.emplace(absl::Hash<std::string>{}(*id), first_index + i);
-      if (!inserted) {
-        v.Add("registration_id", absl::StrCat("appears again in this import (first at index ",
-                                              it->second, "); one record per registrant"));
-      }
-    }
-    if (v.empty()) {
-      valid.push_back(Upload{&records[i], "", i});
-    } else {
-      reject(i, v);
-    }
-  }
+  valid.reserve(checked.valid.size());
+  for (const int i : checked.valid) valid.push_back(Upload{&records[i], "", i});
   summary->set_received(summary->received() + records.size());
   std::lock_guard<std::mutex> lock(write_mu_);
   ApplyCounts counts;

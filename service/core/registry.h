@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -38,6 +39,9 @@ struct ImportSession {
   // id seen and its stream index (8 + 8 bytes a registrant rather than the id itself).
   absl::flat_hash_map<size_t, int64_t> first_index_of_id;
   physioreg::v1::ImportPractitionersResponse summary;
+  // Records CheckImportChunk has seen (it may run a chunk ahead of ApplyImportChunk, which
+  // counts summary.received).
+  int64_t checked = 0;
   // Holds the import_id for this stream while it runs: a second stream under the same id is
   // refused until this one ends. Reset it before answering the client (it is also released
   // when the session is destroyed).
@@ -82,7 +86,8 @@ class Registry {
   [[nodiscard]] absl::StatusOr<physioreg::v1::Practitioner> SetPermitStatus(
       const physioreg::v1::SetPermitStatusRequest& request, const std::string& actor);
 
-  // Streaming import, one chunk at a time, all on the writer. StartImport checks the first
+  // Streaming import, one chunk at a time (the import reactor runs StartImport and
+  // CheckImportChunk on the stream's thread, the rest on the writer). StartImport checks the first
   // message's import_id and finds a finished import under it (then the session replays);
   // ImportChunk validates each record (its stream index is summary.received + its position),
   // commits the valid ones in one atomic, durable batch and adds counts and rejections to the
@@ -94,6 +99,22 @@ class Registry {
       const google::protobuf::RepeatedPtrField<physioreg::v1::Practitioner>& records,
       const std::string& actor, ImportSession* session);
   [[nodiscard]] absl::Status FinishImport(const std::string& actor, ImportSession* session);
+  // ImportChunk in two steps, so that a chunk can be checked (on any thread, without the
+  // store) while the previous one is committed: CheckImportChunk validates each record and
+  // the one-record-per-registrant rule (chunks in stream order); ApplyImportChunk (on the
+  // writer, chunks in the same order) compares with what is stored, commits and counts.
+  // Each step touches its own part of the session, so the two may run at the same time.
+  struct CheckedChunk {
+    int64_t first_index = 0;
+    std::vector<int> valid;
+    std::vector<std::pair<int, Violations>> rejected;
+  };
+  void CheckImportChunk(
+      const google::protobuf::RepeatedPtrField<physioreg::v1::Practitioner>& records,
+      ImportSession* session, CheckedChunk* checked) const;
+  [[nodiscard]] absl::Status ApplyImportChunk(
+      const google::protobuf::RepeatedPtrField<physioreg::v1::Practitioner>& records,
+      const CheckedChunk& checked, const std::string& actor, ImportSession* session);
 
   // A consistent point-in-time view of the register (for exports).
   std::unique_ptr<storage::ReadView> Snapshot() const { return store_->View(); }

@@ -721,6 +721,44 @@ TEST_F(RegistryTest, ImportRefusesASecondRecordForTheSameRegistrant) {
   EXPECT_EQ(session.summary.rejected(0).violations(0).field(), "registration_id");
 }
 
+// The reactor checks chunk k+1 (validation, repeats) while the writer applies chunk k.
+TEST_F(RegistryTest, ImportChunksCheckedAheadOfTheWriterApplyInStreamOrder) {
+  ImportSession session;
+  ASSERT_TRUE(registry_->StartImport("", false, "k1", &session).ok());
+  google::protobuf::RepeatedPtrField<v1::Practitioner> first;
+  *first.Add() = ValidPractitioner("PT-1");
+  *first.Add() = ValidPractitioner("bad id!");
+  *first.Add() = ValidPractitioner("PT-2");
+  google::protobuf::RepeatedPtrField<v1::Practitioner> second;
+  *second.Add() = ValidPractitioner("pt-1");
+  *second.Add() = ValidPractitioner("PT-3");
+  Registry::CheckedChunk first_checked;
+  Registry::CheckedChunk second_checked;
+  registry_->CheckImportChunk(first, &session, &first_checked);
+  registry_->CheckImportChunk(second, &session, &second_checked);
+  EXPECT_EQ(second_checked.first_index, 3);
+  // Nothing is stored before a chunk is applied, and a chunk applied ahead of its turn is
+  // refused without writing.
+  EXPECT_EQ(store_->revision(), 0);
+  EXPECT_EQ(registry_->ApplyImportChunk(second, second_checked, "k1", &session).code(),
+            absl::StatusCode::kInternal);
+  EXPECT_EQ(store_->revision(), 0);
+  ASSERT_TRUE(registry_->ApplyImportChunk(first, first_checked, "k1", &session).ok());
+  EXPECT_EQ(store_->revision(), 2);
+  ASSERT_TRUE(registry_->ApplyImportChunk(second, second_checked, "k1", &session).ok());
+  ASSERT_TRUE(registry_->FinishImport("k1", &session).ok());
+  EXPECT_EQ(session.summary.received(), 5);
+  EXPECT_EQ(session.summary.applied(), 3);
+  EXPECT_EQ(session.summary.rejected_count(), 2);
+  ASSERT_EQ(session.summary.rejected_size(), 2);
+  EXPECT_EQ(session.summary.rejected(0).index(), 1);
+  EXPECT_EQ(session.summary.rejected(0).violations(0).field(), "registration_id");
+  EXPECT_EQ(session.summary.rejected(1).index(), 3);
+  EXPECT_EQ(session.summary.rejected(1).registration_id(), "PT-1");
+  EXPECT_EQ(session.summary.revision(), 3);
+  EXPECT_EQ(Get("PT-3").registration_id(), "PT-3");
+}
+
 TEST_F(RegistryTest, ImportIdReplaysTheSameStreamAndRefusesAnother) {
   auto run = [&](const std::string& bytes_seen, const std::string& family) {
     ImportSession session;

@@ -182,6 +182,31 @@ TEST_F(ImportExportTest, MessageThatDoesNotParseFailsTheImportAndRecordsNothing)
   EXPECT_EQ(Export(server.regulator, false).size(), 6u);
 }
 
+// The server parses and checks chunks ahead of the writer: a bad message late in a stream
+// still leaves exactly the chunks before it applied, and nothing after it.
+TEST_F(ImportExportTest, BadMessageAfterManyChunksKeepsExactlyTheChunksBeforeIt) {
+  Server server = Start("a");
+  std::vector<v1::Practitioner> records;
+  for (int i = 0; i < 30; ++i) records.push_back(Numbered(i));
+  records[16].set_given_name("H\xe9l\xe8ne");  // Message 5 (from 0) of 3 records each.
+  v1::ImportPractitionersResponse summary;
+  grpc::Status status = Import(server.regulator, records, "", &summary, 3);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("message 5 of the stream (records from index 15)"));
+  const Register stored = Export(server.regulator, false);
+  EXPECT_EQ(stored.size(), 15u);
+  for (int i = 0; i < 15; ++i) EXPECT_EQ(stored.count(records[i].registration_id()), 1u) << i;
+  // Many chunks, a rejected record among them: every chunk applied, in order.
+  for (v1::Practitioner& r : records) r.set_given_name("Ann");
+  records[20].set_registration_id("bad id!");
+  ASSERT_TRUE(Import(server.regulator, records, "", &summary, 2).ok());
+  EXPECT_EQ(summary.received(), 30);
+  EXPECT_EQ(summary.applied(), 29);
+  ASSERT_EQ(summary.rejected_size(), 1);
+  EXPECT_EQ(summary.rejected(0).index(), 20);
+  EXPECT_EQ(Export(server.regulator, false).size(), 29u);
+}
+
 TEST_F(ImportExportTest, KilledMidImportThenRerunConvergesToACleanImport) {
   std::vector<v1::Practitioner> records;
   for (int i = 0; i < 3000; ++i) records.push_back(Numbered(i));
