@@ -274,6 +274,8 @@ write_frame() {  # FILE PAYLOAD_HEX: gRPC frame: "not compressed", big-endian le
 write_frame "$work/health.bin" ""
 # GetPractitionerRequest{registration_id (1)}; ids are shorter than 128 bytes.
 write_frame "$work/get.bin" "0a$(printf '%02x' "${#hot_id}")$(hex_of "$hot_id")"
+# VerifyAuthorizationRequest{registration_id (1), activity (2) = DRY_NEEDLING (1)}.
+write_frame "$work/verify.bin" "0a$(printf '%02x' "${#hot_id}")$(hex_of "$hot_id")1001"
 curl -sS --http2-prior-knowledge -H 'content-type: application/grpc' -H 'te: trailers' \
   --data-binary "@$work/get.bin" -D "$work/check.head" -o "$work/check.body" \
   "http://$grpc/physioreg.v1.Registry/GetPractitioner"
@@ -285,6 +287,8 @@ echo "SELECT record FROM practitioner WHERE registration_id = '$hot_id';" >"$wor
 chmod 644 "$work/lookup.sql"
 h2load_get=(h2load -c "$connections" -m 1 -t 1 -d "$work/get.bin" -H 'content-type: application/grpc'
             -H 'te: trailers' "http://$grpc/physioreg.v1.Registry/GetPractitioner")
+h2load_verify=(h2load -c "$connections" -m 1 -t 1 -d "$work/verify.bin" -H 'content-type: application/grpc'
+               -H 'te: trailers' "http://$grpc/physioreg.v1.Registry/VerifyAuthorization")
 h2load_health=(h2load -c "$connections" -m 1 -t 1 -d "$work/health.bin" -H 'content-type: application/grpc'
                -H 'te: trailers' "http://$grpc/grpc.health.v1.Health/Check")
 pgbench_cmd=(pgbench -h 127.0.0.1 -p "$pg_port" -U postgres -n -M prepared -c "$connections" -j 1
@@ -309,6 +313,7 @@ for round in $(seq 1 "$rounds"); do
   sample_load
   run_h2load "$round" health "${h2load_health[@]}"
   run_h2load "$round" get "${h2load_get[@]}"
+  run_h2load "$round" verify "${h2load_verify[@]}"
   "${pgbench_cmd[@]}" -t 200 >/dev/null 2>&1 || fail "pgbench warm-up failed"
   sleep 0.2  # the warm-up's backends have ended and are counted
   c0=$(pg_cpu)
@@ -327,6 +332,12 @@ for round in $(seq 1 "$rounds"); do
   printf '%s\t%s\t%s\t%s\n' "$round" pgbench "$tps" \
     "$(awk -v c="$(minus "$c1" "$c0")" '/^number of transactions actually processed: / {printf "%.1f", c * 1e6 / $NF}' "$work/pgbench.out")" >>"$lookups"
 done
+percentiles() {  # column of milliseconds on stdin -> "p50 p99 max"
+  sort -g | awk '{v[NR] = $1} END {
+    i50 = int(NR * 0.50 + 0.5); if (i50 < 1) i50 = 1
+    i99 = int(NR * 0.99 + 0.5); if (i99 < 1) i99 = 1
+    printf "%.2f %.2f %.2f\n", v[i50], v[i99], v[NR]}'
+}
 median_of() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 median() { awk -F'\t' -v p="$1" -v c="${2:-3}" '$2 == p {print $c}' "$lookups" | median_of; }
 ratio_median() {  # A B: median over rounds of A ÷ B in the same round
@@ -335,6 +346,8 @@ ratio_median() {  # A B: median over rounds of A ÷ B in the same round
 }
 get_rps=$(median get); health_rps=$(median health); pg_tps=$(median pgbench)
 get_vs_health=$(printf '%.2f' "$(ratio_median get health)")
+verify_rps=$(median verify); verify_vs_health=$(printf '%.2f' "$(ratio_median verify health)")
+verify_cpu=$(median verify 4)
 get_vs_pg=$(printf '%.2f' "$(ratio_median get pgbench)")
 get_cpu=$(median get 4); health_cpu=$(median health 4); pg_cpu_tx=$(median pgbench 4)
 note "- lookups per round (round, phase, req/s or tps, server CPU µs per request): $(awk '{printf "%s%s %s %.0f %s", sep, $1, $2, $3, $4; sep = "; "}' "$lookups")"
@@ -382,6 +395,26 @@ if "$bin/tools/loadgen/physioreg-loadgen" --help 2>&1 | grep -q queries_file; th
     fail "the loadgen (search) failed: $(tail -n 5 "$work/loadgen-search.out")"
   server_side=$(grep '^JSON ' "$work/loadgen-search.out" | cut -c6- | jq -r '.rpcs[] | select(.rpc == "search") |
     "\(.server_p50_us // .p50_us) \(.server_p99_us // .p99_us) \(.server_max_us // .max_us)"' | tail -n 1)
+  # Each query of the set exactly once (the slowest of the set), then 16 concurrent streams.
+  sample_load
+  "$bin/tools/loadgen/physioreg-loadgen" --address "$grpc" --fail_on_error \
+    --queries_file "$work/queries.txt" --once --print_queries >"$work/loadgen-once.out" 2>&1 ||
+    fail "the loadgen (--once) failed: $(tail -n 5 "$work/loadgen-once.out")"
+  read -r once_p50 once_p99 once_max < <(awk -F'\t' '$1 ~ /^[0-9]+$/ {print $1 / 1000}' \
+    "$work/loadgen-once.out" | percentiles)
+  once_n=$(awk -F'\t' '$1 ~ /^[0-9]+$/' "$work/loadgen-once.out" | wc -l)
+  once_over50=$(awk -F'\t' '$1 ~ /^[0-9]+$/ && $1 > 50000' "$work/loadgen-once.out" | wc -l)
+  sample_load
+  "$bin/tools/loadgen/physioreg-loadgen" --address "$grpc" --server_pid "$server" --fail_on_error \
+    --ids_file "$work/sample.jsonl" --queries_file "$work/queries.txt" --mix search=1 \
+    --concurrency "$connections" --duration_s "$duration" --warmup_s 1 --rounds 1 \
+    >"$work/loadgen-search16.out" 2>&1 ||
+    fail "the loadgen (search, $connections streams) failed: $(tail -n 5 "$work/loadgen-search16.out")"
+  read -r s16_50 s16_99 s16_max < <(grep '^JSON ' "$work/loadgen-search16.out" | cut -c6- | jq -r \
+    '.rpcs[] | select(.rpc == "search") | "\(.server_p50_us / 1000) \(.server_p99_us / 1000) \(.server_max_us / 1000)"' | tail -n 1)
+  s16_rps=$(grep '^JSON ' "$work/loadgen-search16.out" | cut -c6- | jq -r '.rpcs[] | select(.rpc == "search") | .rps' | tail -n 1)
+  note "- search, each of the $once_n queries once, one stream (server time): p50 $once_p50 ms, p99 $once_p99 ms, max $once_max ms; $once_over50 above 50 ms"
+  note "- search, $connections streams cycling through the set (server time, queueing included): p50 $s16_50 ms, p99 $s16_99 ms, max $s16_max ms; $s16_rps searches/s"
 fi
 
 # PostgreSQL: per query the page (20 records in the btree's order) and the exact count, as
@@ -428,12 +461,6 @@ paste "$phys_results" "$pg_results" | awk -F'\t' '
   END {printf "%d %d\n", count_bad, page_bad}' >"$work/mismatch.txt" 2>"$work/mismatch.log"
 read -r count_mismatch page_mismatch <"$work/mismatch.txt"
 zero_total=$(awk -F'\t' '$2 == 0' "$phys_results" | wc -l)
-percentiles() {  # column of milliseconds on stdin -> "p50 p99 max"
-  sort -g | awk '{v[NR] = $1} END {
-    i50 = int(NR * 0.50 + 0.5); if (i50 < 1) i50 = 1
-    i99 = int(NR * 0.99 + 0.5); if (i99 < 1) i99 = 1
-    printf "%.2f %.2f %.2f\n", v[i50], v[i99], v[NR]}'
-}
 read -r pg_page_p50 pg_page_p99 pg_page_max < <(cut -f4 "$pg_results" | percentiles)
 read -r pg_count_p50 pg_count_p99 pg_count_max < <(cut -f5 "$pg_results" | percentiles)
 read -r curl_p50 curl_p99 curl_max < <(awk -F'\t' '{print $4 * 1000}' "$phys_results" | percentiles)
@@ -497,8 +524,12 @@ echo "|---|---|---|---|"
 echo "| bulk load of $count (durable import vs COPY + primary key + GIN + btree), wall time | $import_s s | $pg_load_core s | $(x "$pg_load_core" "$import_s") |"
 echo "| the same, CPU time (server + client) | $import_cpu s | $pg_load_cpu s | $(x "$pg_load_cpu" "$import_cpu") |"
 echo "| lookup by id, one hot id, $connections clients (h2load GetPractitioner vs pgbench -M prepared SELECT by primary key) | $(printf '%.0f' "$get_rps") req/s (= $get_vs_health of health Check, $(printf '%.0f' "$health_rps") req/s) | $(printf '%.0f' "$pg_tps") tps | $get_vs_pg |"
+echo "| verification by id, the same hot id (h2load VerifyAuthorization DRY_NEEDLING) | $(printf '%.0f' "$verify_rps") req/s (= $verify_vs_health of health Check), server CPU $verify_cpu µs | — | — |"
 echo "| the same, server CPU per lookup (median over the rounds; PostgreSQL: every server process) | $get_cpu µs (health Check $health_cpu µs) | $pg_cpu_tx µs | $(x "$pg_cpu_tx" "$get_cpu") |"
 echo "| $n_queries two-token prefix searches + dry-needling filter, one client: page of 20 + exact total (physioreg: one call; $phys_how) vs page query + count(*) query (psql \\timing) | p50 $phys_p50 ms, p99 $phys_p99 ms, max $phys_max ms | page p50 $pg_page_p50 / p99 $pg_page_p99 / max $pg_page_max ms; count p50 $pg_count_p50 / p99 $pg_count_p99 / max $pg_count_max ms | p50 $(x "$(awk -v a="$pg_page_p50" -v b="$pg_count_p50" 'BEGIN {print a + b}')" "$phys_p50"), p99 $(x "$pg_page_p99" "$phys_p99") (page alone) |"
+if [ -n "$server_side" ]; then
+  echo "| the same $n_queries searches, each once (server time) / $connections concurrent streams (server time, queueing included) | once: p99 $once_p99 ms, max $once_max ms ($once_over50 above 50 ms); $connections streams: p50 $s16_50 ms, p99 $s16_99 ms | — | — |"
+fi
 echo "| restart to the first successful search | $phys_restart s | $pg_restart s | $(x "$pg_restart" "$phys_restart") |"
 echo
 echo "Search agreement, query by query: $count_mismatch of $n_queries totals and $page_mismatch of $n_queries pages differ between physioreg and PostgreSQL."
