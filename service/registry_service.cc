@@ -51,8 +51,10 @@ grpc::ServerUnaryReactor* RegistryService::GetPractitioner(grpc::CallbackServerC
   }
   v1::GetPractitionerRequest parsed;
   if (!ParseRequest(*request, &parsed)) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                 "the request is not a serialized GetPractitionerRequest"));
+    // What gRPC's generated handlers answer for a request that does not parse: the server's
+    // interceptor (in_flight.cc) turns it into INVALID_ARGUMENT, logged sparingly, for every
+    // method alike.
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
     return reactor;
   }
   absl::Status found = registry_->GetPublicViewBytes(parsed, [response](absl::string_view bytes) {

@@ -92,7 +92,9 @@ TEST_F(LoadgenSmokeTest, QueriesFileSearchesReportServerTime) {
   for (std::string line; std::getline(lines, line);) {
     if (!std::regex_match(line, match, tsv)) continue;
     seen.push_back(match[3]);
-    if (match[3] == "zz zzz") EXPECT_EQ(match[2], "0") << once.output;
+    if (match[3] == "zz zzz") {
+      EXPECT_EQ(match[2], "0") << once.output;
+    }
   }
   EXPECT_THAT(seen, ::testing::ElementsAre("he obr", "jo smi", "zz zzz")) << once.output;
   EXPECT_THAT(once.output, HasSubstr("\"server_calls\":3")) << once.output;
