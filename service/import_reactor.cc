@@ -2,6 +2,7 @@
 
 #include <grpcpp/support/proto_buffer_reader.h>
 
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -87,21 +88,25 @@ void ImportReactor::Prepare(bool ok) {
   // Read before handing over: until the writer has this chunk, it cannot end the call (its
   // in-flight count includes this message), so the reactor is alive for StartRead.
   if (read) StartRead(&message_);
-  writer_->Post([this, chunk] { Apply(*chunk); });
+  writer_->Post([this, chunk = std::move(chunk)]() mutable { Apply(std::move(chunk)); });
 }
 
-void ImportReactor::Apply(const Chunk& chunk) {
+void ImportReactor::Apply(std::shared_ptr<Chunk> chunk) {
   bool failed;
   {
     absl::MutexLock lock(&mu_);
     failed = final_.has_value();
   }
+  absl::Status applied = absl::OkStatus();
   if (!failed) {
-    absl::Status applied = registry_->ApplyImportChunk(chunk.request.practitioners(), chunk.checked,
-                                                       actor_, &session_);
-    if (!applied.ok()) return Complete(ToGrpcStatus(applied), /*applied=*/true);
+    applied = registry_->ApplyImportChunk(chunk->request.practitioners(), &chunk->checked, actor_,
+                                          &session_);
   }
-  Complete(std::nullopt, /*applied=*/true);
+  // Freeing a chunk's thousands of messages and strings is work the writer need not do: the
+  // stream's thread does it (before Complete, while the reactor is surely alive).
+  preparer_.Post([chunk = std::move(chunk)] {});
+  Complete(applied.ok() ? std::nullopt : std::optional<grpc::Status>(ToGrpcStatus(applied)),
+           /*applied=*/true);
 }
 
 grpc::Status ImportReactor::HandleEnd() {

@@ -47,8 +47,8 @@ class ImportReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   // hands over to the writer.
   void Prepare(bool ok);
   absl::Status ParseAndCheck(Chunk* chunk);
-  // On the writer.
-  void Apply(const Chunk& chunk);
+  // On the writer; hands the chunk back to preparer_ to be freed there.
+  void Apply(std::shared_ptr<Chunk> chunk);
   grpc::Status HandleEnd();
   // On the writer, last for each message read: `final` (when set) ends the call once no
   // message is in flight; `applied`: the message was a chunk queued for the writer.

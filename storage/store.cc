@@ -600,7 +600,7 @@ absl::Status Store::Write(Commit* commit) {
   revision = this->revision();
   std::vector<SharedEvent> events;
   events.reserve(commit->changes.size());
-  for (const RecordChange& change : commit->changes) {
+  for (RecordChange& change : commit->changes) {
     revision = change.event.revision();
     const std::string& id = change.event.registration_id();
     if (change.event.kind() == ChangeEvent::DELETED) {
@@ -615,7 +615,8 @@ absl::Status Store::Write(Commit* commit) {
     batch.Put(handle(ColumnFamily::kChangeLog), ChangeLogKey(revision), id);
     batch.Put(handle(ColumnFamily::kHistory), HistoryKey(id, revision),
               change.event.SerializeAsString());
-    events.push_back(std::make_shared<const ChangeEvent>(change.event));
+    // Moved, not copied: the feed owns the events from here on.
+    events.push_back(std::make_shared<const ChangeEvent>(std::move(change.event)));
   }
   for (const auto& [key, value] : commit->meta_puts) {
     batch.Put(handle(ColumnFamily::kMeta), key, value);

@@ -179,7 +179,9 @@ class Store {
 
   // The one writer: assigns the next revisions to `commit`'s changes (see RecordChange),
   // writes it as one synced batch, then publishes its events on the feed, whose live
-  // consumers (the search index among them) have applied them when Write returns.
+  // consumers (the search index among them) have applied them when Write returns. The events
+  // are moved into the feed: each change's `event` is left empty (its record stays, with its
+  // revision); a failed Write may leave them so too.
   [[nodiscard]] absl::Status Write(Commit* commit);
 
   // The ordered change feed of every commit (feed.h).

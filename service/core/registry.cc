@@ -546,12 +546,15 @@ absl::StatusOr<Practitioner> Registry::CommitOne(Practitioner record, ChangeEven
   return commit.changes.back().record;
 }
 
-void Registry::AddChange(Practitioner record, ChangeEvent::Kind kind, const std::string& actor,
-                         int64_t revision, absl::Time now, std::vector<RestrictedActivity> changed,
-                         storage::Commit* commit) {
+namespace {
+
+// A change of `record` and its event (see Registry::AddChange).
+void FillChange(Practitioner record, ChangeEvent::Kind kind, const std::string& actor,
+                int64_t revision, absl::Time now, std::vector<RestrictedActivity> changed,
+                storage::RecordChange* out) {
   record.set_revision(revision);
   *record.mutable_update_time() = ToTimestamp(now);
-  storage::RecordChange& change = commit->changes.emplace_back();
+  storage::RecordChange& change = *out;
   change.event.set_revision(revision);
   change.event.set_registration_id(record.registration_id());
   *change.event.mutable_change_time() = ToTimestamp(now);
@@ -560,6 +563,15 @@ void Registry::AddChange(Practitioner record, ChangeEvent::Kind kind, const std:
   *change.event.mutable_practitioner() = PublicView(record);
   change.event.mutable_changed_activities()->Add(changed.begin(), changed.end());
   change.record = std::move(record);
+}
+
+}  // namespace
+
+void Registry::AddChange(Practitioner record, ChangeEvent::Kind kind, const std::string& actor,
+                         int64_t revision, absl::Time now, std::vector<RestrictedActivity> changed,
+                         storage::Commit* commit) {
+  FillChange(std::move(record), kind, actor, revision, now, std::move(changed),
+             &commit->changes.emplace_back());
 }
 
 absl::Status Registry::PrepareChanges(const std::vector<Upload>& uploads,
@@ -764,7 +776,7 @@ absl::Status Registry::ImportChunk(const RepeatedPtrField<Practitioner>& records
                                    const std::string& actor, ImportSession* session) {
   CheckedChunk checked;
   CheckImportChunk(records, session, &checked);
-  return ApplyImportChunk(records, checked, actor, session);
+  return ApplyImportChunk(records, &checked, actor, session);
 }
 
 void Registry::CheckImportChunk(const RepeatedPtrField<Practitioner>& records,
@@ -773,11 +785,17 @@ void Registry::CheckImportChunk(const RepeatedPtrField<Practitioner>& records,
   session->checked += records.size();
   if (session->replay) return;  // Compared at the end, never applied again.
   const std::string today = Today();
-  checked->valid.reserve(static_cast<size_t>(records.size()));
+  const absl::Time now = clock_();
+  const size_t size = static_cast<size_t>(records.size());
+  checked->valid.reserve(size);
+  checked->ids.reserve(size);
+  checked->created_ok.reserve(size);
+  checked->created.reserve(size);
   for (int i = 0; i < records.size(); ++i) {
     Violations v(kMaxViolationsPerRejection);
     ValidatePractitioner(records[i], "", today, &v);
-    if (std::optional<std::string> id = NormalizeRegistrationId(records[i].registration_id())) {
+    std::optional<std::string> id = NormalizeRegistrationId(records[i].registration_id());
+    if (id.has_value()) {
       auto [it, inserted] = session->first_index_of_id.emplace(absl::Hash<std::string>{}(*id),
                                                                checked->first_index + i);
       if (!inserted) {
@@ -785,17 +803,37 @@ void Registry::CheckImportChunk(const RepeatedPtrField<Practitioner>& records,
                                               it->second, "); one record per registrant"));
       }
     }
-    if (v.empty()) {
-      checked->valid.push_back(i);
-    } else {
+    if (!v.empty()) {
       checked->rejected.emplace_back(i, std::move(v));
+      continue;
     }
+    checked->valid.push_back(i);
+    // The change this record makes if its registrant is new, as PrepareChanges would build it
+    // with nothing stored; the writer sets the actor and the time. Refused here: the writer
+    // takes the whole way, which refuses it with the same violations.
+    storage::RecordChange& change = checked->created.emplace_back();
+    bool ok = false;
+    if (id.has_value()) {
+      Practitioner record = PrepareUpload(records[i], nullptr, today);
+      Violations stored(1);
+      ValidatePractitioner(record, "", today, &stored);
+      ValidateStoredForm(record, "", WriteKind::kUpload, &stored);
+      if (stored.empty()) {
+        std::vector<RestrictedActivity> changed = ChangedActivities(nullptr, &record);
+        FillChange(std::move(record), ChangeEvent::CREATED, "", /*revision=*/0, now,
+                   std::move(changed), &change);
+        ok = true;
+      }
+    }
+    checked->ids.push_back(id.value_or(""));
+    checked->created_ok.push_back(ok ? 1 : 0);
   }
 }
 
 absl::Status Registry::ApplyImportChunk(const RepeatedPtrField<Practitioner>& records,
-                                        const CheckedChunk& checked, const std::string& actor,
+                                        CheckedChunk* checked_chunk, const std::string& actor,
                                         ImportSession* session) {
+  CheckedChunk& checked = *checked_chunk;
   if (session->replay) return absl::OkStatus();  // Compared at the end, never applied again.
   physioreg::v1::ImportPractitionersResponse* summary = &session->summary;
   const int64_t first_index = checked.first_index;
@@ -814,19 +852,50 @@ absl::Status Registry::ApplyImportChunk(const RepeatedPtrField<Practitioner>& re
     *rejected->mutable_violations() = v.bad_request().field_violations();
   };
   for (const auto& [i, v] : checked.rejected) reject(i, v);
-  std::vector<Upload> valid;
-  valid.reserve(checked.valid.size());
-  for (const int i : checked.valid) valid.push_back(Upload{&records[i], "", i});
+  if (checked.ids.size() != checked.valid.size() ||
+      checked.created_ok.size() != checked.valid.size() ||
+      checked.created.size() != checked.valid.size()) {
+    return absl::InternalError("import chunk applied without its checked changes");
+  }
   summary->set_received(summary->received() + records.size());
   std::lock_guard<std::mutex> lock(write_mu_);
+  // Which registrants are stored (under write_mu_, so no write comes between): one batched
+  // read for the chunk. A stored one is parsed only in part here; the whole way reads it again.
+  std::vector<char> stored(checked.valid.size(), 0);
+  if (!checked.ids.empty()) {
+    std::unique_ptr<storage::ReadView> view = store_->View();
+    absl::Status read = view->VisitPractitioners(
+        checked.ids, [&stored](size_t k, const Practitioner* p) { stored[k] = p != nullptr; },
+        storage::Detail::kVerification);
+    if (!read.ok()) return read;
+  }
+  const absl::Time now = clock_();
+  const google::protobuf::Timestamp stamp = ToTimestamp(now);
   ApplyCounts counts;
   storage::Commit commit;
+  commit.changes.reserve(checked.valid.size());
   std::vector<Refusal> refusals;
   UploadOptions options;
   options.allow_status_lift = session->allow_status_lift;
-  if (absl::Status s = PrepareChanges(valid, options, actor, today, &counts, &commit, &refusals);
-      !s.ok()) {
-    return s;
+  std::vector<Upload> one(1);
+  for (size_t k = 0; k < checked.valid.size(); ++k) {
+    const int i = checked.valid[k];
+    if (!stored[k] && checked.created_ok[k] != 0) {
+      storage::RecordChange& change = commit.changes.emplace_back(std::move(checked.created[k]));
+      *change.record.mutable_update_time() = stamp;
+      *change.event.mutable_change_time() = stamp;
+      *change.event.mutable_practitioner()->mutable_update_time() = stamp;
+      change.event.set_actor(actor);
+      ++counts.created;
+      continue;
+    }
+    // Stored (or refused as new): compared with what is stored, in stream order. Ids are
+    // unique within an import, so no pending change of the chunk can be its previous record.
+    one[0] = Upload{&records[i], "", i};
+    if (absl::Status s = PrepareChanges(one, options, actor, today, &counts, &commit, &refusals);
+        !s.ok()) {
+      return s;
+    }
   }
   for (const Refusal& refusal : refusals) reject(refusal.index, refusal.violations);
   if (!refusals.empty()) {
@@ -838,6 +907,8 @@ absl::Status Registry::ApplyImportChunk(const RepeatedPtrField<Practitioner>& re
   if (!commit.changes.empty()) {
     if (absl::Status s = store_->Write(&commit); !s.ok()) return s;
   }
+  // Freed by the caller, off the writer's thread when it can.
+  checked.spent = std::move(commit.changes);
   summary->set_applied(summary->applied() + counts.created + counts.updated);
   summary->set_unchanged(summary->unchanged() + counts.unchanged);
   return absl::OkStatus();

@@ -104,17 +104,30 @@ class Registry {
   // the one-record-per-registrant rule (chunks in stream order); ApplyImportChunk (on the
   // writer, chunks in the same order) compares with what is stored, commits and counts.
   // Each step touches its own part of the session, so the two may run at the same time.
+  // CheckImportChunk also builds, for each valid record, the change it makes if its registrant
+  // is not stored yet (the stored record, its public view and event): the writer then only
+  // confirms the registrant is still absent (one batched read per chunk) and stamps the time.
+  // A record whose registrant is stored, or whose new-record form is refused, goes the whole
+  // way on the writer (compare with the stored record, no silent lift).
   struct CheckedChunk {
     int64_t first_index = 0;
     std::vector<int> valid;
     std::vector<std::pair<int, Violations>> rejected;
+    // Per entry of `valid`: the normalized id, and whether created[k] holds its change.
+    std::vector<std::string> ids;
+    std::vector<char> created_ok;
+    std::vector<storage::RecordChange> created;
+    // The committed changes, left by ApplyImportChunk for the caller to free.
+    std::vector<storage::RecordChange> spent;
   };
   void CheckImportChunk(
       const google::protobuf::RepeatedPtrField<physioreg::v1::Practitioner>& records,
       ImportSession* session, CheckedChunk* checked) const;
+  // Takes the prepared changes out of `checked` and leaves the commit's spent changes in
+  // `checked->spent`, so the caller may free them off the writer's thread.
   [[nodiscard]] absl::Status ApplyImportChunk(
       const google::protobuf::RepeatedPtrField<physioreg::v1::Practitioner>& records,
-      const CheckedChunk& checked, const std::string& actor, ImportSession* session);
+      CheckedChunk* checked, const std::string& actor, ImportSession* session);
 
   // A consistent point-in-time view of the register (for exports).
   std::unique_ptr<storage::ReadView> Snapshot() const { return store_->View(); }

@@ -740,12 +740,12 @@ TEST_F(RegistryTest, ImportChunksCheckedAheadOfTheWriterApplyInStreamOrder) {
   // Nothing is stored before a chunk is applied, and a chunk applied ahead of its turn is
   // refused without writing.
   EXPECT_EQ(store_->revision(), 0);
-  EXPECT_EQ(registry_->ApplyImportChunk(second, second_checked, "k1", &session).code(),
+  EXPECT_EQ(registry_->ApplyImportChunk(second, &second_checked, "k1", &session).code(),
             absl::StatusCode::kInternal);
   EXPECT_EQ(store_->revision(), 0);
-  ASSERT_TRUE(registry_->ApplyImportChunk(first, first_checked, "k1", &session).ok());
+  ASSERT_TRUE(registry_->ApplyImportChunk(first, &first_checked, "k1", &session).ok());
   EXPECT_EQ(store_->revision(), 2);
-  ASSERT_TRUE(registry_->ApplyImportChunk(second, second_checked, "k1", &session).ok());
+  ASSERT_TRUE(registry_->ApplyImportChunk(second, &second_checked, "k1", &session).ok());
   ASSERT_TRUE(registry_->FinishImport("k1", &session).ok());
   EXPECT_EQ(session.summary.received(), 5);
   EXPECT_EQ(session.summary.applied(), 3);
@@ -757,6 +757,50 @@ TEST_F(RegistryTest, ImportChunksCheckedAheadOfTheWriterApplyInStreamOrder) {
   EXPECT_EQ(session.summary.rejected(1).registration_id(), "PT-1");
   EXPECT_EQ(session.summary.revision(), 3);
   EXPECT_EQ(Get("PT-3").registration_id(), "PT-3");
+}
+
+// A chunk is checked (and its new records built) ahead of the writer: a registrant stored
+// between the check and the apply is compared with what is stored then, not created over it.
+TEST_F(RegistryTest, ImportChunkAppliedAfterAWriteComparesWithTheStoredRecord) {
+  ImportSession session;
+  ASSERT_TRUE(registry_->StartImport("", false, "k2", &session).ok());
+  google::protobuf::RepeatedPtrField<v1::Practitioner> chunk;
+  *chunk.Add() = ValidPractitioner("PT-1001");
+  *chunk.Add() = ValidPractitioner("PT-2");
+  *chunk.Add() = ValidPractitioner("PT-3");
+  Registry::CheckedChunk checked;
+  registry_->CheckImportChunk(chunk, &session, &checked);
+  // Meanwhile: PT-1001 is registered and suspended, PT-3 registered as the import has it.
+  UpsertOk({ValidPractitioner("PT-1001"), ValidPractitioner("PT-3")});
+  v1::SetPermitStatusRequest suspend;
+  suspend.set_registration_id("PT-1001");
+  suspend.set_status(v1::Permit::SUSPENDED);
+  suspend.set_effective_on("2026-01-10");
+  ASSERT_TRUE(registry_->SetPermitStatus(suspend, "k1").ok());
+  ASSERT_EQ(store_->revision(), 3);
+
+  ASSERT_TRUE(registry_->ApplyImportChunk(chunk, &checked, "k2", &session).ok());
+  ASSERT_TRUE(registry_->FinishImport("k2", &session).ok());
+  EXPECT_EQ(session.summary.applied(), 1);
+  EXPECT_EQ(session.summary.unchanged(), 1);
+  ASSERT_EQ(session.summary.rejected_size(), 1);
+  EXPECT_EQ(session.summary.rejected(0).index(), 0);
+  EXPECT_EQ(session.summary.rejected(0).violations(0).field(), "permit.status");
+  EXPECT_EQ(Get("PT-1001").permit().status(), v1::Permit::SUSPENDED);
+  // The one change the chunk made: PT-2 created, by the import's actor, with the revision
+  // after the others.
+  EXPECT_EQ(store_->revision(), 4);
+  const v1::Practitioner created = Get("PT-2");
+  EXPECT_EQ(created.revision(), 4);
+  absl::StatusOr<std::vector<v1::ChangeEvent>> events = store_->ReadChanges(3, 10);
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].registration_id(), "PT-2");
+  EXPECT_EQ((*events)[0].kind(), v1::ChangeEvent::CREATED);
+  EXPECT_EQ((*events)[0].actor(), "k2");
+  EXPECT_EQ((*events)[0].practitioner().revision(), 4);
+  EXPECT_EQ((*events)[0].change_time().seconds(), created.update_time().seconds());
+  EXPECT_GT((*events)[0].change_time().seconds(), 0);
 }
 
 TEST_F(RegistryTest, ImportIdReplaysTheSameStreamAndRefusesAnother) {

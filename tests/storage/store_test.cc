@@ -335,9 +335,16 @@ TEST(StoreTest, WriterAssignsRevisions) {
     for (int i = 0; i < 2; ++i) {
       const int64_t expected = round * 2 + i + 1;
       EXPECT_EQ(commit.changes[i].record.revision(), expected);
-      EXPECT_EQ(commit.changes[i].event.revision(), expected);
-      EXPECT_EQ(commit.changes[i].event.practitioner().revision(), expected);
+      // The event went to the feed (moved, not copied); what was stored carries the revision.
+      absl::StatusOr<std::vector<ChangeEvent>> logged = store->ReadChanges(expected - 1, 1);
+      ASSERT_TRUE(logged.ok()) << logged.status();
+      ASSERT_EQ(logged->size(), 1u);
+      EXPECT_EQ((*logged)[0].revision(), expected);
+      EXPECT_EQ((*logged)[0].practitioner().revision(), expected);
     }
+    auto stored = store->GetPractitioner("PT-2");
+    ASSERT_TRUE(stored.ok() && stored->has_value());
+    EXPECT_EQ((*stored)->revision(), round * 2 + 2);
   }
   absl::StatusOr<std::vector<ChangeEvent>> log = store->ReadChanges(1, 10);
   ASSERT_TRUE(log.ok()) << log.status();
