@@ -118,9 +118,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   }
   index->AttachInBackground(
       server->store_.get(),
-      [index, saver = server->snapshot_saver_.get(), on_ready = options.on_search_ready](
-          const absl::Status& status, int64_t registrants) {
+      [index, saver = server->snapshot_saver_.get(), registry = server->registry_.get(),
+       on_ready = options.on_search_ready](const absl::Status& status, int64_t registrants) {
         spdlog::info("event=search_index_loaded from={}", index->load_source());
+        // Today's authorized bits now, not in the first search with an activity filter.
+        if (std::optional<int32_t> day = search::DayNumber(registry->Today()); status.ok() && day) {
+          const absl::Time start = absl::Now();
+          index->WarmAuthorizedBits(*day);
+          spdlog::info("event=search_day_bits_ready seconds={:.2f}",
+                       absl::ToDoubleSeconds(absl::Now() - start));
+        }
         if (status.ok() && saver != nullptr) {
           if (index->loaded_from_snapshot()) {
             saver->Written(index->loaded_snapshot_revision());

@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <mutex>
 #include <queue>
+#include <thread>
 #include <tuple>
 
 #include "absl/strings/match.h"
@@ -264,14 +266,16 @@ absl::StatusOr<int64_t> SearchIndex::WriteSnapshot(const std::string& path,
     return absl::FailedPreconditionError("the search index is not loaded");
   }
   std::string file = snapshot::StartFrame();
+  DocsCopy copy;
   int64_t revision = 0;
   {
     std::shared_lock lock(mu_);
     const absl::Time start = absl::Now();
     revision = revision_;
-    SerializeLocked(&file);
+    SerializeLocked(&file, &copy);
     if (locked_for != nullptr) *locked_for = absl::Now() - start;
   }
+  AppendDocsInOrder(copy, &file);
   snapshot::FinishFrame(&file, revision, static_cast<uint32_t>(storage::kStorageFormat));
   absl::Status status = snapshot::WriteFileAtomically(path, file);
   if (!status.ok()) return status;
@@ -280,11 +284,12 @@ absl::StatusOr<int64_t> SearchIndex::WriteSnapshot(const std::string& path,
 
 absl::StatusOr<int64_t> SearchIndex::LoadSnapshot(const storage::Store& store) {
   const absl::Time start = absl::Now();
-  absl::StatusOr<std::string> file = snapshot::ReadWholeFile(snapshot_path_);
+  absl::StatusOr<std::unique_ptr<snapshot::MappedFile>> file =
+      snapshot::MappedFile::Open(snapshot_path_);
   if (!file.ok()) return file.status();
   const absl::Time read = absl::Now();
   absl::StatusOr<snapshot::Unframed> framed =
-      snapshot::Unframe(*file, static_cast<uint32_t>(storage::kStorageFormat));
+      snapshot::Unframe((*file)->bytes(), static_cast<uint32_t>(storage::kStorageFormat));
   if (!framed.ok()) return framed.status();
   const absl::Time checked = absl::Now();
   const int64_t revision = framed->revision;
@@ -356,13 +361,12 @@ void SearchIndex::ClearLocked() {
 }
 
 // The body: the register's id (checked by LoadSnapshot, not ParseLocked); terms, cities, languages
-// and postal codes by id; every doc slot (dead ones too, so doc numbers stay); the free slots; the
-// live docs in result order. Posting lists, the lookup maps and the day bits are rebuilt from those
-// at load; the paging history is not kept (page tokens from before a restart are refused, as after
-// any load).
-void SearchIndex::SerializeLocked(std::string* out) const {
-  // About 94 bytes per registrant: no regrowth while the lock is held.
-  out->reserve(out->size() + docs_.size() * 100 + terms_.size() * 16 + (1 << 16));
+// and postal codes by id; the live docs in result order (format 2: they are renumbered in that
+// order at load, so the result order is rebuilt by appending, reading the docs front to back).
+// Posting lists, the lookup maps and the day bits are rebuilt from those at load; the paging
+// history is not kept (page tokens from before a restart are refused, as after any load).
+void SearchIndex::SerializeLocked(std::string* out, DocsCopy* copy) const {
+  out->reserve(out->size() + terms_.size() * 16 + (1 << 16));
   snapshot::Encoder e(out);
   e.Str(register_id_);
   e.U32(static_cast<uint32_t>(terms_.size()));
@@ -377,34 +381,60 @@ void SearchIndex::SerializeLocked(std::string* out) const {
   write_names(language_ids_);
   e.U32(static_cast<uint32_t>(postal_codes_.size()));
   for (const std::string& code : postal_codes_) e.Str(code);
-  e.U32(static_cast<uint32_t>(docs_.size()));
-  for (const Doc& doc : docs_) {
-    e.U8(doc.alive ? 1 : 0);
-    if (!doc.alive) continue;
-    e.U8(doc.register_);
-    e.Str(doc.sort_key);
-    e.U32(static_cast<uint32_t>(doc.terms.size()));
-    for (uint32_t term : doc.terms) e.U32(term);
-    e.U32(static_cast<uint32_t>(doc.locations.size()));
-    for (const Location& l : doc.locations) {
-      e.F32(l.latitude);
-      e.F32(l.longitude);
-      e.U32(l.city);
-      e.U32(l.postal_code);
+  // The docs are encoded in doc order (reading memory in sequence while the lock is held) and
+  // put in result order after it (AppendDocsInOrder). About 90 bytes per registrant: no
+  // regrowth while the lock is held.
+  copy->bytes.reserve(static_cast<size_t>(live_) * 100);
+  copy->ends.assign(docs_.size(), 0);
+  snapshot::Encoder de(&copy->bytes);
+  for (uint32_t doc_id = 0; doc_id < docs_.size(); ++doc_id) {
+    const Doc& doc = docs_[doc_id];
+    if (doc.alive) {
+      de.U8(doc.register_);
+      de.Str(doc.sort_key);
+      de.U32(static_cast<uint32_t>(doc.terms.size()));
+      for (uint32_t term : doc.terms) de.U32(term);
+      de.U32(static_cast<uint32_t>(doc.locations.size()));
+      for (const Location& l : doc.locations) {
+        de.F32(l.latitude);
+        de.F32(l.longitude);
+        de.U32(l.city);
+        de.U32(l.postal_code);
+      }
+      de.U32(static_cast<uint32_t>(doc.languages.size()));
+      for (uint32_t language : doc.languages) de.U32(language);
+      de.U32(static_cast<uint32_t>(doc.authorized.size()));
+      for (const Interval& i : doc.authorized) {
+        de.I32(i.from);
+        de.I32(i.to);
+        de.U8(i.activity);
+      }
     }
-    e.U32(static_cast<uint32_t>(doc.languages.size()));
-    for (uint32_t language : doc.languages) e.U32(language);
-    e.U32(static_cast<uint32_t>(doc.authorized.size()));
-    for (const Interval& i : doc.authorized) {
-      e.I32(i.from);
-      e.I32(i.to);
-      e.U8(i.activity);
-    }
+    copy->ends[doc_id] = copy->bytes.size();
   }
-  e.U32(static_cast<uint32_t>(free_docs_.size()));
-  for (uint32_t doc : free_docs_) e.U32(doc);
-  e.U32(static_cast<uint32_t>(ordered_.size()));
-  for (const auto& [key, doc] : ordered_) e.U32(doc);
+  copy->order.reserve(ordered_.size());
+  for (const auto& [key, doc_id] : ordered_) copy->order.push_back(doc_id);
+}
+
+// The docs in result order, then where the second half of them starts (from the first doc's
+// byte), so that a load parses the two halves on two threads.
+void SearchIndex::AppendDocsInOrder(const DocsCopy& copy, std::string* out) {
+  out->reserve(out->size() + 12 + copy.bytes.size() + (1 << 12));
+  snapshot::Encoder e(out);
+  const uint32_t n_docs = static_cast<uint32_t>(copy.order.size());
+  e.U32(n_docs);
+  const size_t half_at = out->size();
+  e.U64(0);
+  const size_t docs_start = out->size();
+  for (uint32_t i = 0; i < n_docs; ++i) {
+    if (i == n_docs / 2) {
+      const uint64_t offset = out->size() - docs_start;
+      std::memcpy(out->data() + half_at, &offset, sizeof offset);
+    }
+    const uint32_t doc_id = copy.order[i];
+    const size_t begin = doc_id == 0 ? 0 : copy.ends[doc_id - 1];
+    out->append(copy.bytes, begin, copy.ends[doc_id] - begin);
+  }
 }
 
 bool SearchIndex::ParseLocked(absl::string_view body) {
@@ -440,103 +470,120 @@ bool SearchIndex::ParseLocked(absl::string_view body) {
   if (!d.ok()) return false;
 
   const absl::Time start = absl::Now();
-  const uint32_t n_docs = d.Count(1);
-  doc_ids_.reserve(n_docs);
-  for (uint32_t id = 0; id < n_docs && d.ok(); ++id) {
-    Doc& doc = docs_.emplace_back();
-    if (d.U8() == 0) continue;
-    doc.alive = true;
-    doc.register_ = d.U8();
-    doc.sort_key = std::string(d.Str());
-    // family \0 given \0 id: the id is what doc_ids_ hashes.
-    if (std::count(doc.sort_key.begin(), doc.sort_key.end(), '\0') != 2 || IdOf(doc).empty()) {
-      return false;
+  // Docs in result order (register 1 byte, the key's length and 4 counts of 4 bytes at least),
+  // numbered 0, 1, ... as read, so each key must be above the one before; the two halves are
+  // parsed on two threads, each from where it starts.
+  const uint32_t n_docs = d.Count(1 + 4 + 4 * 4);
+  const uint64_t half_offset = d.U64();
+  if (!d.ok() || half_offset > d.remaining()) return false;
+  const absl::string_view all_docs = body.substr(body.size() - d.remaining());
+  const uint32_t half = n_docs / 2;
+  docs_.resize(n_docs);
+  auto parse_docs = [&](absl::string_view bytes, uint32_t from, uint32_t to) {
+    snapshot::Decoder dd(bytes);
+    for (uint32_t id = from; id < to && dd.ok(); ++id) {
+      Doc& doc = docs_[id];
+      doc.alive = true;
+      doc.register_ = dd.U8();
+      doc.sort_key = std::string(dd.Str());
+      // family \0 given \0 id: the id is what doc_ids_ hashes.
+      if (std::count(doc.sort_key.begin(), doc.sort_key.end(), '\0') != 2 || IdOf(doc).empty()) {
+        return false;
+      }
+      if (id > from &&
+          !(absl::string_view(docs_[id - 1].sort_key) < absl::string_view(doc.sort_key))) {
+        return false;
+      }
+      const uint32_t n_doc_terms = dd.Count(4);
+      for (uint32_t i = 0; i < n_doc_terms; ++i) {
+        const uint32_t term = dd.U32();
+        // Sorted and unique, as MakeDoc leaves them.
+        if (term >= n_terms || (!doc.terms.empty() && term <= doc.terms.back())) return false;
+        doc.terms.push_back(term);
+      }
+      const uint32_t n_locations = dd.Count(16);
+      for (uint32_t i = 0; i < n_locations; ++i) {
+        Location l;
+        l.latitude = dd.F32();
+        l.longitude = dd.F32();
+        l.city = dd.U32();
+        l.postal_code = dd.U32();
+        if (l.city >= n_cities || l.postal_code >= n_postal) return false;
+        if (std::isnan(l.latitude) != std::isnan(l.longitude)) return false;
+        doc.locations.push_back(l);
+      }
+      const uint32_t n_doc_languages = dd.Count(4);
+      for (uint32_t i = 0; i < n_doc_languages; ++i) {
+        const uint32_t language = dd.U32();
+        if (language >= n_languages) return false;
+        doc.languages.push_back(language);
+      }
+      const uint32_t n_intervals = dd.Count(9);
+      for (uint32_t i = 0; i < n_intervals; ++i) {
+        Interval interval;
+        interval.from = dd.I32();
+        interval.to = dd.I32();
+        interval.activity = dd.U8();
+        if (interval.activity == 0 || interval.activity >= activity_postings_.size()) {
+          return false;
+        }
+        doc.authorized.push_back(interval);
+      }
     }
-    const uint32_t n_doc_terms = d.Count(4);
-    for (uint32_t i = 0; i < n_doc_terms; ++i) {
-      const uint32_t term = d.U32();
-      // Sorted and unique, as MakeDoc leaves them.
-      if (term >= n_terms || (!doc.terms.empty() && term <= doc.terms.back())) return false;
-      doc.terms.push_back(term);
-    }
-    const uint32_t n_locations = d.Count(16);
-    for (uint32_t i = 0; i < n_locations; ++i) {
-      Location l;
-      l.latitude = d.F32();
-      l.longitude = d.F32();
-      l.city = d.U32();
-      l.postal_code = d.U32();
-      if (l.city >= n_cities || l.postal_code >= n_postal) return false;
-      if (std::isnan(l.latitude) != std::isnan(l.longitude)) return false;
-      doc.locations.push_back(l);
-    }
-    const uint32_t n_doc_languages = d.Count(4);
-    for (uint32_t i = 0; i < n_doc_languages; ++i) {
-      const uint32_t language = d.U32();
-      if (language >= n_languages) return false;
-      doc.languages.push_back(language);
-    }
-    const uint32_t n_intervals = d.Count(9);
-    for (uint32_t i = 0; i < n_intervals; ++i) {
-      Interval interval;
-      interval.from = d.I32();
-      interval.to = d.I32();
-      interval.activity = d.U8();
-      if (interval.activity == 0 || interval.activity >= activity_postings_.size()) return false;
-      doc.authorized.push_back(interval);
-    }
-    if (!d.ok() || !doc_ids_.insert(id).second) return false;  // An id twice.
-    ++live_;
+    // Each half ends exactly where the next part starts.
+    return dd.ok() && dd.remaining() == 0;
+  };
+  bool second_ok = false;
+  std::thread second([&] { second_ok = parse_docs(all_docs.substr(half_offset), half, n_docs); });
+  const bool first_ok = parse_docs(all_docs.substr(0, half_offset), 0, half);
+  second.join();
+  if (!first_ok || !second_ok) return false;
+  if (half > 0 && half < n_docs &&
+      !(absl::string_view(docs_[half - 1].sort_key) < absl::string_view(docs_[half].sort_key))) {
+    return false;
   }
-  if (!d.ok()) return false;
-
-  std::vector<bool> is_free(n_docs, false);
-  const uint32_t n_free = d.Count(4);
-  for (uint32_t i = 0; i < n_free && d.ok(); ++i) {
-    const uint32_t doc = d.U32();
-    if (doc >= n_docs || docs_[doc].alive || is_free[doc]) return false;
-    is_free[doc] = true;
-    free_docs_.push_back(doc);
-  }
-  if (!d.ok() || free_docs_.size() + static_cast<size_t>(live_) != n_docs) return false;
+  live_ = n_docs;
 
   const absl::Time docs_done = absl::Now();
-  // The result order, strictly increasing and every live doc once: inserted at the end, it
-  // costs no comparisons in the tree.
-  const uint32_t n_ordered = d.Count(4);
-  if (n_ordered != static_cast<uint64_t>(live_)) return false;
-  for (uint32_t i = 0; i < n_ordered && d.ok(); ++i) {
-    const uint32_t doc = d.U32();
-    if (doc >= n_docs || !docs_[doc].alive) return false;
-    std::pair<absl::string_view, uint32_t> entry(docs_[doc].sort_key, doc);
-    if (!ordered_.empty() && !(*std::prev(ordered_.end()) < entry)) return false;
-    ordered_.insert(ordered_.end(), entry);
-  }
-  if (!d.ok() || d.remaining() != 0) return false;
-
-  const absl::Time order_done = absl::Now();
-  // Posting lists, sorted by doc number: docs are visited in that order.
-  auto add = [](Postings* postings, uint32_t doc) {
-    if (postings->empty() || postings->back() != doc) postings->push_back(doc);
-  };
-  for (uint32_t id = 0; id < n_docs; ++id) {
-    const Doc& doc = docs_[id];
-    if (!doc.alive) continue;
-    for (uint32_t term : doc.terms) add(&terms_[term].postings, id);
-    for (const Location& l : doc.locations) {
-      add(&city_postings_[l.city], id);
-      if (!std::isnan(l.latitude))
-        add(&cells_[CellOf(LatIndex(l.latitude), LngIndex(l.longitude))], id);
+  // The posting lists (sorted by doc number: docs are visited in that order) on a second
+  // thread, while this one builds the result order and the id set; both only read docs_.
+  absl::Duration postings_took;
+  std::thread postings([this, n_docs, &postings_took] {
+    const absl::Time postings_start = absl::Now();
+    auto add = [](Postings* list, uint32_t doc) {
+      if (list->empty() || list->back() != doc) list->push_back(doc);
+    };
+    for (uint32_t id = 0; id < n_docs; ++id) {
+      const Doc& doc = docs_[id];
+      for (uint32_t term : doc.terms) add(&terms_[term].postings, id);
+      for (const Location& l : doc.locations) {
+        add(&city_postings_[l.city], id);
+        if (!std::isnan(l.latitude))
+          add(&cells_[CellOf(LatIndex(l.latitude), LngIndex(l.longitude))], id);
+      }
+      for (uint32_t language : doc.languages) add(&language_postings_[language], id);
+      for (const Interval& i : doc.authorized) add(&activity_postings_[i.activity], id);
     }
-    for (uint32_t language : doc.languages) add(&language_postings_[language], id);
-    for (const Interval& i : doc.authorized) add(&activity_postings_[i.activity], id);
+    postings_took = absl::Now() - postings_start;
+  });
+  // The result order is doc order, keys strictly increasing (checked above): each insert at
+  // the end costs no comparisons in the tree.
+  for (uint32_t id = 0; id < n_docs; ++id) {
+    ordered_.insert(ordered_.end(), std::pair<absl::string_view, uint32_t>(docs_[id].sort_key, id));
   }
-  auto seconds = [](absl::Time from, absl::Time to) {
-    return absl::StrFormat("%.2f", absl::ToDoubleSeconds(to - from));
-  };
+  const absl::Time order_done = absl::Now();
+  doc_ids_.reserve(n_docs);
+  bool unique = true;
+  for (uint32_t id = 0; id < n_docs && unique; ++id) unique = doc_ids_.insert(id).second;
+  const absl::Time ids_done = absl::Now();
+  postings.join();
+  if (!unique) return false;  // An id twice.
+
+  auto seconds = [](absl::Duration t) { return absl::StrFormat("%.2f", absl::ToDoubleSeconds(t)); };
   parse_timing_ =
-      absl::StrCat("docs=", seconds(start, docs_done), " order=", seconds(docs_done, order_done),
-                   " postings=", seconds(order_done, absl::Now()));
+      absl::StrCat("docs=", seconds(docs_done - start), " order=", seconds(order_done - docs_done),
+                   " ids=", seconds(ids_done - order_done), " postings=", seconds(postings_took),
+                   " on a second thread");
   return true;
 }
 
@@ -775,6 +822,13 @@ std::shared_ptr<const std::vector<uint64_t>> SearchIndex::AuthorizedBits(int act
     cached = DayBits{day, std::move(bits)};
   }
   return cached.bits;
+}
+
+void SearchIndex::WarmAuthorizedBits(int32_t day) const {
+  std::shared_lock lock(mu_);
+  for (int activity = 1; activity < static_cast<int>(day_bits_.size()); ++activity) {
+    AuthorizedBits(activity, day);
+  }
 }
 
 void SearchIndex::UpdateAuthorizedBits(uint32_t doc_id) {

@@ -1,6 +1,7 @@
 #include "service/core/search/snapshot.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -183,6 +184,34 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
   ::close(fd);
   out.resize(done);
   return out;
+}
+
+absl::StatusOr<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return absl::NotFoundError("no snapshot");
+    return absl::InternalError(Errno("cannot open", path));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return absl::InternalError(absl::StrCat(path, " is not a readable regular file"));
+  }
+  const size_t size = static_cast<size_t>(st.st_size);
+  if (size == 0) {
+    ::close(fd);
+    return std::unique_ptr<MappedFile>(new MappedFile(nullptr, 0));
+  }
+  void* data = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+  const std::string error = data == MAP_FAILED ? Errno("cannot map", path) : "";
+  ::close(fd);
+  if (data == MAP_FAILED) return absl::InternalError(error);
+  ::madvise(data, size, MADV_SEQUENTIAL);
+  return std::unique_ptr<MappedFile>(new MappedFile(data, size));
+}
+
+MappedFile::~MappedFile() {
+  if (data_ != nullptr) ::munmap(data_, size_);
 }
 
 }  // namespace physioreg::search::snapshot

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -24,7 +25,8 @@ namespace physioreg::search::snapshot {
 inline constexpr absl::string_view kMagic = "PRSEARCH";
 inline constexpr absl::string_view kEndMagic = absl::string_view("PRSEND\0\0", 8);
 // Bumped whenever the body's layout changes; a snapshot of another format is not loaded.
-inline constexpr uint32_t kFormat = 1;
+// 2: docs in result order, no free slots nor order list (1: docs by number).
+inline constexpr uint32_t kFormat = 2;
 inline constexpr size_t kHeaderSize = 8 + 4 + 4 + 8 + 8;
 inline constexpr size_t kTrailerSize = 4 + 8;
 
@@ -138,6 +140,22 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view byte
 
 // The whole file; NOT_FOUND when it does not exist.
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
+
+// A file mapped read-only (its pages read in at once): no copy of a 100 MB snapshot.
+class MappedFile {
+ public:
+  // NOT_FOUND when the file does not exist.
+  static absl::StatusOr<std::unique_ptr<MappedFile>> Open(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  absl::string_view bytes() const { return {static_cast<const char*>(data_), size_}; }
+
+ private:
+  MappedFile(void* data, size_t size) : data_(data), size_(size) {}
+  void* data_;
+  size_t size_;
+};
 
 }  // namespace physioreg::search::snapshot
 
