@@ -49,6 +49,8 @@ cmake --build --preset release -j2 --target physioregd physioreg physioreg-gener
   physioreg-loadgen >/dev/null
 
 bin=build/release
+# The commit built (HEAD may move while the benchmark runs).
+commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo '+local changes')"
 pgbin=/usr/lib/postgresql/15/bin
 count="${BENCH_PEER_COUNT:-1000000}"
 duration="${BENCH_PEER_DURATION_S:-5}"
@@ -388,7 +390,7 @@ done <"$work/curl.out"
 [ "$n" -eq "$n_queries" ] || fail "curl answered $n of $n_queries searches"
 server_side=""
 sample_load
-if "$bin/tools/loadgen/physioreg-loadgen" --help 2>&1 | grep -q queries_file; then
+if "$bin/tools/loadgen/physioreg-loadgen" --helpfull 2>&1 | grep -q queries_file; then
   "$bin/tools/loadgen/physioreg-loadgen" --address "$grpc" --server_pid "$server" --fail_on_error \
     --ids_file "$work/sample.jsonl" --queries_file "$work/queries.txt" --mix search=1 \
     --concurrency 1 --duration_s "$duration" --warmup_s 1 --rounds 1 >"$work/loadgen-search.out" 2>&1 ||
@@ -513,7 +515,7 @@ sample_load
 # --- report ---------------------------------------------------------------------------------
 load_range=$(sort -g "$loads" | sed -n '1p;$p' | paste -sd' ' | awk '{print $1 "–" $2}')
 x() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }  # a ÷ b
-echo "## physioreg vs PostgreSQL 15 ($(date -u +%Y-%m-%d\ %H:%M) UTC, commit $(git rev-parse --short HEAD))"
+echo "## physioreg vs PostgreSQL 15 ($(date -u +%Y-%m-%d\ %H:%M) UTC, commit $commit)"
 echo
 echo "- $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); RAM $(free -g | awk '/^Mem:/ {print $2}') GiB; $(. /etc/os-release && echo "$PRETTY_NAME")"
 echo "- $count registrants (physioreg-generate --seed 1); physioreg release build; PostgreSQL $pg_version (Debian), fresh cluster: fsync on, synchronous_commit on, shared_buffers $shared_buffers, maintenance_work_mem 256MB, work_mem 16MB, max_wal_size 4GB, locale C"
