@@ -701,6 +701,11 @@ struct Cli {
       }
       records.push_back(*std::move(item.record));
     }
+    // A read error (a directory, an I/O error) ends getline as the end of the file would.
+    if (in.bad()) {
+      throw UsageError(
+          absl::StrCat(path, ": the file could not be read to its end; nothing was sent"));
+    }
     int64_t created = 0, updated = 0, unchanged = 0, revision = 0;
     // 1,000 records a call, fewer when they pass the server's message size.
     for (size_t start = 0, batch = 0; start < records.size(); ++batch) {

@@ -398,6 +398,16 @@ TEST_F(CliTest, WritesWithoutTokenAreUnauthenticated) {
   EXPECT_THAT(upsert.output, HasSubstr("UNAUTHENTICATED"));
 }
 
+// A file that opens but cannot be read (here a directory) is not "0 records" and success.
+TEST_F(CliTest, UpsertOfAFileThatCannotBeReadFails) {
+  const std::string directory = dir_.Sub("records.jsonl");
+  std::filesystem::create_directory(directory);
+  CommandResult upserted = Cli({"upsert", "--file", directory}, true);
+  EXPECT_EQ(upserted.exit_code, 2) << upserted.output;
+  EXPECT_THAT(upserted.output, HasSubstr("could not be read to its end"));
+  EXPECT_THAT(upserted.output, Not(HasSubstr("0 records")));
+}
+
 TEST_F(CliTest, UsageErrorsExitTwo) {
   EXPECT_EQ(Cli({}).exit_code, 2);
   EXPECT_EQ(Cli({"verify", "PT-1", "--activity", "juggling"}).exit_code, 2);

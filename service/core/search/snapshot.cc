@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <filesystem>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace physioreg::search::snapshot {
@@ -167,6 +168,26 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
     return absl::InternalError(absl::StrCat(path, " is not a readable regular file"));
+  }
+  // A file in the snapshot's place that its header does not describe (another file, one padded
+  // or sparse, possibly larger than memory) is refused before it is read whole.
+  const auto file_size = static_cast<uint64_t>(st.st_size);
+  if (file_size >= kHeaderSize + kTrailerSize) {
+    std::string header(kHeaderSize, '\0');
+    ssize_t n;
+    do {
+      n = ::pread(fd, header.data(), header.size(), 0);
+    } while (n < 0 && errno == EINTR);
+    const bool magic = n == static_cast<ssize_t>(header.size()) && absl::StartsWith(header, kMagic);
+    const uint64_t body_size =
+        magic ? Decoder(absl::string_view(header).substr(kHeaderSize - 8)).U64() : 0;
+    const uint64_t actual = file_size - kHeaderSize - kTrailerSize;
+    if (!magic || body_size != actual) {
+      ::close(fd);
+      if (!magic) return absl::DataLossError("not a search index snapshot (or truncated)");
+      return absl::DataLossError(absl::StrCat("snapshot truncated or padded: body of ", actual,
+                                              " bytes, header says ", body_size));
+    }
   }
   std::string out(static_cast<size_t>(st.st_size), '\0');
   size_t done = 0;

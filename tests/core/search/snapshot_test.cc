@@ -367,6 +367,20 @@ TEST_F(SnapshotTest, TruncatedSnapshotFallsBack) {
   }
 }
 
+// A file far larger than memory in the snapshot's place (here sparse): refused from its header,
+// never read whole (that threw std::bad_alloc and aborted physioregd at start).
+TEST_F(SnapshotTest, HugeFileInPlaceOfTheSnapshotFallsBack) {
+  records_ = Generate(0, 200);
+  ASSERT_NO_FATAL_FAILURE(Upsert(records_));
+  constexpr uintmax_t kHuge = uintmax_t{1} << 40;  // 1 TiB.
+  WriteBytes(Path(), "");
+  std::filesystem::resize_file(Path(), kHuge);  // Zeros: no magic.
+  ExpectFallback(Path(), "not a search index snapshot");
+  WriteSnapshot();  // A real snapshot, padded to 1 TiB: its header gives its size.
+  std::filesystem::resize_file(Path(), kHuge);
+  ExpectFallback(Path(), "truncated or padded");
+}
+
 TEST_F(SnapshotTest, OtherFormatFallsBack) {
   records_ = Generate(0, 200);
   ASSERT_NO_FATAL_FAILURE(Upsert(records_));
