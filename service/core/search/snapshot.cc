@@ -158,54 +158,29 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view byte
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return absl::NotFoundError("no snapshot");
-    return absl::InternalError(Errno("cannot open", path));
+namespace {
+
+// A file in the snapshot's place that its header does not describe (another file, one padded
+// or sparse, possibly far larger than memory) is refused before it is mapped and read whole.
+absl::Status CheckSizeAgainstHeader(int fd, uint64_t file_size) {
+  if (file_size < kHeaderSize + kTrailerSize) return absl::OkStatus();  // Parse says truncated.
+  std::string header(kHeaderSize, '\0');
+  ssize_t n;
+  do {
+    n = ::pread(fd, header.data(), header.size(), 0);
+  } while (n < 0 && errno == EINTR);
+  const bool magic = n == static_cast<ssize_t>(header.size()) && absl::StartsWith(header, kMagic);
+  if (!magic) return absl::DataLossError("not a search index snapshot (or truncated)");
+  const uint64_t body_size = Decoder(absl::string_view(header).substr(kHeaderSize - 8)).U64();
+  const uint64_t actual = file_size - kHeaderSize - kTrailerSize;
+  if (body_size != actual) {
+    return absl::DataLossError(absl::StrCat("snapshot truncated or padded: body of ", actual,
+                                            " bytes, header says ", body_size));
   }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return absl::InternalError(absl::StrCat(path, " is not a readable regular file"));
-  }
-  // A file in the snapshot's place that its header does not describe (another file, one padded
-  // or sparse, possibly larger than memory) is refused before it is read whole.
-  const auto file_size = static_cast<uint64_t>(st.st_size);
-  if (file_size >= kHeaderSize + kTrailerSize) {
-    std::string header(kHeaderSize, '\0');
-    ssize_t n;
-    do {
-      n = ::pread(fd, header.data(), header.size(), 0);
-    } while (n < 0 && errno == EINTR);
-    const bool magic = n == static_cast<ssize_t>(header.size()) && absl::StartsWith(header, kMagic);
-    const uint64_t body_size =
-        magic ? Decoder(absl::string_view(header).substr(kHeaderSize - 8)).U64() : 0;
-    const uint64_t actual = file_size - kHeaderSize - kTrailerSize;
-    if (!magic || body_size != actual) {
-      ::close(fd);
-      if (!magic) return absl::DataLossError("not a search index snapshot (or truncated)");
-      return absl::DataLossError(absl::StrCat("snapshot truncated or padded: body of ", actual,
-                                              " bytes, header says ", body_size));
-    }
-  }
-  std::string out(static_cast<size_t>(st.st_size), '\0');
-  size_t done = 0;
-  while (done < out.size()) {
-    const ssize_t n = ::read(fd, out.data() + done, out.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const std::string error = Errno("cannot read", path);
-      ::close(fd);
-      return absl::InternalError(error);
-    }
-    if (n == 0) break;  // Shrunk meanwhile: what was read is checked like any truncation.
-    done += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  out.resize(done);
-  return out;
+  return absl::OkStatus();
 }
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -217,6 +192,11 @@ absl::StatusOr<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& 
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
     return absl::InternalError(absl::StrCat(path, " is not a readable regular file"));
+  }
+  if (absl::Status fits = CheckSizeAgainstHeader(fd, static_cast<uint64_t>(st.st_size));
+      !fits.ok()) {
+    ::close(fd);
+    return fits;
   }
   const size_t size = static_cast<size_t>(st.st_size);
   if (size == 0) {

@@ -138,13 +138,11 @@ absl::StatusOr<Unframed> Unframe(absl::string_view file, uint32_t storage_format
 // directory.
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view bytes);
 
-// The whole file; NOT_FOUND when it does not exist.
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
-
 // A file mapped read-only (its pages read in at once): no copy of a 100 MB snapshot.
 class MappedFile {
  public:
-  // NOT_FOUND when the file does not exist.
+  // NOT_FOUND when the file does not exist. A file whose size its header does not describe
+  // (padded, sparse, not a snapshot) is DATA_LOSS before anything is mapped.
   static absl::StatusOr<std::unique_ptr<MappedFile>> Open(const std::string& path);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
