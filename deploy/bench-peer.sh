@@ -390,7 +390,9 @@ done <"$work/curl.out"
 [ "$n" -eq "$n_queries" ] || fail "curl answered $n of $n_queries searches"
 server_side=""
 sample_load
-if "$bin/tools/loadgen/physioreg-loadgen" --helpfull 2>&1 | grep -q queries_file; then
+# (Captured first: `grep -q` closing the pipe early would fail the pipeline under pipefail.)
+loadgen_flags=$("$bin/tools/loadgen/physioreg-loadgen" --helpfull 2>&1 || true)
+if grep -q queries_file <<<"$loadgen_flags"; then
   "$bin/tools/loadgen/physioreg-loadgen" --address "$grpc" --server_pid "$server" --fail_on_error \
     --ids_file "$work/sample.jsonl" --queries_file "$work/queries.txt" --mix search=1 \
     --concurrency 1 --duration_s "$duration" --warmup_s 1 --rounds 1 >"$work/loadgen-search.out" 2>&1 ||
