@@ -251,28 +251,33 @@ Registry::Registry(storage::Store* store, absl::TimeZone zone, Clock clock)
 
 std::string Registry::Today() const { return DateIn(clock_(), zone_); }
 
-absl::Status Registry::GetPractitioner(const physioreg::v1::GetPractitionerRequest& request,
-                                       Practitioner* out) const {
+namespace {
+
+// A Get: the request's id checked and normalized, then `read(id)` (found or not) as the answer.
+absl::Status GetById(const physioreg::v1::GetPractitionerRequest& request,
+                     absl::FunctionRef<absl::StatusOr<bool>(const std::string&)> read) {
   Violations v;
   ValidateRegistrationId(request.registration_id(), "registration_id", &v);
   if (!v.empty()) return v.ToStatus();
   const std::string id = *NormalizeRegistrationId(request.registration_id());
-  absl::StatusOr<bool> found = store_->GetPractitionerInto(id, out);
+  absl::StatusOr<bool> found = read(id);
   if (!found.ok()) return found.status();
   if (!*found) return absl::NotFoundError(absl::StrCat("no registrant ", id));
   return absl::OkStatus();
 }
 
+}  // namespace
+
+absl::Status Registry::GetPractitioner(const physioreg::v1::GetPractitionerRequest& request,
+                                       Practitioner* out) const {
+  return GetById(request,
+                 [&](const std::string& id) { return store_->GetPractitionerInto(id, out); });
+}
+
 absl::Status Registry::GetPublicViewBytes(const physioreg::v1::GetPractitionerRequest& request,
                                           absl::FunctionRef<void(absl::string_view)> fn) const {
-  Violations v;
-  ValidateRegistrationId(request.registration_id(), "registration_id", &v);
-  if (!v.empty()) return v.ToStatus();
-  const std::string id = *NormalizeRegistrationId(request.registration_id());
-  absl::StatusOr<bool> found = store_->VisitPublicViewBytes(id, fn);
-  if (!found.ok()) return found.status();
-  if (!*found) return absl::NotFoundError(absl::StrCat("no registrant ", id));
-  return absl::OkStatus();
+  return GetById(request,
+                 [&](const std::string& id) { return store_->VisitPublicViewBytes(id, fn); });
 }
 
 void Registry::CheckVerifyRequest(const physioreg::v1::VerifyAuthorizationRequest& request,
