@@ -154,8 +154,9 @@ TEST(OpsStartTest, HelpPrintsTheFlags) {
 }
 
 TEST(OpsStartTest, OutOfRangeFlagValuesAreUsageErrorsThatTouchNothing) {
-  for (const std::string flag : {"--block_cache_mib=99999999", "--block_cache_mib=0",
-                                 "--drain_seconds=-1", "--max_connections=0"}) {
+  for (const std::string flag :
+       {"--block_cache_mib=99999999", "--block_cache_mib=0", "--row_cache_mib=0",
+        "--row_cache_mib=70000", "--drain_seconds=-1", "--max_connections=0"}) {
     TempDir dir;
     CommandResult result = RunCommand(
         {PHYSIOREGD_PATH, "--data_dir=" + dir.Sub("data"), "--grpc_address=127.0.0.1:0", flag});

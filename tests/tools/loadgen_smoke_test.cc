@@ -71,6 +71,27 @@ TEST_F(LoadgenSmokeTest, RpcErrorsFailTheRunAndAreCountedByCode) {
   EXPECT_THAT(run.output, HasSubstr("\"errors\":{\"NOT_FOUND\":")) << run.output;
 }
 
+// --warm: a Get of every id before the phases; a failed one fails the run (--fail_on_error).
+TEST_F(LoadgenSmokeTest, WarmPassGetsEveryIdOnceAndFailsOnErrors) {
+  CommandResult run = Loadgen({"--ids_file=" PHYSIOREG_DEMO_PATH, "--warm", "--duration_s=1",
+                               "--warmup_s=0", "--concurrency=4", "--mix=get=1"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  std::smatch match;
+  ASSERT_TRUE(std::regex_search(
+      run.output, match, std::regex("== warm: a Get of each of the ([0-9]+) ids, 4 threads")))
+      << run.output;
+  EXPECT_GT(std::stol(match[1]), 0) << run.output;
+  EXPECT_THAT(run.output, HasSubstr(", 0 failed")) << run.output;
+
+  const std::string ids = dir_.Sub("unknown.txt");
+  std::ofstream(ids) << "PT-NOT-REGISTERED\n";
+  CommandResult failed = Loadgen({"--ids_file=" + ids, "--warm", "--duration_s=1", "--warmup_s=0",
+                                  "--concurrency=1", "--mix=get=1"});
+  EXPECT_EQ(failed.exit_code, 1) << failed.output;
+  EXPECT_THAT(failed.output, HasSubstr(", 1 failed")) << failed.output;
+  EXPECT_THAT(failed.output, HasSubstr("the warm pass had errors")) << failed.output;
+}
+
 // --queries_file: searches send those names; the server's time comes back with each answer.
 TEST_F(LoadgenSmokeTest, QueriesFileSearchesReportServerTime) {
   const std::string queries = dir_.Sub("queries.txt");

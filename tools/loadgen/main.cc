@@ -59,6 +59,10 @@ ABSL_FLAG(bool, attest, false,
           "without its attestation then counts as an error");
 ABSL_FLAG(bool, baseline, false,
           "First run health Check alone, then each RPC of the mix alone, and report ratios");
+ABSL_FLAG(bool, warm, false,
+          "Before the phases, Get every id of --ids_file once (--concurrency threads), so the "
+          "phases measure a server whose caches hold them, as after a while in service; the "
+          "pass is reported on its own line (cold reads)");
 ABSL_FLAG(int, rounds, 1,
           "Repeat the phases this many times, interleaved, and report each phase summed over "
           "rounds: on a shared machine the health baseline then sees the same neighbours");
@@ -599,6 +603,44 @@ void Report(const PhaseResult& r, double health_rps, int connections) {
   std::fflush(stdout);
 }
 
+// --warm: one Get of every id, spread over `threads` blocking callers on the connections.
+// Returns false when a call failed (the phases would not measure what they say).
+bool WarmPass(const Workload& workload, std::vector<Connection>& connections, int threads,
+              int deadline_ms, int server_pid) {
+  std::atomic<size_t> next{0};
+  std::atomic<uint64_t> failures{0};
+  const double cpu_before = server_pid > 0 ? CpuSeconds(server_pid) : -1;
+  const Clock::time_point start = Clock::now();
+  std::vector<std::thread> callers;
+  for (int t = 0; t < threads; ++t) {
+    callers.emplace_back([&, t] {
+      v1::Registry::Stub& stub = *connections[t % connections.size()].registry;
+      v1::GetPractitionerRequest request;
+      v1::Practitioner response;
+      for (size_t i = next++; i < workload.ids.size(); i = next++) {
+        grpc::ClientContext context;
+        context.set_deadline(std::chrono::system_clock::now() +
+                             std::chrono::milliseconds(deadline_ms));
+        request.set_registration_id(workload.ids[i]);
+        if (!stub.GetPractitioner(&context, request, &response).ok()) ++failures;
+      }
+    });
+  }
+  for (std::thread& caller : callers) caller.join();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::printf("== warm: a Get of each of the %zu ids, %d threads: %.1f s, %.0f req/s",
+              workload.ids.size(), threads, seconds,
+              static_cast<double>(workload.ids.size()) / seconds);
+  if (cpu_before >= 0) {
+    std::printf(", server CPU %.1f us per call",
+                (CpuSeconds(server_pid) - cpu_before) * 1e6 /
+                    static_cast<double>(std::max<size_t>(1, workload.ids.size())));
+  }
+  std::printf(", %llu failed\n", static_cast<unsigned long long>(failures.load()));
+  std::fflush(stdout);
+  return failures.load() == 0;
+}
+
 // --once: each query of --queries_file searched once, one call at a time (the first page of
 // page_size 20 with its exact total, the --activity filter), in file order.
 int RunOnce(const Workload& workload, const std::string& address) {
@@ -750,6 +792,13 @@ int Main() {
   }
   if (!absl::GetFlag(FLAGS_baseline) || kinds_in_mix > 1) phases.emplace_back("mix", *mix);
 
+  if (absl::GetFlag(FLAGS_warm) &&
+      !WarmPass(workload, *connections, streams, absl::GetFlag(FLAGS_deadline_ms),
+                absl::GetFlag(FLAGS_server_pid)) &&
+      absl::GetFlag(FLAGS_fail_on_error)) {
+    std::fprintf(stderr, "physioreg-loadgen: FAILED: the warm pass had errors\n");
+    return 1;
+  }
   Runner runner(&*connections, &workload, absl::GetFlag(FLAGS_deadline_ms));
   const int rounds = std::max(1, absl::GetFlag(FLAGS_rounds));
   std::vector<PhaseResult> totals(phases.size());
