@@ -370,8 +370,8 @@ void ReportUnfinished(const std::string& path, const grpc::ClientContext& contex
   } else {
     std::fprintf(stderr,
                  "physioreg: the import of %s did not finish: the server did not say how many of "
-                 "the %lld records sent it applied (some may have been). Run the same import "
-                 "again to finish it (records already applied then count as unchanged).\n",
+                 "the %lld records sent it took (some may be in the register). Run the same "
+                 "import again to finish it (records already there then count as unchanged).\n",
                  path.c_str(), static_cast<long long>(sent));
   }
 }
@@ -518,12 +518,13 @@ int RunImport(const Connection& connection, const ImportOptions& options) {
   // An answer must account for every record of the file: a server that stopped reading early
   // (or a replay of an import of another file) is a failure, never a success summary.
   const auto records = static_cast<int64_t>(line_of_index.size());
-  if (summary.received() != records) {
+  if (!stream_open || summary.received() != records) {
+    // (After a failed write the rest of the file is not read: `records` counts those sent.)
     std::fprintf(stderr,
-                 "physioreg: import of %s failed: the server acknowledged %lld of the file's %lld "
+                 "physioreg: import of %s failed: the server acknowledged %lld of the %s%lld "
                  "records (%s); the rest were not imported\n",
                  options.path.c_str(), static_cast<long long>(summary.received()),
-                 static_cast<long long>(records),
+                 stream_open ? "file's " : "", static_cast<long long>(records),
                  stream_open ? "the stream ended early" : "it stopped reading");
     return 1;
   }

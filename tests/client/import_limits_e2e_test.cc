@@ -5,12 +5,14 @@
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,8 +29,10 @@
 namespace physioreg {
 namespace {
 
+using testing::BackgroundCommand;
 using testing::CommandResult;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::Register;
 using testing::RunCommand;
 using testing::ServerProcess;
@@ -324,6 +328,43 @@ TEST_F(ImportLimitsTest, StandardInputImportsAndUpserts) {
   Register exported = Exported();
   EXPECT_EQ(exported.size(), 3u);
   EXPECT_EQ(exported.count("PT-2"), 0u);
+}
+
+// SIGTERM mid-import: the server ends the stream saying how far it got, and the CLI reports
+// that (never the records it read) and fails; what it reports is what the register holds.
+TEST_F(ImportLimitsTest, ShutdownMidImportReportsWhatTheServerApplied) {
+  std::string content;
+  for (int i = 0; i < 40000; ++i) content += Valid(absl::StrCat("PT-", 100000 + i));
+  const std::string path = WriteFile("large.jsonl", content);
+  BackgroundCommand import(CliArgs({"import", path, "--chunk-size", "200"}));
+  client::Connection anonymous = client::Connect(server_->address());
+  while (true) {
+    v1::VerifyAuthorizationRequest probe;
+    probe.set_registration_id("PT-1");
+    probe.set_activity(v1::DRY_NEEDLING);
+    v1::VerifyAuthorizationResponse answer;
+    ASSERT_TRUE(
+        anonymous.Registry()->VerifyAuthorization(anonymous.Context().get(), probe, &answer).ok());
+    if (answer.register_revision() >= 1000) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(server_->Stop(SIGTERM), 0);
+  EXPECT_EQ(import.Wait(), 1) << import.output();
+  EXPECT_THAT(import.output(), HasSubstr("the server is shutting down"));
+  EXPECT_THAT(import.output(), Not(HasSubstr("imported ")));
+  std::smatch match;
+  const std::regex said(
+      "did not finish: the server took the first ([0-9]+) of the ([0-9]+) records sent: ([0-9]+) "
+      "applied, 0 unchanged, 0 rejected");
+  ASSERT_TRUE(std::regex_search(import.output(), match, said))
+      << import.output() << "\nserver: " << server_->output();
+  const int64_t applied = std::stoll(match[3].str());
+  EXPECT_EQ(std::stoll(match[1].str()), applied);
+  EXPECT_GE(applied, 1000);
+  EXPECT_LT(applied, 40000);
+
+  Start();
+  EXPECT_EQ(static_cast<int64_t>(Exported().size()), applied);
 }
 
 }  // namespace
