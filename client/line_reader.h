@@ -58,6 +58,8 @@ class LineReader {
   LineReader(int fd, bool owned, int64_t size) : fd_(fd), owned_(owned), size_(size) {}
   // Refills the buffer; false at the end of the input.
   absl::StatusOr<bool> Fill();
+  // A NUL byte among buffer_[from, to).
+  bool HasNul(size_t from, size_t to) const;
   absl::Status NulByte() const;
 
   int fd_;
