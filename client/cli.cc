@@ -471,15 +471,31 @@ struct Cli {
     return bad;
   }
 
+  // The IDs listed in `path`, one a line ('#' comments, blank lines skipped), read with
+  // bounded memory: a line past the limit, a NUL byte or a read error is a usage error.
+  static std::vector<std::string> ReadIdFile(const std::string& path) {
+    absl::StatusOr<std::unique_ptr<physioreg::client::LineReader>> reader =
+        physioreg::client::LineReader::Open(path);
+    if (!reader.ok()) throw UsageError(std::string(reader.status().message()));
+    std::vector<std::string> ids;
+    physioreg::client::LineReader::Line line;
+    while (true) {
+      absl::StatusOr<bool> read = (*reader)->Next(&line);
+      if (!read.ok()) throw UsageError(absl::StrCat(path, ": ", read.status().message()));
+      if (!*read) return ids;
+      if (line.too_long) {
+        throw UsageError(absl::StrCat(path, ":", line.number, ": the line is longer than ",
+                                      physioreg::client::MaxLineText()));
+      }
+      std::string id(absl::StripAsciiWhitespace(line.text));
+      if (!id.empty() && id[0] != '#') ids.push_back(std::move(id));
+    }
+  }
+
   int BatchVerify(const Options& o) const {
     std::vector<std::string> ids = o.ids;
     if (!o.file.empty()) {
-      std::ifstream in(o.file);
-      if (!in) throw UsageError(absl::StrCat("cannot read ", o.file));
-      for (std::string line; std::getline(in, line);) {
-        std::string id(absl::StripAsciiWhitespace(line));
-        if (!id.empty() && id[0] != '#') ids.push_back(id);
-      }
+      for (std::string& id : ReadIdFile(o.file)) ids.push_back(std::move(id));
     }
     if (ids.empty()) throw UsageError("no registration IDs given");
     const v1::RestrictedActivity activity = Activity(o);
@@ -1031,13 +1047,8 @@ struct Cli {
   int Watch(const Options& o) const {
     v1::WatchChangesRequest request;
     {
-      std::ifstream in(o.ids_file);
-      if (!in) throw UsageError(absl::StrCat("cannot read ", o.ids_file));
-      std::string line;
-      while (std::getline(in, line)) {
-        absl::string_view id = absl::StripAsciiWhitespace(line);
-        if (id.empty() || id[0] == '#') continue;
-        request.add_registration_ids(std::string(id));
+      for (std::string& id : ReadIdFile(o.ids_file)) {
+        request.add_registration_ids(std::move(id));
       }
       if (request.registration_ids().empty()) {
         throw UsageError(absl::StrCat(o.ids_file, " lists no registration IDs"));

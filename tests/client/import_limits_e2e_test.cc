@@ -190,6 +190,15 @@ TEST_F(ImportLimitsTest, DevZeroStopsAtItsFirstByteWithBoundedMemory) {
   EXPECT_EQ(piped.exit_code, 2) << piped.output;
   EXPECT_THAT(piped.output, HasSubstr("NUL byte"));
 
+  // Nor the ID lists of batch-verify and watch.
+  CommandResult batch =
+      CliInShell(cap, {"batch-verify", "--ids", "/dev/zero", "--activity", "DRY_NEEDLING"}, "");
+  EXPECT_EQ(batch.exit_code, 2) << batch.output;
+  EXPECT_THAT(batch.output, HasSubstr("/dev/zero: line 1 holds a NUL byte"));
+  CommandResult watch = CliInShell(cap, {"watch", "--ids", "/dev/zero"}, "");
+  EXPECT_EQ(watch.exit_code, 2) << watch.output;
+  EXPECT_THAT(watch.output, HasSubstr("/dev/zero: line 1 holds a NUL byte"));
+
   // A UTF-16 CSV (Excel's "Unicode text" without its byte order mark) is not read either.
   const std::string utf16 = WriteFile("utf16.csv", std::string("r\0e\0g\0\n\0", 8));
   CommandResult csv = CliInShell(cap, {"import", utf16}, "");
