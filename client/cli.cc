@@ -33,6 +33,7 @@
 #include "absl/time/time.h"
 #include "client/connection.h"
 #include "client/csv.h"
+#include "client/line_reader.h"
 #include "client/transfer.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -90,6 +91,7 @@ struct Options {
   std::string rejects;
   int chunk_size = 1000;
   std::string format = "jsonl";
+  std::string import_format;  // import: jsonl or csv; empty: from the file's extension
   bool include_private = false;
   std::string output;
   // verify, verify-proof, batch-verify
@@ -469,15 +471,31 @@ struct Cli {
     return bad;
   }
 
+  // The IDs listed in `path`, one a line ('#' comments, blank lines skipped), read with
+  // bounded memory: a line past the limit, a NUL byte or a read error is a usage error.
+  static std::vector<std::string> ReadIdFile(const std::string& path) {
+    absl::StatusOr<std::unique_ptr<physioreg::client::LineReader>> reader =
+        physioreg::client::LineReader::Open(path);
+    if (!reader.ok()) throw UsageError(std::string(reader.status().message()));
+    std::vector<std::string> ids;
+    physioreg::client::LineReader::Line line;
+    while (true) {
+      absl::StatusOr<bool> read = (*reader)->Next(&line);
+      if (!read.ok()) throw UsageError(absl::StrCat(path, ": ", read.status().message()));
+      if (!*read) return ids;
+      if (line.too_long) {
+        throw UsageError(absl::StrCat(path, ":", line.number, ": the line is longer than ",
+                                      physioreg::client::MaxLineText()));
+      }
+      std::string id(absl::StripAsciiWhitespace(line.text));
+      if (!id.empty() && id[0] != '#') ids.push_back(std::move(id));
+    }
+  }
+
   int BatchVerify(const Options& o) const {
     std::vector<std::string> ids = o.ids;
     if (!o.file.empty()) {
-      std::ifstream in(o.file);
-      if (!in) throw UsageError(absl::StrCat("cannot read ", o.file));
-      for (std::string line; std::getline(in, line);) {
-        std::string id(absl::StripAsciiWhitespace(line));
-        if (!id.empty() && id[0] != '#') ids.push_back(id);
-      }
+      for (std::string& id : ReadIdFile(o.file)) ids.push_back(std::move(id));
     }
     if (ids.empty()) throw UsageError("no registration IDs given");
     const v1::RestrictedActivity activity = Activity(o);
@@ -671,40 +689,58 @@ struct Cli {
 
   int Upsert(const Options& o) const {
     const std::string& path = o.file;
-    std::ifstream in(path);
-    if (!in) throw UsageError(absl::StrCat("cannot read ", path));
+    absl::StatusOr<std::unique_ptr<physioreg::client::LineReader>> reader =
+        physioreg::client::LineReader::Open(path);
+    if (!reader.ok()) throw UsageError(std::string(reader.status().message()));
     std::vector<v1::Practitioner> records;
-    int line_number = 0;
-    std::map<std::string, int> first_line_of_id;
-    for (std::string line; std::getline(in, line);) {
-      ++line_number;
-      if (absl::StripAsciiWhitespace(line).empty()) continue;
+    std::map<std::string, int64_t> first_line_of_id;
+    physioreg::client::LineReader::Line line;
+    while (true) {
+      absl::StatusOr<bool> read = (*reader)->Next(&line);
+      if (!read.ok()) {
+        throw UsageError(absl::StrCat(path, ": ", read.status().message(), "; nothing was sent"));
+      }
+      if (!*read) break;
+      const auto line_number = static_cast<long long>(line.number);
+      if (line.too_long) {
+        std::fprintf(stderr,
+                     "error: %s:%lld: the line is longer than %s, the most one record may take "
+                     "(the server takes at most 4 MiB in one message); nothing was sent\n",
+                     path.c_str(), line_number, physioreg::client::MaxLineText().c_str());
+        return 1;
+      }
+      if (absl::StripAsciiWhitespace(line.text).empty()) continue;
       // Nothing is sent unless every line reads (and is UTF-8, which the server needs).
       physioreg::client::RecordSource::Item item =
-          physioreg::client::ParseJsonLine(line_number, line);
+          physioreg::client::ParseJsonLine(line.number, line.text);
       if (!item.record.ok()) {
-        std::fprintf(stderr, "error: %s:%d: %s%s%s; nothing was sent\n", path.c_str(), line_number,
+        std::fprintf(stderr, "error: %s:%lld: %s%s%s; nothing was sent\n", path.c_str(),
+                     line_number,
                      item.registration_id.empty() ? "" : S(item.registration_id + ": ").c_str(),
                      item.field.empty() ? "" : S(item.field + ": ").c_str(),
                      S(item.record.status().message()).c_str());
         return 1;
       }
+      if (const size_t bytes = item.record->ByteSizeLong();
+          bytes > physioreg::client::kMaxLineBytes) {
+        std::fprintf(stderr,
+                     "error: %s:%lld: the record is %zu bytes serialized; one record may take at "
+                     "most %s (the server takes at most 4 MiB in one message); nothing was "
+                     "sent\n",
+                     path.c_str(), line_number, bytes, physioreg::client::MaxLineText().c_str());
+        return 1;
+      }
       // One record per registrant per file, as the server asks of one request and of one
       // import: a repeat in a later call would otherwise silently win.
       const std::string id = absl::AsciiStrToUpper(item.record->registration_id());
-      if (auto [it, inserted] = first_line_of_id.emplace(id, line_number); !inserted) {
+      if (auto [it, inserted] = first_line_of_id.emplace(id, line.number); !inserted) {
         std::fprintf(stderr,
-                     "error: %s:%d: registration_id %s appears again (first on line %d); nothing "
-                     "was sent\n",
-                     path.c_str(), line_number, S(id).c_str(), it->second);
+                     "error: %s:%lld: registration_id %s appears again (first on line %lld); "
+                     "nothing was sent\n",
+                     path.c_str(), line_number, S(id).c_str(), static_cast<long long>(it->second));
         return 1;
       }
       records.push_back(*std::move(item.record));
-    }
-    // A read error (a directory, an I/O error) ends getline as the end of the file would.
-    if (in.bad()) {
-      throw UsageError(
-          absl::StrCat(path, ": the file could not be read to its end; nothing was sent"));
     }
     int64_t created = 0, updated = 0, unchanged = 0, revision = 0;
     // 1,000 records a call, fewer when they pass the server's message size.
@@ -1011,13 +1047,8 @@ struct Cli {
   int Watch(const Options& o) const {
     v1::WatchChangesRequest request;
     {
-      std::ifstream in(o.ids_file);
-      if (!in) throw UsageError(absl::StrCat("cannot read ", o.ids_file));
-      std::string line;
-      while (std::getline(in, line)) {
-        absl::string_view id = absl::StripAsciiWhitespace(line);
-        if (id.empty() || id[0] == '#') continue;
-        request.add_registration_ids(std::string(id));
+      for (std::string& id : ReadIdFile(o.ids_file)) {
+        request.add_registration_ids(std::move(id));
       }
       if (request.registration_ids().empty()) {
         throw UsageError(absl::StrCat(o.ids_file, " lists no registration IDs"));
@@ -1212,7 +1243,7 @@ class CommandLine {
 
     CLI::App* upsert =
         Command("upsert", "regulator: one registrant per line (proto JSON), 1,000 per call");
-    upsert->add_option("--file", o_.file, "F.jsonl")->required();
+    upsert->add_option("--file", o_.file, "F.jsonl ('-': standard input)")->required();
     upsert->add_option("--request-id", o_.request_id, "makes a retried upload a replay");
     upsert->add_option("--update-mask", o_.update_mask,
                        "FIELD,... change only these fields of existing registrants (e.g. "
@@ -1224,7 +1255,9 @@ class CommandLine {
         Command("import",
                 "regulator: stream a whole register from .jsonl/.ndjson or .csv "
                 "(columns: README.md); rejected records to the rejects file, exit 1");
-    import->add_option("FILE", o_.file, "the register to import")->required();
+    import->add_option("FILE", o_.file, "the register to import ('-': standard input)")->required();
+    import->add_option("--format", o_.import_format, "jsonl or csv (default: FILE's extension)")
+        ->check(CLI::IsMember({"jsonl", "csv"}));
     import->add_option("--import-id", o_.import_id, "makes a rerun of a finished import a replay");
     import->add_option("--rejects", o_.rejects, "rejects file (default FILE.rejects.csv)");
     import->add_flag("--allow-status-lift", o_.allow_status_lift,
@@ -1345,6 +1378,7 @@ int Run(CommandLine& line) {
   if (command == "import") {
     physioreg::client::ImportOptions options;
     options.path = o.file;
+    options.format = o.import_format;
     options.import_id = o.import_id;
     options.rejects_path = o.rejects;
     options.json = o.json;

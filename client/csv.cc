@@ -1,6 +1,7 @@
 #include "client/csv.h"
 
 #include "absl/strings/str_cat.h"
+#include "client/line_reader.h"
 
 namespace physioreg::client {
 
@@ -35,11 +36,25 @@ absl::StatusOr<bool> CsvReader::Next(std::vector<std::string>* fields) {
   }
   if (Peek() == EOF) return false;
   record_line_ = line_;
+  const int64_t record_start = bytes_read_;
   std::string field;
   bool quoted = false;      // Inside a quoted field.
   bool was_quoted = false;  // The current field was quoted (text may not follow the quote).
   while (true) {
     int c = Get();
+    // Memory stays bounded whatever the input: a record is at most kMaxLineBytes, and text
+    // never holds a NUL byte.
+    if (bytes_read_ - record_start > static_cast<int64_t>(kMaxLineBytes)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "line ", record_line_, ": the record is longer than ", MaxLineText(),
+          ", the most one record may take", quoted ? " (a quoted field that never closes?)" : ""));
+    }
+    if (c == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("line ", line_,
+                       " holds a NUL byte: this is not a UTF-8 text file (a UTF-16 \"Unicode "
+                       "text\" file, or a binary one); save it as CSV UTF-8"));
+    }
     if (quoted) {
       if (c == EOF) {
         return absl::InvalidArgumentError(

@@ -18,7 +18,8 @@ class CsvReader {
   explicit CsvReader(std::istream* in) : in_(in) {}
 
   // Reads the next record; false at the end of input. INVALID_ARGUMENT for a quoted field that
-  // never closes or text after a closing quote.
+  // never closes, text after a closing quote, a NUL byte, or a record longer than
+  // kMaxLineBytes (line_reader.h; memory stays bounded).
   [[nodiscard]] absl::StatusOr<bool> Next(std::vector<std::string>* fields);
 
   // The line the last record started on (1-based), for messages.

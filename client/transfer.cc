@@ -20,6 +20,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
@@ -27,6 +28,7 @@
 #include "absl/time/clock.h"
 #include "client/csv.h"
 #include "client/csv_records.h"
+#include "client/line_reader.h"
 #include "client/practitioner_json.h"
 
 namespace physioreg::client {
@@ -89,48 +91,70 @@ std::string FindText(const google::protobuf::Message& message, absl::string_view
   return "";
 }
 
-class FileSource : public RecordSource {
+absl::Status LineTooLong() {
+  return absl::InvalidArgumentError(
+      absl::StrCat("the line is longer than ", MaxLineText(),
+                   ", the most one record may take (the server takes at most 4 MiB in one "
+                   "message); it was not sent"));
+}
+
+absl::Status RecordTooLarge(size_t bytes) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "the record is ", bytes, " bytes serialized; one record may take at most ", MaxLineText(),
+      " (the server takes at most 4 MiB in one message); it was not "
+      "sent"));
+}
+
+class JsonlSource final : public RecordSource {
  public:
-  explicit FileSource(const std::string& path) : in_(path, std::ios::binary) {
-    in_.seekg(0, std::ios::end);
-    size_ = in_.tellg();
-    in_.seekg(0);
-  }
-  bool ok() const { return static_cast<bool>(in_); }
+  explicit JsonlSource(std::unique_ptr<LineReader> lines) : lines_(std::move(lines)) {}
   double Fraction() const override {
-    return size_ <= 0 ? 1.0 : static_cast<double>(BytesRead()) / static_cast<double>(size_);
+    return lines_->size() <= 0
+               ? -1.0
+               : static_cast<double>(lines_->bytes_read()) / static_cast<double>(lines_->size());
   }
-
- protected:
-  virtual int64_t BytesRead() const = 0;
-  std::ifstream in_;
-  int64_t size_ = 0;
-};
-
-class JsonlSource final : public FileSource {
- public:
-  using FileSource::FileSource;
   absl::StatusOr<std::optional<Item>> Next() override {
-    std::string line;
-    while (std::getline(in_, line)) {
-      ++line_;
-      bytes_read_ += static_cast<int64_t>(line.size()) + 1;
-      if (absl::StripAsciiWhitespace(line).empty()) continue;
-      return ParseJsonLine(line_, line);
+    LineReader::Line line;
+    while (true) {
+      absl::StatusOr<bool> read = lines_->Next(&line);
+      if (!read.ok()) return read.status();
+      if (!*read) return std::nullopt;
+      if (line.too_long) {
+        // Skipped, never sent: the server could not take it in one message.
+        return Item{line.number, LineTooLong(), "", ""};
+      }
+      if (absl::StripAsciiWhitespace(line.text).empty()) continue;
+      return ParseJsonLine(line.number, line.text);
     }
-    if (in_.bad()) return absl::DataLossError("the file could not be read to its end");
-    return std::nullopt;
   }
 
  private:
-  int64_t BytesRead() const override { return bytes_read_; }
-  int64_t line_ = 0;
-  int64_t bytes_read_ = 0;
+  std::unique_ptr<LineReader> lines_;
 };
 
-class CsvSource final : public FileSource {
+class CsvSource final : public RecordSource {
  public:
-  explicit CsvSource(const std::string& path) : FileSource(path), reader_(&in_) {}
+  // `path` "-": standard input.
+  explicit CsvSource(const std::string& path)
+      : file_(path == "-" ? nullptr : std::make_unique<std::ifstream>(path, std::ios::binary)),
+        in_(file_ != nullptr ? file_.get() : &std::cin),
+        reader_(in_) {
+    if (file_ != nullptr && *file_) {
+      // A FIFO has no size (and cannot seek): its progress is unknown.
+      file_->seekg(0, std::ios::end);
+      const std::streamoff end = file_->tellg();
+      file_->clear();
+      if (end > 0) {
+        size_ = end;
+        file_->seekg(0);
+      }
+    }
+  }
+  bool ok() const { return static_cast<bool>(*in_); }
+  double Fraction() const override {
+    return size_ <= 0 ? -1.0
+                      : static_cast<double>(reader_.bytes_read()) / static_cast<double>(size_);
+  }
 
   absl::Status ReadHeader() {
     std::vector<std::string> header;
@@ -165,7 +189,9 @@ class CsvSource final : public FileSource {
   }
 
  private:
-  int64_t BytesRead() const override { return reader_.bytes_read(); }
+  std::unique_ptr<std::ifstream> file_;
+  std::istream* in_;
+  int64_t size_ = 0;
   CsvReader reader_;
   std::optional<CsvRecordParser> parser_;
 };
@@ -183,15 +209,22 @@ class Progress {
     const double seconds = absl::ToDoubleSeconds(now - start_);
     const double rate = seconds > 0 ? records / seconds : 0;
     const double eta = fraction > 0 && fraction < 1 ? seconds * (1 - fraction) / fraction : 0;
-    if (terminal_) {
+    if (fraction < 0) {  // Reading a pipe: how far is unknown.
+      std::fprintf(stderr,
+                   terminal_ ? "\r%lld records read  %.0f/s   "
+                             : "import: %lld records read, %.0f records/s\n",
+                   static_cast<long long>(records), rate);
+      if (terminal_ && final) std::fprintf(stderr, "\n");
+    } else if (terminal_) {
       constexpr int kWidth = 30;
       const int filled = static_cast<int>(fraction * kWidth);
-      std::fprintf(stderr, "\r%5.1f%% [%s%s] %lld records  %.0f/s  ETA %.0fs   ", fraction * 100,
-                   std::string(filled, '#').c_str(), std::string(kWidth - filled, ' ').c_str(),
-                   static_cast<long long>(records), rate, eta);
+      std::fprintf(stderr, "\r%5.1f%% [%s%s] %lld records read  %.0f/s  ETA %.0fs   ",
+                   fraction * 100, std::string(filled, '#').c_str(),
+                   std::string(kWidth - filled, ' ').c_str(), static_cast<long long>(records), rate,
+                   eta);
       if (final) std::fprintf(stderr, "\n");
     } else {
-      std::fprintf(stderr, "import: %.0f%%, %lld records, %.0f records/s, ETA %.0fs\n",
+      std::fprintf(stderr, "import: %.0f%%, %lld records read, %.0f records/s, ETA %.0fs\n",
                    fraction * 100, static_cast<long long>(records), rate, eta);
     }
     std::fflush(stderr);
@@ -250,23 +283,35 @@ class ChunkReader {
   static constexpr size_t kAhead = 2;
 
   void Run() {
+    // A record that would have taken its chunk past kMaxRequestRecordBytes starts the next one.
+    std::optional<RecordSource::Item> held;
     for (bool done = false; !done;) {
       FileChunk chunk;
       size_t bytes = 0;
       while (chunk.records.size() < chunk_size_ && bytes < kMaxRequestRecordBytes) {
-        absl::StatusOr<std::optional<RecordSource::Item>> item = source_->Next();
-        if (!item.ok()) {
-          chunk.read_status = item.status();
-          break;
+        std::optional<RecordSource::Item> taken = std::exchange(held, std::nullopt);
+        if (!taken.has_value()) {
+          absl::StatusOr<std::optional<RecordSource::Item>> item = source_->Next();
+          if (!item.ok()) {
+            chunk.read_status = item.status();
+            break;
+          }
+          if (!item->has_value()) {
+            chunk.at_end = true;
+            break;
+          }
+          taken = **std::move(item);
         }
-        if (!item->has_value()) {
-          chunk.at_end = true;
-          break;
-        }
-        RecordSource::Item& next = **item;
+        RecordSource::Item& next = *taken;
+        const size_t size = next.record.ok() ? next.record->ByteSizeLong() : 0;
+        if (size > kMaxLineBytes) next.record = RecordTooLarge(size);
         if (next.record.ok()) {
+          if (!chunk.records.empty() && bytes + size > kMaxRequestRecordBytes) {
+            held = std::move(taken);
+            break;
+          }
           chunk.lines.push_back(next.line);
-          bytes += next.record->ByteSizeLong();
+          bytes += size;
           *chunk.records.Add() = *std::move(next.record);
         } else {
           chunk.unreadable.push_back({next.line, std::move(next.registration_id),
@@ -291,6 +336,45 @@ class ChunkReader {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;  // Last: starts once the members above exist.
 };
+
+// The counts an unfinished import's answer carries (physioregd sends them as trailing metadata
+// when it ends an import with an error), or nullopt when the answer has none.
+std::optional<int64_t> TrailerCount(const grpc::ClientContext& context, absl::string_view key) {
+  const auto& trailers = context.GetServerTrailingMetadata();
+  auto it = trailers.find(std::string(key));
+  int64_t value = 0;
+  if (it == trailers.end() ||
+      !absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), &value)) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+// After an import that failed: what the server says it applied, never what was read or sent.
+void ReportUnfinished(const std::string& path, const grpc::ClientContext& context, int64_t sent) {
+  const std::optional<int64_t> received = TrailerCount(context, "physioreg-import-received");
+  const std::optional<int64_t> applied = TrailerCount(context, "physioreg-import-applied");
+  const std::optional<int64_t> unchanged = TrailerCount(context, "physioreg-import-unchanged");
+  const std::optional<int64_t> rejected = TrailerCount(context, "physioreg-import-rejected");
+  if (received.has_value() && applied.has_value() && unchanged.has_value() &&
+      rejected.has_value()) {
+    std::fprintf(
+        stderr,
+        "physioreg: the import of %s did not finish: the server took the first %lld of "
+        "the %lld records sent: %lld applied, %lld unchanged, %lld rejected; the rest were "
+        "not imported. Run the same import again to finish it (records already applied "
+        "then count as unchanged).\n",
+        path.c_str(), static_cast<long long>(*received), static_cast<long long>(sent),
+        static_cast<long long>(*applied), static_cast<long long>(*unchanged),
+        static_cast<long long>(*rejected));
+  } else {
+    std::fprintf(stderr,
+                 "physioreg: the import of %s did not finish: the server did not say how many of "
+                 "the %lld records sent it took (some may be in the register). Run the same "
+                 "import again to finish it (records already there then count as unchanged).\n",
+                 path.c_str(), static_cast<long long>(sent));
+  }
+}
 
 }  // namespace
 
@@ -325,9 +409,29 @@ RecordSource::Item ParseJsonLine(int64_t line_number, const std::string& line) {
   return item;
 }
 
-absl::StatusOr<std::unique_ptr<RecordSource>> RecordSource::Open(const std::string& path) {
+absl::StatusOr<std::unique_ptr<RecordSource>> RecordSource::Open(const std::string& path,
+                                                                 const std::string& format) {
   const std::string lower = absl::AsciiStrToLower(path);
-  if (absl::EndsWith(lower, ".csv")) {
+  std::string kind = format;
+  if (kind.empty()) {
+    if (absl::EndsWith(lower, ".csv")) {
+      kind = "csv";
+    } else if (absl::EndsWith(lower, ".jsonl") || absl::EndsWith(lower, ".ndjson")) {
+      kind = "jsonl";
+    } else if (path == "-") {
+      return absl::InvalidArgumentError("standard input (-) needs --format jsonl or --format csv");
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": the file name must end in .jsonl, .ndjson or .csv (or give --format)"));
+    }
+  }
+  if (kind != "csv" && kind != "jsonl") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--format must be jsonl or csv (got '", kind, "')"));
+  }
+  if (kind == "csv") {
+    // Missing, unreadable, a directory: said before the CSV reader opens it.
+    if (absl::Status s = CheckInputFile(path); !s.ok()) return s;
     auto source = std::make_unique<CsvSource>(path);
     if (!source->ok()) return absl::NotFoundError(absl::StrCat("cannot read ", path));
     if (absl::Status s = source->ReadHeader(); !s.ok()) {
@@ -335,17 +439,14 @@ absl::StatusOr<std::unique_ptr<RecordSource>> RecordSource::Open(const std::stri
     }
     return source;
   }
-  if (absl::EndsWith(lower, ".jsonl") || absl::EndsWith(lower, ".ndjson")) {
-    auto source = std::make_unique<JsonlSource>(path);
-    if (!source->ok()) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-    return source;
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat(path, ": the file name must end in .jsonl, .ndjson or .csv"));
+  absl::StatusOr<std::unique_ptr<LineReader>> lines = LineReader::Open(path);
+  if (!lines.ok()) return lines.status();
+  return std::make_unique<JsonlSource>(*std::move(lines));
 }
 
 int RunImport(const Connection& connection, const ImportOptions& options) {
-  absl::StatusOr<std::unique_ptr<RecordSource>> source = RecordSource::Open(options.path);
+  absl::StatusOr<std::unique_ptr<RecordSource>> source =
+      RecordSource::Open(options.path, options.format);
   if (!source.ok()) {
     std::fprintf(stderr, "physioreg: %s\n", std::string(source.status().message()).c_str());
     return 2;
@@ -363,8 +464,8 @@ int RunImport(const Connection& connection, const ImportOptions& options) {
   request.set_allow_status_lift(options.allow_status_lift);
   Progress progress;
   absl::Status read_status;
-  // A failed write means the server ended the call; the file is still read to its end, to
-  // hold the server's answer against what the whole file holds (see below).
+  // A failed write means the server ended the call: reading stops, and its answer says why and
+  // how far it got.
   bool stream_open = true;
   {
     ChunkReader reader(source->get(), std::max(options.chunk_size, 1));
@@ -386,7 +487,7 @@ int RunImport(const Connection& connection, const ImportOptions& options) {
         sent_any = true;
       }
       progress.Update(static_cast<int64_t>(line_of_index.size()) + unreadable, chunk.fraction);
-      if (last) break;
+      if (last || !stream_open) break;
     }
   }  // Stops the reader.
   progress.Update(static_cast<int64_t>(line_of_index.size()) + unreadable, (*source)->Fraction(),
@@ -398,23 +499,32 @@ int RunImport(const Connection& connection, const ImportOptions& options) {
     stream->Finish().ok();
     std::fprintf(stderr, "physioreg: %s: %s\n", options.path.c_str(),
                  std::string(read_status.message()).c_str());
+    if (!line_of_index.empty()) {
+      std::fprintf(stderr,
+                   "physioreg: the import stopped there; of the %lld records sent before it, the "
+                   "server may have applied some; fix the file and run the import again (records "
+                   "already applied then count as unchanged)\n",
+                   static_cast<long long>(line_of_index.size()));
+    }
     return 2;
   }
-  stream->WritesDone();
+  if (stream_open) stream->WritesDone();
   grpc::Status status = stream->Finish();
   if (!status.ok()) {
     std::fprintf(stderr, "%s", FormatError(status).c_str());
+    ReportUnfinished(options.path, *context, static_cast<int64_t>(line_of_index.size()));
     return 1;
   }
   // An answer must account for every record of the file: a server that stopped reading early
   // (or a replay of an import of another file) is a failure, never a success summary.
   const auto records = static_cast<int64_t>(line_of_index.size());
-  if (summary.received() != records) {
+  if (!stream_open || summary.received() != records) {
+    // (After a failed write the rest of the file is not read: `records` counts those sent.)
     std::fprintf(stderr,
-                 "physioreg: import of %s failed: the server acknowledged %lld of the file's %lld "
+                 "physioreg: import of %s failed: the server acknowledged %lld of the %s%lld "
                  "records (%s); the rest were not imported\n",
                  options.path.c_str(), static_cast<long long>(summary.received()),
-                 static_cast<long long>(records),
+                 stream_open ? "file's " : "", static_cast<long long>(records),
                  stream_open ? "the stream ended early" : "it stopped reading");
     return 1;
   }
@@ -430,8 +540,9 @@ int RunImport(const Connection& connection, const ImportOptions& options) {
   // Records the server rejected, and lines that never reached it (they did not parse).
   const int64_t rejected_records = summary.rejected_count() + unreadable;
   if (!rejects.empty()) {
-    const std::string path =
-        options.rejects_path.empty() ? options.path + ".rejects.csv" : options.rejects_path;
+    const std::string path = !options.rejects_path.empty() ? options.rejects_path
+                             : options.path == "-"         ? std::string("stdin.rejects.csv")
+                                                           : options.path + ".rejects.csv";
     std::ofstream out(path, std::ios::binary);
     out << CsvRecord({"line", "registration_id", "field", "message"});
     for (const Reject& r : rejects) {

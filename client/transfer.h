@@ -28,12 +28,15 @@ class RecordSource {
     std::string field;
   };
 
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<RecordSource>> Open(const std::string& path);
+  // `format` "jsonl" or "csv"; empty: from the extension. `path` "-": standard input (a
+  // format is then needed).
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<RecordSource>> Open(
+      const std::string& path, const std::string& format = "");
   virtual ~RecordSource() = default;
 
   // The next item; nullopt at the end; an error when the rest of the file cannot be read.
   [[nodiscard]] virtual absl::StatusOr<std::optional<Item>> Next() = 0;
-  // How far through the file reading is, from 0 to 1.
+  // How far through the file reading is, from 0 to 1; negative when unknown (a pipe).
   virtual double Fraction() const = 0;
 };
 
@@ -43,10 +46,11 @@ class RecordSource {
 RecordSource::Item ParseJsonLine(int64_t line_number, const std::string& line);
 
 struct ImportOptions {
-  std::string path;
+  std::string path;    // "-": standard input.
+  std::string format;  // jsonl or csv; empty: from the path's extension.
   std::string import_id;
   // Where to write rejected records (CSV: line, registration_id, field, message); empty: the
-  // input path + ".rejects.csv".
+  // input path + ".rejects.csv" (for standard input: stdin.rejects.csv).
   std::string rejects_path;
   int chunk_size = 1000;
   bool json = false;
@@ -55,7 +59,7 @@ struct ImportOptions {
 };
 
 // The server takes messages of at most 4 MiB: requests are also cut at this many bytes of
-// records, whatever the record count.
+// records, whatever the record count (a single larger record, up to kMaxLineBytes, goes alone).
 inline constexpr size_t kMaxRequestRecordBytes = size_t{3} << 20;
 
 // Streams the file to ImportPractitioners, printing progress on stderr (a bar on a terminal,

@@ -50,9 +50,9 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* AdminService::ImportPractitioners(
     absl::StatusOr<core::RateLimiter::StreamLease> lease = limits_->OpenStream(*admitted);
     if (!lease.ok()) return new RejectedReadReactor(ToGrpcStatus(lease.status()));
     return new Leased<ImportReactor>(*std::move(lease), context, registry_, writer_, caller->key_id,
-                                     response);
+                                     response, &import_stop_);
   }
-  return new ImportReactor(context, registry_, writer_, caller->key_id, response);
+  return new ImportReactor(context, registry_, writer_, caller->key_id, response, &import_stop_);
 }
 
 grpc::ServerWriteReactor<v1::Practitioner>* AdminService::ExportPractitioners(

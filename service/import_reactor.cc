@@ -16,16 +16,26 @@ namespace {
 // memory bounded.
 constexpr int kMaxQueuedChunks = 2;
 
+// The status message of an import stopped by a shutdown (Complete adds how far it got).
+constexpr char kShuttingDown[] = "the server is shutting down";
+
 }  // namespace
 
 ImportReactor::ImportReactor(grpc::CallbackServerContext* context, core::Registry* registry,
-                             SerialExecutor* writer, std::string actor, grpc::ByteBuffer* response)
+                             SerialExecutor* writer, std::string actor, grpc::ByteBuffer* response,
+                             ImportStop* stop)
     : context_(context),
       registry_(registry),
       writer_(writer),
       actor_(std::move(actor)),
-      response_(response) {
+      response_(response),
+      stop_(stop) {
+  if (stop_ != nullptr) stop_->running.fetch_add(1, std::memory_order_relaxed);
   StartRead(&message_);
+}
+
+ImportReactor::~ImportReactor() {
+  if (stop_ != nullptr) stop_->running.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void ImportReactor::OnReadDone(bool ok) {
@@ -67,6 +77,14 @@ absl::Status ImportReactor::ParseAndCheck(Chunk* chunk) {
 void ImportReactor::Prepare(bool ok) {
   if (!ok) {
     writer_->Post([this] { Complete(HandleEnd(), /*applied=*/false); });
+    return;
+  }
+  if (stop_ != nullptr && stop_->requested.load(std::memory_order_relaxed)) {
+    message_.Clear();  // Not applied: the import stops before it.
+    stop_->stopped.fetch_add(1, std::memory_order_relaxed);
+    writer_->Post([this] {
+      Complete(grpc::Status(grpc::StatusCode::UNAVAILABLE, kShuttingDown), /*applied=*/false);
+    });
     return;
   }
   auto chunk = std::make_shared<Chunk>();
@@ -147,6 +165,23 @@ void ImportReactor::Complete(std::optional<grpc::Status> final, bool applied) {
     }
   }
   if (read) StartRead(&message_);
+  if (finish && !status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
+    // On the writer, after every chunk it applied: what the client may count as done.
+    const physioreg::v1::ImportPractitionersResponse& done = session_.summary;
+    context_->AddTrailingMetadata("physioreg-import-received", absl::StrCat(done.received()));
+    context_->AddTrailingMetadata("physioreg-import-applied", absl::StrCat(done.applied()));
+    context_->AddTrailingMetadata("physioreg-import-unchanged", absl::StrCat(done.unchanged()));
+    context_->AddTrailingMetadata("physioreg-import-rejected", absl::StrCat(done.rejected_count()));
+    if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+        status.error_message() == kShuttingDown) {
+      status =
+          grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                       absl::StrCat(kShuttingDown, "; the import stopped after its first ",
+                                    done.received(), " records (", done.applied(), " applied, ",
+                                    done.unchanged(), " unchanged, ", done.rejected_count(),
+                                    " rejected) and did not finish: run it again to finish it"));
+    }
+  }
   if (finish) {
     // The import_id is free (and its summary stored) before the client hears the answer, so a
     // stream it starts next is not taken for one still running.

@@ -12,6 +12,7 @@
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/server_callback.h>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,12 +28,26 @@ namespace physioreg::service {
 // The largest message the server accepts, on any RPC (an import chunk included).
 inline constexpr int kMaxReceiveMessageBytes = 4 << 20;
 
+// Stops running imports at shutdown (set `requested`); `stopped` counts those that ended so,
+// `running` the import calls gRPC is not done with.
+struct ImportStop {
+  std::atomic<bool> requested{false};
+  std::atomic<int> stopped{0};
+  std::atomic<int> running{0};
+};
+
 class ImportReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   // Starts reading at once; deletes itself when gRPC is done with the call. `response` is the
-  // serialized ImportPractitionersResponse gRPC sends.
+  // serialized ImportPractitionersResponse gRPC sends. Once `stop` (when not null) is
+  // requested, the next message read is not applied: the call ends with UNAVAILABLE saying how
+  // far the import got. A call that ends with an error carries what was done as trailing metadata
+  // (physioreg-import-received, -applied, -unchanged, -rejected: whole chunks, in order).
   ImportReactor(grpc::CallbackServerContext* context, core::Registry* registry,
-                SerialExecutor* writer, std::string actor, grpc::ByteBuffer* response);
+                SerialExecutor* writer, std::string actor, grpc::ByteBuffer* response,
+                ImportStop* stop = nullptr);
+
+  ~ImportReactor() override;
 
   void OnReadDone(bool ok) override;
   void OnDone() override { delete this; }
@@ -59,6 +74,7 @@ class ImportReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   SerialExecutor* writer_;
   const std::string actor_;
   grpc::ByteBuffer* response_;
+  ImportStop* stop_;
   grpc::ByteBuffer message_;
   core::ImportSession session_;
   int64_t messages_ = 0;  // On preparer_.

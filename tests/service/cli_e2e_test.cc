@@ -1,6 +1,5 @@
 // The physioreg CLI binary against a real physioregd.
 #include <arpa/inet.h>
-#include <cstdlib>
 #include <gmock/gmock.h>
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/security/server_credentials.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -404,7 +404,7 @@ TEST_F(CliTest, UpsertOfAFileThatCannotBeReadFails) {
   std::filesystem::create_directory(directory);
   CommandResult upserted = Cli({"upsert", "--file", directory}, true);
   EXPECT_EQ(upserted.exit_code, 2) << upserted.output;
-  EXPECT_THAT(upserted.output, HasSubstr("could not be read to its end"));
+  EXPECT_THAT(upserted.output, HasSubstr("is a directory, not a file"));
   EXPECT_THAT(upserted.output, Not(HasSubstr("0 records")));
 }
 
@@ -838,8 +838,7 @@ TEST_F(CliTest, ImportNeverReportsSuccessWhenTheServerStopsEarly) {
     EXPECT_THAT(imported.output, Not(HasSubstr("received,")));
     EXPECT_THAT(imported.output, Not(HasSubstr("applied")));
     EXPECT_THAT(imported.output,
-                HasSubstr(answer.ok() ? "the server acknowledged 1 of the file's 50 records"
-                                      : "disk on fire"));
+                HasSubstr(answer.ok() ? "the server acknowledged 1 of the" : "disk on fire"));
     fake->Shutdown();
   }
 }
