@@ -19,6 +19,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "google/protobuf/arena.h"
 #include "physioreg/v1/registry.pb.h"
 #include "service/core/registry.h"
 #include "service/serial_executor.h"
@@ -54,7 +55,11 @@ class ImportReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {
 
  private:
   struct Chunk {
-    physioreg::v1::ImportPractitionersRequest request;
+    Chunk();
+    // The parsed message lives on its own arena: its thousands of strings and messages are
+    // allocated in a few blocks and freed at once.
+    google::protobuf::Arena arena;
+    physioreg::v1::ImportPractitionersRequest& request;
     core::Registry::CheckedChunk checked;
   };
 

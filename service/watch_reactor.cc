@@ -322,7 +322,10 @@ class WatchHub::State final : public storage::FeedConsumer {
       if (prune) {
         std::erase_if(links, [](const std::shared_ptr<WatchLink>& link) { return link->ended(); });
       }
-      if (!commits.empty()) {
+      // With no watcher the events are only let go (here, not on the writer's thread): an
+      // import of 1,000,000 would otherwise copy every event for no one (14 % of the server's
+      // CPU in a profile of an import).
+      if (!commits.empty() && !links.empty()) {
         std::vector<storage::SharedEvent> events, anonymous;
         for (std::vector<storage::SharedEvent>& commit : commits) {
           for (storage::SharedEvent& event : commit) {

@@ -56,6 +56,9 @@ struct Commit {
   std::vector<RecordChange> changes;
   // Meta entries written in the same batch (idempotency records, API keys).
   std::vector<std::pair<std::string, std::string>> meta_puts;
+  // Left by Write: the events it published (the feed's consumers may still hold them), so
+  // that a caller can let go of them off the writer's thread.
+  std::vector<SharedEvent> published;
 };
 
 class Store;

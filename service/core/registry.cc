@@ -914,6 +914,7 @@ absl::Status Registry::ApplyImportChunk(const RepeatedPtrField<Practitioner>& re
   }
   // Freed by the caller, off the writer's thread when it can.
   checked.spent = std::move(commit.changes);
+  checked.spent_events = std::move(commit.published);
   summary->set_applied(summary->applied() + counts.created + counts.updated);
   summary->set_unchanged(summary->unchanged() + counts.unchanged);
   return absl::OkStatus();

@@ -117,8 +117,10 @@ class Registry {
     std::vector<std::string> ids;
     std::vector<char> created_ok;
     std::vector<storage::RecordChange> created;
-    // The committed changes, left by ApplyImportChunk for the caller to free.
+    // The committed changes and their published events, left by ApplyImportChunk for the
+    // caller to free.
     std::vector<storage::RecordChange> spent;
+    std::vector<storage::SharedEvent> spent_events;
   };
   void CheckImportChunk(
       const google::protobuf::RepeatedPtrField<physioreg::v1::Practitioner>& records,

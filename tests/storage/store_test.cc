@@ -703,6 +703,67 @@ TEST(StoreTest, DirectoriesOfAnotherStorageFormatAreRefusedClearly) {
   }
 }
 
+// Reads one raw value of a closed data directory.
+std::string ReadRaw(const std::string& path, ColumnFamily family, const std::string& key) {
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const char* name : kColumnFamilyNames) {
+    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  std::string value = "<missing>";
+  if (rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), path + "/db", descriptors, &handles, &db)
+          .ok()) {
+    rocksdb::Status s = db->Get(rocksdb::ReadOptions(), handles[static_cast<size_t>(family)], key,
+                                &value);
+    if (!s.ok()) value = "<" + s.ToString() + ">";
+    for (rocksdb::ColumnFamilyHandle* handle : handles) db->DestroyColumnFamilyHandle(handle);
+    delete db;
+  }
+  return value;
+}
+
+TEST(StoreTest, StoresEachEventAndRecordAsProtobufSerializesThem) {
+  TempDir dir;
+  std::vector<SharedEvent> published;
+  Practitioner record = ValidPractitioner("PT-1");
+  record.mutable_private_contact()->set_email("a@example.org");
+  {
+    auto store = OpenOrDie(dir.path());
+    Commit commit;
+    commit.changes.push_back(Change(record, 1));
+    ChangeEvent& created = commit.changes.back().event;
+    created.set_kind(ChangeEvent::CREATED);
+    created.set_actor("key-1");
+    created.mutable_change_time()->set_seconds(1700000000);
+    created.add_changed_activities(physioreg::v1::DRY_NEEDLING);
+    created.add_changed_activities(physioreg::v1::SPINAL_MANIPULATION);
+    RecordChange deleted;
+    deleted.event.set_registration_id("PT-1");
+    deleted.event.set_kind(ChangeEvent::DELETED);
+    deleted.event.add_changed_activities(physioreg::v1::DRY_NEEDLING);
+    commit.changes.push_back(std::move(deleted));
+    RecordChange plain = Change(ValidPractitioner("PT-2"), 3);  // No changed activities.
+    commit.changes.push_back(std::move(plain));
+    ASSERT_TRUE(store->Write(&commit).ok());
+    published = commit.published;
+  }
+  ASSERT_EQ(published.size(), 3u);
+  EXPECT_EQ(published[0]->changed_activities_size(), 2);
+  EXPECT_EQ(published[0]->practitioner().revision(), 1);
+  EXPECT_EQ(ReadRaw(dir.path(), ColumnFamily::kHistory, HistoryKey("PT-1", 1)),
+            published[0]->SerializeAsString());
+  EXPECT_EQ(ReadRaw(dir.path(), ColumnFamily::kHistory, HistoryKey("PT-1", 2)),
+            published[1]->SerializeAsString());
+  EXPECT_EQ(ReadRaw(dir.path(), ColumnFamily::kHistory, HistoryKey("PT-2", 3)),
+            published[2]->SerializeAsString());
+  Practitioner second = ValidPractitioner("PT-2");
+  second.set_revision(3);
+  Practitioner second_view = published[2]->practitioner();
+  EXPECT_EQ(ReadRaw(dir.path(), ColumnFamily::kRegistrants, RegistrantKey("PT-2")),
+            EncodeRegistrant(second, second_view));
+}
+
 TEST(StoreTest, PruningTheChangeLogKeepsEveryHistoryAndSurvivesAReopen) {
   TempDir dir;
   {

@@ -355,6 +355,8 @@ void SearchIndex::ClearLocked() {
   postal_codes_.clear();
   for (Postings& p : activity_postings_) p.clear();
   cells_.clear();
+  name_terms_memo_.clear();
+  key_memo_.clear();
   std::lock_guard day_lock(day_mu_);
   for (DayBits& d : day_bits_) d = DayBits();
   loaded_.store(0, std::memory_order_relaxed);
@@ -438,6 +440,9 @@ void SearchIndex::AppendDocsInOrder(const DocsCopy& copy, std::string* out) {
 }
 
 bool SearchIndex::ParseLocked(absl::string_view body) {
+  // The term ids are read anew: no memo of the old ones may survive.
+  name_terms_memo_.clear();
+  key_memo_.clear();
   snapshot::Decoder d(body);
   const uint32_t n_terms = d.Count(4);
   terms_.reserve(n_terms);
@@ -718,19 +723,34 @@ uint32_t SearchIndex::Intern(const std::string& text,
   return it->second;
 }
 
+const std::vector<uint32_t>& SearchIndex::NameTerms(const std::string& name) {
+  if (auto it = name_terms_memo_.find(name); it != name_terms_memo_.end()) return it->second;
+  if (name_terms_memo_.size() >= kMemoEntries) name_terms_memo_.clear();
+  std::vector<uint32_t> ids;
+  for (const std::string& token : IndexTokens(name)) ids.push_back(TermId(token));
+  return name_terms_memo_.emplace(name, std::move(ids)).first->second;
+}
+
+const std::string& SearchIndex::MemoKey(const std::string& text) {
+  if (auto it = key_memo_.find(text); it != key_memo_.end()) return it->second;
+  if (key_memo_.size() >= kMemoEntries) key_memo_.clear();
+  return key_memo_.emplace(text, NormalizeKey(text)).first->second;
+}
+
 SearchIndex::Doc SearchIndex::MakeDoc(const v1::Practitioner& p) {
   Doc doc;
   doc.alive = true;
   doc.register_ = static_cast<uint8_t>(p.permit().register_());
-  doc.sort_key = NormalizeKey(p.family_name());
+  doc.sort_key = MemoKey(p.family_name());
   doc.sort_key.push_back('\0');
-  doc.sort_key += NormalizeKey(p.given_name());
+  doc.sort_key += MemoKey(p.given_name());
   doc.sort_key.push_back('\0');
   doc.sort_key += p.registration_id();
 
   std::vector<uint32_t> terms;
   auto add_name = [&](const std::string& name) {
-    for (const std::string& token : IndexTokens(name)) terms.push_back(TermId(token));
+    const std::vector<uint32_t>& ids = NameTerms(name);
+    terms.insert(terms.end(), ids.begin(), ids.end());
   };
   add_name(p.given_name());
   add_name(p.family_name());
@@ -745,7 +765,7 @@ SearchIndex::Doc SearchIndex::MakeDoc(const v1::Practitioner& p) {
     const bool has_coordinates = l.latitude() != 0 || l.longitude() != 0;
     location.latitude = has_coordinates ? static_cast<float>(l.latitude()) : NAN;
     location.longitude = has_coordinates ? static_cast<float>(l.longitude()) : NAN;
-    location.city = Intern(NormalizeKey(l.city()), &city_ids_, &city_postings_);
+    location.city = Intern(MemoKey(l.city()), &city_ids_, &city_postings_);
     const std::string postal = NormalizePostalCode(l.postal_code());
     auto [it, inserted] = postal_ids_.try_emplace(postal, postal_codes_.size());
     if (inserted) postal_codes_.push_back(postal);
@@ -753,7 +773,7 @@ SearchIndex::Doc SearchIndex::MakeDoc(const v1::Practitioner& p) {
     doc.locations.push_back(location);
   }
   for (const std::string& language : p.languages()) {
-    doc.languages.push_back(Intern(NormalizeKey(language), &language_ids_, &language_postings_));
+    doc.languages.push_back(Intern(MemoKey(language), &language_ids_, &language_postings_));
   }
 
   // Authorized-ness changes only on the dates the record names, so the verification rule

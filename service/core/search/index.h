@@ -278,6 +278,11 @@ class SearchIndex {
   void UpdateAuthorizedBits(uint32_t doc_id);
   Doc MakeDoc(const physioreg::v1::Practitioner& record);
   uint32_t TermId(const std::string& text);
+  // MakeDoc's memos (under mu_ held exclusively): a name's term ids, a value's NormalizeKey
+  // form. Names, cities and languages repeat across a register, so most records skip ICU and
+  // the term map's string comparisons. The references live until the next call.
+  const std::vector<uint32_t>& NameTerms(const std::string& name);
+  const std::string& MemoKey(const std::string& text);
   static uint32_t Intern(const std::string& text, absl::flat_hash_map<std::string, uint32_t>* ids,
                          std::vector<Postings>* postings);
   Memberships MembershipsOf(const Doc& doc) const;
@@ -364,6 +369,10 @@ class SearchIndex {
   // 0.1-degree cells of latitude and longitude (about 11 km) -> docs with a location there.
   absl::flat_hash_map<int32_t, Postings> cells_;
   std::atomic<bool> bitmap_candidates_{true};
+  // See NameTerms; emptied with the term ids (ClearLocked) and when one holds kMemoEntries.
+  static constexpr size_t kMemoEntries = 1 << 16;
+  absl::flat_hash_map<std::string, std::vector<uint32_t>> name_terms_memo_;
+  absl::flat_hash_map<std::string, std::string> key_memo_;
 };
 
 }  // namespace physioreg::search
