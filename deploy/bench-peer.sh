@@ -356,13 +356,16 @@ note "- lookups per round (round, phase, req/s or tps, server CPU µs per reques
 # Server CPU per call over many ids (every 10th registrant), the loadgen's own phases.
 awk 'NR % 10 == 1' "$work/big.jsonl" >"$work/sample.jsonl"
 sample_load
+# --warm: one Get of every sampled id first (reported apart: cold reads), so the phases measure
+# a server whose row cache holds them, as after a while in service.
 "$bin/tools/loadgen/physioreg-loadgen" --address "$grpc" --duration_s "$duration" --warmup_s 1 \
   --server_pid "$server" --fail_on_error --ids_file "$work/sample.jsonl" --baseline --rounds 2 \
+  --warm \
   --concurrency "$connections" --mix get=1,verify=1 >"$work/loadgen.out" 2>&1 ||
   fail "the loadgen failed: $(tail -n 5 "$work/loadgen.out")"
 cpu_of() { grep '^JSON ' "$work/loadgen.out" | cut -c6- | jq -r --arg p "$1" 'select(.phase == $p) | .server_us_per_call' | median_of; }
 cpu_health=$(cpu_of health); cpu_get=$(cpu_of get); cpu_verify=$(cpu_of verify)
-note "- loadgen server CPU µs/call (median of the runs): health $cpu_health, get $cpu_get, verify $cpu_verify"
+note "- loadgen server CPU µs/call (median of the runs): health $cpu_health, get $cpu_get, verify $cpu_verify; before them $(grep '^== warm' "$work/loadgen.out" | cut -c4-)"
 
 # --- search ---------------------------------------------------------------------------------
 # physioreg: each query once through the HTTP gateway for its total and page (and a client-side
