@@ -531,6 +531,57 @@ TEST(StoreTest, PublicViewBytesAreTheStoredPublicViewAndNeverThePrivateDetails) 
   EXPECT_FALSE(called);
 }
 
+// Reads by id go through RocksDB's row cache: a record read from a table file and then
+// changed must read as changed, however many times it was read before, with a cache or
+// with one too small to keep anything.
+TEST(StoreTest, ReadsByIdSeeEveryChangeAfterCachedReads) {
+  TempDir dir;
+  Practitioner first = ValidPractitioner("PT-9");
+  first.set_given_name("Ada");
+  {
+    auto store = OpenOrDie(dir.path());
+    Commit commit;
+    commit.changes.push_back(Change(first, 0));
+    ASSERT_TRUE(store->Write(&commit).ok());
+  }  // Closing flushes: the record is now in a table file.
+  auto store = OpenOrDie(dir.path());
+  StoreOptions small;
+  small.row_cache_bytes = 1;  // A cache too small to keep anything reads the same.
+  TempDir other;
+  {
+    auto copy = OpenOrDie(other.path());
+    Commit commit;
+    commit.changes.push_back(Change(first, 0));
+    ASSERT_TRUE(copy->Write(&commit).ok());
+  }
+  absl::StatusOr<std::unique_ptr<Store>> uncached = Store::Open(other.path(), small);
+  ASSERT_TRUE(uncached.ok()) << uncached.status();
+  auto given_name = [](Store* s) -> std::string {
+    absl::StatusOr<std::optional<Practitioner>> read = s->GetPractitioner("PT-9");
+    EXPECT_TRUE(read.ok()) << read.status();
+    return read.ok() && read->has_value() ? (*read)->given_name() : "<none>";
+  };
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(given_name(store.get()), "Ada");
+    EXPECT_EQ(given_name(uncached->get()), "Ada");
+  }
+  Practitioner second = first;
+  second.set_given_name("Grace");
+  for (Store* s : {store.get(), uncached->get()}) {
+    Commit commit;
+    commit.changes.push_back(Change(second, s->revision() + 1));
+    ASSERT_TRUE(s->Write(&commit).ok());
+    EXPECT_EQ(given_name(s), "Grace");
+    std::string bytes;
+    absl::StatusOr<bool> found =
+        s->VisitPublicViewBytes("PT-9", [&](absl::string_view b) { bytes = std::string(b); });
+    ASSERT_TRUE(found.ok() && *found);
+    Practitioner parsed;
+    ASSERT_TRUE(parsed.ParseFromString(bytes));
+    EXPECT_EQ(parsed.given_name(), "Grace");
+  }
+}
+
 TEST(StoreTest, VerificationReadsHoldNamesPermitAndAuthorizationsOnly) {
   Practitioner record = ValidPractitioner("PT-7");
   record.set_preferred_name("Lena");
@@ -714,8 +765,8 @@ std::string ReadRaw(const std::string& path, ColumnFamily family, const std::str
   std::string value = "<missing>";
   if (rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), path + "/db", descriptors, &handles, &db)
           .ok()) {
-    rocksdb::Status s = db->Get(rocksdb::ReadOptions(), handles[static_cast<size_t>(family)], key,
-                                &value);
+    rocksdb::Status s =
+        db->Get(rocksdb::ReadOptions(), handles[static_cast<size_t>(family)], key, &value);
     if (!s.ok()) value = "<" + s.ToString() + ">";
     for (rocksdb::ColumnFamilyHandle* handle : handles) db->DestroyColumnFamilyHandle(handle);
     delete db;
