@@ -820,8 +820,13 @@ void Registry::CheckImportChunk(const RepeatedPtrField<Practitioner>& records,
     bool ok = false;
     if (id.has_value()) {
       Practitioner record = PrepareUpload(records[i], nullptr, today);
+      // Not validated again: with nothing stored, the prepared form passes ValidatePractitioner
+      // whenever the upload did. It only upper-cases the id (still valid), clears revision and
+      // update_time (never checked), sorts the authorizations (the checks do not depend on
+      // order) and starts each empty status_history with one entry {current status,
+      // registered_on / granted_on or today, no reason}: a valid status, a date already checked
+      // (or today), equal to the timeline's start and ending in the current status.
       Violations stored(1);
-      ValidatePractitioner(record, "", today, &stored);
       ValidateStoredForm(record, "", WriteKind::kUpload, &stored);
       if (stored.empty()) {
         std::vector<RestrictedActivity> changed = ChangedActivities(nullptr, &record);

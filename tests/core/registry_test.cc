@@ -844,6 +844,77 @@ TEST_F(RegistryTest, ASecondStreamUnderARunningImportIdIsRefusedBeforeWriting) {
   EXPECT_TRUE(registry_->StartImport("race-1", false, "k1", &later).ok());
 }
 
+// The stream's thread validates each record once: the record it builds for a new registrant
+// (id upper-cased, authorizations sorted, empty timelines started) must then pass every check
+// the upload passed. Each variant here changes what PrepareUpload touches.
+TEST_F(RegistryTest, ImportBuildsValidStoredRecordsFromValidatedUploads) {
+  const std::string today = registry_->Today();
+  google::protobuf::RepeatedPtrField<v1::Practitioner> chunk;
+  *chunk.Add() = ValidPractitioner("pt-lower-1");
+  {
+    v1::Practitioner p = ValidPractitioner("PT-2");
+    p.mutable_authorizations(0)->clear_granted_on();  // Its timeline starts today.
+    v1::Authorization* spinal = p.add_authorizations();
+    spinal->set_activity(v1::SPINAL_MANIPULATION);
+    spinal->set_status(v1::Authorization::PENDING);
+    std::swap(*p.mutable_authorizations(0), *p.mutable_authorizations(1));
+    *chunk.Add() = p;
+  }
+  {
+    v1::Practitioner p = ValidPractitioner("PT-3");
+    p.mutable_permit()->set_registered_on(today);
+    p.mutable_permit()->set_status(v1::Permit::SUSPENDED);
+    p.mutable_authorizations(0)->set_granted_on(today);
+    p.mutable_authorizations(0)->set_status(v1::Authorization::REVOKED);
+    p.mutable_authorizations(0)->mutable_training(0)->set_completed_on(today);
+    p.set_revision(41);
+    *chunk.Add() = p;
+  }
+  {
+    v1::Practitioner p = ValidPractitioner("PT-4");
+    p.mutable_permit()->set_register_(v1::PROVISIONAL);
+    p.clear_authorizations();
+    *chunk.Add() = p;
+  }
+  {
+    v1::Practitioner p = ValidPractitioner("PT-5");
+    v1::StatusChange* first = p.mutable_permit()->add_status_history();
+    first->set_status("INACTIVE");
+    first->set_effective_on("2015-04-01");
+    v1::StatusChange* last = p.mutable_permit()->add_status_history();
+    last->set_status("ACTIVE");
+    last->set_effective_on("2016-01-01");
+    *chunk.Add() = p;
+  }
+  for (const v1::Practitioner& p : chunk) {
+    Violations v;
+    ValidatePractitioner(p, "", today, &v);
+    ASSERT_TRUE(v.empty()) << p.registration_id() << ": " << v.ToStatus();
+  }
+  ImportSession session;
+  ASSERT_TRUE(registry_->StartImport("", false, "k1", &session).ok());
+  Registry::CheckedChunk checked;
+  registry_->CheckImportChunk(chunk, &session, &checked);
+  ASSERT_EQ(checked.valid.size(), 5u);
+  for (size_t k = 0; k < checked.valid.size(); ++k) {
+    EXPECT_EQ(checked.created_ok[k], 1) << checked.ids[k];
+    const v1::Practitioner& built = checked.created[k].record;
+    Violations v;
+    ValidatePractitioner(built, "", today, &v);
+    ValidateStoredForm(built, "", WriteKind::kUpload, &v);
+    EXPECT_TRUE(v.empty()) << checked.ids[k] << ": " << v.ToStatus();
+  }
+  EXPECT_EQ(checked.created[0].record.registration_id(), "PT-LOWER-1");
+  EXPECT_EQ(checked.created[1].record.authorizations(0).activity(), v1::DRY_NEEDLING);
+  ASSERT_EQ(checked.created[1].record.authorizations(0).status_history_size(), 1);
+  EXPECT_EQ(checked.created[1].record.authorizations(0).status_history(0).effective_on(), today);
+  ASSERT_TRUE(registry_->ApplyImportChunk(chunk, &checked, "k1", &session).ok());
+  ASSERT_TRUE(registry_->FinishImport("k1", &session).ok());
+  EXPECT_EQ(session.summary.applied(), 5);
+  EXPECT_EQ(session.summary.rejected_count(), 0);
+  EXPECT_EQ(Get("PT-3").permit().status(), v1::Permit::SUSPENDED);
+}
+
 TEST_F(RegistryTest, ImportSummaryStaysBounded) {
   ImportSession session;
   ASSERT_TRUE(registry_->StartImport("", false, "k1", &session).ok());
