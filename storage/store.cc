@@ -331,9 +331,10 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path,
   // by id, so a repeated read is one cache lookup instead of an index search and a search in
   // the block. At 1,000,000 registrants (bench/micro_benchmark, BM_StoredRegister*, every
   // 10th id in random order) a Get took 0.9-1.2 µs of CPU against 3.6-4.4 µs from a block
-  // cache, a Verify 2.7-4.3 against 5.8 µs. It also keeps the records read in the process's own memory, which the OS does not
-  // reclaim (no swap), while it does drop cold page-cache pages of the mapped files (this
-  // machine's DAMON reclaim, proactively): then a read is a page fault, maybe a disk read.
+  // cache, a Verify 2.7-4.3 against 5.8 µs. It also keeps the records read in the process's own
+  // memory, which the OS does not reclaim (no swap), while it does drop cold page-cache pages of
+  // the mapped files (this machine's DAMON reclaim, proactively): then a read is a page fault,
+  // maybe a disk read.
   db_options.row_cache = rocksdb::NewLRUCache(options.row_cache_bytes);
   // The meta family takes a few bytes per commit and would otherwise keep every WAL file alive
   // until its memtable fills: 700 MB of WAL after importing 1,000,000 registrants, all replayed
