@@ -353,7 +353,10 @@ TEST_F(ImportLimitsTest, ShutdownMidImportReportsWhatTheServerApplied) {
   const std::string path = WriteFile("large.jsonl", content);
   BackgroundCommand import(CliArgs({"import", path, "--chunk-size", "200"}));
   client::Connection anonymous = client::Connect(server_->address());
-  while (true) {
+  // Polls until the import is under way; the bound only turns a broken import into a failure
+  // instead of a hang (it is not a speed check).
+  for (int polls = 0;; ++polls) {
+    ASSERT_LT(polls, 12000) << "the import never reached revision 1000: " << server_->output();
     v1::VerifyAuthorizationRequest probe;
     probe.set_registration_id("PT-1");
     probe.set_activity(v1::DRY_NEEDLING);
