@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "google/protobuf/arena.h"
 #include "service/auth.h"
 #include "service/core/verification.h"
 #include "service/grpc_status.h"
@@ -32,6 +35,35 @@ bool ParseRequest(const grpc::ByteBuffer& buffer, google::protobuf::MessageLite*
   }
   return message->ParseFromString(joined);
 }
+
+// Serializes `message` into one slice of its exact size, as `out`.
+void SerializeInto(const google::protobuf::MessageLite& message, grpc::ByteBuffer* out) {
+  const size_t size = message.ByteSizeLong();
+  grpc::Slice slice(size);
+  message.SerializeWithCachedSizesToArray(const_cast<uint8_t*>(slice.begin()));
+  grpc::ByteBuffer answer(&slice, 1);
+  out->Swap(&answer);
+}
+
+// One VerifyAuthorization's request and answer on an arena of its own: every string and
+// sub-message comes from one block, freed at once when the call ends. A signed answer lives
+// on until its signing worker is done.
+struct VerifyCall {
+  // An answer with its authorization fits the first block; a larger one takes more.
+  static constexpr size_t kFirstBlockBytes = 4096;
+  static google::protobuf::ArenaOptions Options(char* block) {
+    google::protobuf::ArenaOptions options;
+    options.initial_block = block;
+    options.initial_block_size = kFirstBlockBytes;
+    return options;
+  }
+  alignas(alignof(std::max_align_t)) char first_block[kFirstBlockBytes];
+  google::protobuf::Arena arena{Options(first_block)};  // Declared after its block.
+  v1::VerifyAuthorizationRequest* request =
+      google::protobuf::Arena::CreateMessage<v1::VerifyAuthorizationRequest>(&arena);
+  v1::VerifyAuthorizationResponse* response =
+      google::protobuf::Arena::CreateMessage<v1::VerifyAuthorizationResponse>(&arena);
+};
 
 class RejectedWatchReactor final : public grpc::ServerWriteReactor<v1::ChangeEvent> {
  public:
@@ -112,23 +144,31 @@ grpc::ServerUnaryReactor* RegistryService::SearchPractitioners(
   return reactor;
 }
 
-grpc::ServerUnaryReactor* RegistryService::VerifyAuthorization(
-    grpc::CallbackServerContext* context, const v1::VerifyAuthorizationRequest* request,
-    v1::VerifyAuthorizationResponse* response) {
+grpc::ServerUnaryReactor* RegistryService::VerifyAuthorization(grpc::CallbackServerContext* context,
+                                                               const grpc::ByteBuffer* request,
+                                                               grpc::ByteBuffer* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (absl::Status auth = AdmitCall(limits_, *context, *keys_, kReadCost).status(); !auth.ok()) {
     reactor->Finish(ToGrpcStatus(auth));
     return reactor;
   }
-  absl::Status verified = registry_->Verify(*request, response);
-  if (verified.ok() && request->include_attestation()) {
-    auto sign = [this, request, response, reactor] {
-      reactor->Finish(
-          ToGrpcStatus(core::Attest(signing_keys_->current(), request->activity(), response)));
+  auto call = std::make_shared<VerifyCall>();
+  if (!ParseRequest(*request, call->request)) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));  // As GetPractitioner.
+    return reactor;
+  }
+  absl::Status verified = registry_->Verify(*call->request, call->response);
+  if (verified.ok() && call->request->include_attestation()) {
+    auto sign = [this, call, response, reactor] {
+      absl::Status attested =
+          core::Attest(signing_keys_->current(), call->request->activity(), call->response);
+      if (attested.ok()) SerializeInto(*call->response, response);
+      reactor->Finish(ToGrpcStatus(attested));
     };
     if (!sign_queue_->TryPost(sign)) sign();
     return reactor;
   }
+  if (verified.ok()) SerializeInto(*call->response, response);
   reactor->Finish(ToGrpcStatus(verified));
   return reactor;
 }

@@ -10,7 +10,6 @@
 #define PHYSIOREG_SERVICE_REGISTRY_SERVICE_H_
 
 #include "physioreg/v1/registry.grpc.pb.h"
-#include "service/arena_allocator.h"
 #include "service/core/api_keys.h"
 #include "service/core/attestation.h"
 #include "service/core/registry.h"
@@ -25,8 +24,11 @@
 namespace physioreg::service {
 
 // GetPractitioner is a raw method: its answer is the stored public view's bytes as they are.
+// VerifyAuthorization is one too: its answer is built on a per-call arena and serialized
+// straight into the reply's slice.
 using RegistryServiceBase = physioreg::v1::Registry::WithRawCallbackMethod_GetPractitioner<
-    physioreg::v1::Registry::CallbackService>;
+    physioreg::v1::Registry::WithRawCallbackMethod_VerifyAuthorization<
+        physioreg::v1::Registry::CallbackService>>;
 
 class RegistryService final : public RegistryServiceBase {
  public:
@@ -49,10 +51,7 @@ class RegistryService final : public RegistryServiceBase {
         feed_reader_(feed_reader),
         watch_hub_(std::make_unique<WatchHub>(store)),
         watch_buffer_(watch_buffer),
-        limits_(limits) {
-    // Verify builds its answers on a per-call arena (Get answers stored bytes: none to build).
-    SetMessageAllocatorFor_VerifyAuthorization(&verify_allocator_);
-  }
+        limits_(limits) {}
 
   // A GetPractitionerRequest in, a Practitioner out, both serialized: the stored public view is
   // copied once into the answer's slice, never parsed or re-serialized.
@@ -63,10 +62,10 @@ class RegistryService final : public RegistryServiceBase {
       grpc::CallbackServerContext* context,
       const physioreg::v1::SearchPractitionersRequest* request,
       physioreg::v1::SearchPractitionersResponse* response) override;
-  grpc::ServerUnaryReactor* VerifyAuthorization(
-      grpc::CallbackServerContext* context,
-      const physioreg::v1::VerifyAuthorizationRequest* request,
-      physioreg::v1::VerifyAuthorizationResponse* response) override;
+  // A VerifyAuthorizationRequest in, a VerifyAuthorizationResponse out, both serialized.
+  grpc::ServerUnaryReactor* VerifyAuthorization(grpc::CallbackServerContext* context,
+                                                const grpc::ByteBuffer* request,
+                                                grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* BatchVerifyAuthorizations(
       grpc::CallbackServerContext* context,
       const physioreg::v1::BatchVerifyAuthorizationsRequest* request,
@@ -101,9 +100,6 @@ class RegistryService final : public RegistryServiceBase {
   std::unique_ptr<WatchHub> watch_hub_;
   size_t watch_buffer_;
   Limits* limits_;
-  ArenaAllocator<physioreg::v1::VerifyAuthorizationRequest,
-                 physioreg::v1::VerifyAuthorizationResponse>
-      verify_allocator_;
 };
 
 }  // namespace physioreg::service

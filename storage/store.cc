@@ -572,9 +572,10 @@ absl::StatusOr<std::optional<Practitioner>> Store::ReadPractitioner(
   return practitioner;
 }
 
-absl::Status Store::VisitPractitionerWithRevision(
-    absl::string_view registration_id, const std::function<void(const Practitioner*, int64_t)>& fn,
-    Detail detail) const {
+absl::Status Store::ReadLatestWithRevision(
+    absl::string_view registration_id,
+    absl::FunctionRef<absl::Status(const rocksdb::Status&, const rocksdb::PinnableSlice&, int64_t)>
+        visit) const {
   // The sequence lock of Write: generation even and unchanged across the read means no batch
   // became visible during it, so the record read belongs to exactly revision_. A batch the Get
   // saw was published (release) after its generation went odd; the Get's acquire of RocksDB's
@@ -587,13 +588,46 @@ absl::Status Store::VisitPractitionerWithRevision(
                                  RegistrantKey(registration_id), &value);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (write_generation_.load(std::memory_order_seq_cst) == generation) {
-      return VisitRead(s, value, detail, [&](const Practitioner* record) { fn(record, revision); });
+      return visit(s, value, revision);
     }
   }
   // A commit overlapped: read through a snapshot.
   std::unique_ptr<ReadView> view = View();
-  return view->VisitPractitioner(
-      registration_id, [&](const Practitioner* record) { fn(record, view->revision()); }, detail);
+  rocksdb::ReadOptions options;
+  options.snapshot = view->snapshot_;
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s =
+      db_->Get(options, handle(ColumnFamily::kRegistrants), RegistrantKey(registration_id), &value);
+  return visit(s, value, view->revision());
+}
+
+absl::Status Store::VisitPractitionerWithRevision(
+    absl::string_view registration_id, const std::function<void(const Practitioner*, int64_t)>& fn,
+    Detail detail) const {
+  return ReadLatestWithRevision(registration_id, [&](const rocksdb::Status& s,
+                                                     const rocksdb::PinnableSlice& value,
+                                                     int64_t revision) {
+    return VisitRead(s, value, detail, [&](const Practitioner* record) { fn(record, revision); });
+  });
+}
+
+absl::Status Store::VisitPublicViewBytesWithRevision(
+    absl::string_view registration_id,
+    absl::FunctionRef<void(const absl::string_view*, int64_t)> fn) const {
+  return ReadLatestWithRevision(registration_id,
+                                [&](const rocksdb::Status& s, const rocksdb::PinnableSlice& value,
+                                    int64_t revision) -> absl::Status {
+                                  if (s.IsNotFound()) {
+                                    fn(nullptr, revision);
+                                    return absl::OkStatus();
+                                  }
+                                  if (!s.ok()) return FromRocks(s, "reading a registrant");
+                                  absl::StatusOr<RegistrantParts> parts = SplitRegistrant(
+                                      absl::string_view(value.data(), value.size()));
+                                  if (!parts.ok()) return parts.status();
+                                  fn(&parts->public_view, revision);
+                                  return absl::OkStatus();
+                                });
 }
 
 absl::StatusOr<std::optional<std::string>> Store::GetMeta(absl::string_view key) const {

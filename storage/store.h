@@ -30,7 +30,9 @@ namespace rocksdb {
 class ColumnFamilyHandle;
 class DB;
 class Iterator;
+class PinnableSlice;
 class Snapshot;
+class Status;
 }  // namespace rocksdb
 
 namespace physioreg::storage {
@@ -177,6 +179,11 @@ class Store {
   // false when unknown. The bytes are what PublicView made when the record was written.
   [[nodiscard]] absl::StatusOr<bool> VisitPublicViewBytes(
       absl::string_view registration_id, absl::FunctionRef<void(absl::string_view)> fn) const;
+  // VisitPractitionerWithRevision over those bytes: `fn(public_view, revision)`, public_view
+  // null when the registrant is unknown (Verify reads what it needs straight from them).
+  [[nodiscard]] absl::Status VisitPublicViewBytesWithRevision(
+      absl::string_view registration_id,
+      absl::FunctionRef<void(const absl::string_view* public_view, int64_t revision)> fn) const;
   [[nodiscard]] absl::StatusOr<std::optional<std::string>> GetMeta(absl::string_view key) const;
   // Meta entries whose key starts with `prefix`, in key order.
   [[nodiscard]] absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListMeta(
@@ -225,6 +232,13 @@ class Store {
                                                       physioreg::v1::Practitioner* out) const;
   [[nodiscard]] absl::StatusOr<std::optional<physioreg::v1::Practitioner>> ReadPractitioner(
       const rocksdb::Snapshot* snapshot, absl::string_view registration_id, Detail detail) const;
+  // Reads the latest stored value of a registrant and calls `visit(status, value, revision)`
+  // with the revision it belongs to (see VisitPractitionerWithRevision).
+  [[nodiscard]] absl::Status ReadLatestWithRevision(
+      absl::string_view registration_id,
+      absl::FunctionRef<absl::Status(const rocksdb::Status&, const rocksdb::PinnableSlice&,
+                                     int64_t)>
+          visit) const;
   // Opening: refuses a directory written in another storage format, stamps a new one, and
   // reads the revision and where the change log starts.
   [[nodiscard]] absl::Status LoadState();

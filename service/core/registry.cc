@@ -302,15 +302,21 @@ absl::Status Registry::Verify(const physioreg::v1::VerifyAuthorizationRequest& r
   Violations v;
   CheckVerifyRequest(request, "", &v, &id, &as_of);
   if (!v.empty()) return v.ToStatus();
-  // The revision reported is the one the answer was computed from.
-  absl::Status read = store_->VisitPractitionerWithRevision(
-      id,
-      [&](const Practitioner* record, int64_t revision) {
-        core::Verify(record, id, request.activity(), as_of, out);
+  // The rule reads its facts straight from the stored public view's bytes (no message is
+  // built); the revision reported is the one the answer was computed from.
+  bool parsed = true;
+  absl::Status read = store_->VisitPublicViewBytesWithRevision(
+      id, [&](const absl::string_view* public_view, int64_t revision) {
+        std::optional<VerificationFacts> facts;
+        if (public_view != nullptr) {
+          facts = ParseVerificationFacts(*public_view, request.activity());
+          if (!(parsed = facts.has_value())) return;
+        }
+        core::Verify(facts ? &*facts : nullptr, id, request.activity(), as_of, out);
         out->set_register_revision(revision);
-      },
-      storage::Detail::kVerification);
+      });
   if (!read.ok()) return read;
+  if (!parsed) return absl::DataLossError("stored registrant's public view does not parse");
   *out->mutable_checked_at() = ToTimestamp(clock_());
   return absl::OkStatus();
 }

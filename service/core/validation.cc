@@ -91,7 +91,8 @@ void ValidateDate(absl::string_view date, absl::string_view field, bool required
     return;
   }
   if (!IsValidDate(date)) {
-    v->Add(std::string(field), absl::StrCat(Quote(date), " is not a real date in YYYY-MM-DD form (years 1900-2999)"));
+    v->Add(std::string(field),
+           absl::StrCat(Quote(date), " is not a real date in YYYY-MM-DD form (years 1900-2999)"));
   }
 }
 

@@ -1,6 +1,10 @@
 #include "service/core/verification.h"
 
+#include <cstdint>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
 
 namespace physioreg::core {
 
@@ -30,7 +34,269 @@ Practitioner PublicView(Practitioner practitioner) {
   return practitioner;
 }
 
-void Verify(const Practitioner* p, absl::string_view registration_id,
+namespace {
+
+// The entry in force on `date`: the last with effective_on <= date (histories are short and
+// ordered); nullptr before the first.
+const StatusEntry* EntryOn(absl::Span<const StatusEntry> history, absl::string_view date) {
+  for (size_t i = history.size(); i > 0; --i) {
+    if (history[i - 1].effective_on <= date) return &history[i - 1];
+  }
+  return nullptr;
+}
+
+// Status names as stored (the enums' names), without a descriptor lookup per call. A name
+// that is not one of them reads as STATUS_UNSPECIFIED, as Status_Parse leaves it.
+Permit::Status PermitStatusNamed(absl::string_view name) {
+  if (name == "ACTIVE") return Permit::ACTIVE;
+  if (name == "INACTIVE") return Permit::INACTIVE;
+  if (name == "SUSPENDED") return Permit::SUSPENDED;
+  if (name == "CANCELLED") return Permit::CANCELLED;
+  return Permit::STATUS_UNSPECIFIED;
+}
+
+Authorization::Status AuthorizationStatusNamed(absl::string_view name) {
+  if (name == "AUTHORIZED") return Authorization::AUTHORIZED;
+  if (name == "PENDING") return Authorization::PENDING;
+  if (name == "SUSPENDED") return Authorization::SUSPENDED;
+  if (name == "REVOKED") return Authorization::REVOKED;
+  return Authorization::STATUS_UNSPECIFIED;
+}
+
+template <typename History>
+void AppendHistory(const History& history, absl::InlinedVector<StatusEntry, 4>* out) {
+  out->reserve(out->size() + history.size());
+  for (const auto& change : history) out->push_back({change.status(), change.effective_on()});
+}
+
+// A minimal reader of protobuf's wire format over one buffer: just what the facts need.
+class WireReader {
+ public:
+  explicit WireReader(absl::string_view bytes)
+      : at_(bytes.data()), end_(bytes.data() + bytes.size()) {}
+
+  bool done() const { return at_ == end_; }
+
+  bool Varint(uint64_t* value) {
+    uint64_t result = 0;
+    for (int shift = 0; shift < 64 && at_ != end_; shift += 7) {
+      const auto byte = static_cast<uint8_t>(*at_++);
+      result |= static_cast<uint64_t>(byte & 0x7f) << shift;
+      if ((byte & 0x80) == 0) {
+        *value = result;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // A field's tag; false at a malformed one (protobuf refuses field number 0).
+  bool Tag(int* field, int* wire_type) {
+    uint64_t tag = 0;
+    if (!Varint(&tag) || tag > UINT32_MAX || (tag >> 3) == 0) return false;
+    *field = static_cast<int>(tag >> 3);
+    *wire_type = static_cast<int>(tag & 7);
+    return true;
+  }
+
+  bool LengthDelimited(absl::string_view* value) {
+    uint64_t length = 0;
+    if (!Varint(&length) || length > static_cast<uint64_t>(end_ - at_)) return false;
+    *value = absl::string_view(at_, static_cast<size_t>(length));
+    at_ += length;
+    return true;
+  }
+
+  // Enums are int32 on the wire (a negative one is sign-extended to ten bytes).
+  bool Enum(int* value) {
+    uint64_t raw = 0;
+    if (!Varint(&raw)) return false;
+    *value = static_cast<int32_t>(static_cast<uint32_t>(raw));
+    return true;
+  }
+
+  // Skips a field this reader does not use. Groups (deprecated, never written here) fail.
+  bool Skip(int wire_type) {
+    uint64_t ignored = 0;
+    absl::string_view bytes;
+    switch (wire_type) {
+      case 0:
+        return Varint(&ignored);
+      case 1:
+        return Advance(8);
+      case 2:
+        return LengthDelimited(&bytes);
+      case 5:
+        return Advance(4);
+      default:
+        return false;
+    }
+  }
+
+ private:
+  bool Advance(size_t n) {
+    if (static_cast<size_t>(end_ - at_) < n) return false;
+    at_ += n;
+    return true;
+  }
+
+  const char* at_;
+  const char* end_;
+};
+
+constexpr int kVarint = 0;
+constexpr int kLengthDelimited = 2;
+
+bool ParseStatusChange(absl::string_view bytes, absl::InlinedVector<StatusEntry, 4>* history) {
+  StatusEntry entry;
+  WireReader in(bytes);
+  int field = 0, type = 0;
+  while (!in.done()) {
+    if (!in.Tag(&field, &type)) return false;
+    bool ok = true;
+    if (field == 1 && type == kLengthDelimited) {
+      ok = in.LengthDelimited(&entry.status);
+    } else if (field == 2 && type == kLengthDelimited) {
+      ok = in.LengthDelimited(&entry.effective_on);
+    } else {
+      ok = in.Skip(type);
+    }
+    if (!ok) return false;
+  }
+  history->push_back(entry);
+  return true;
+}
+
+// One occurrence of Practitioner.permit, merged into `facts` as protobuf merges a repeated
+// occurrence of a singular message.
+bool ParsePermit(absl::string_view bytes, VerificationFacts* facts) {
+  WireReader in(bytes);
+  int field = 0, type = 0;
+  while (!in.done()) {
+    if (!in.Tag(&field, &type)) return false;
+    bool ok = true;
+    if (field == 1 && type == kVarint) {
+      int value = 0;
+      ok = in.Enum(&value);
+      facts->permit_register = static_cast<physioreg::v1::Register>(value);
+    } else if (field == 4 && type == kLengthDelimited) {
+      ok = in.LengthDelimited(&facts->permit_expires_on);
+    } else if (field == 5 && type == kLengthDelimited) {
+      absl::string_view change;
+      ok = in.LengthDelimited(&change) && ParseStatusChange(change, &facts->permit_history);
+    } else {
+      ok = in.Skip(type);
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// One Practitioner.authorizations element; it replaces the facts' authorization when it is
+// for `activity` (the last one for it counts, as in the rule over a message).
+bool ParseAuthorization(absl::string_view bytes, int activity, VerificationFacts* facts) {
+  VerificationFacts one;
+  WireReader in(bytes);
+  int field = 0, type = 0;
+  while (!in.done()) {
+    if (!in.Tag(&field, &type)) return false;
+    bool ok = true;
+    if (field == 1 && type == kVarint) {
+      ok = in.Enum(&one.authorization_activity);
+    } else if (field == 3 && type == kVarint) {
+      int technique = 0;
+      ok = in.Enum(&technique);
+      one.techniques.push_back(technique);
+    } else if (field == 3 && type == kLengthDelimited) {  // Packed, as proto3 writes them.
+      absl::string_view packed;
+      ok = in.LengthDelimited(&packed);
+      WireReader values(packed);
+      while (ok && !values.done()) {
+        int technique = 0;
+        ok = values.Enum(&technique);
+        one.techniques.push_back(technique);
+      }
+    } else if (field == 4 && type == kLengthDelimited) {
+      ok = in.LengthDelimited(&one.granted_on);
+    } else if (field == 5 && type == kLengthDelimited) {
+      ok = in.LengthDelimited(&one.expires_on);
+    } else if (field == 6 && type == kLengthDelimited) {
+      absl::string_view condition;
+      ok = in.LengthDelimited(&condition);
+      one.conditions.push_back(condition);
+    } else if (field == 8 && type == kLengthDelimited) {
+      absl::string_view change;
+      ok = in.LengthDelimited(&change) && ParseStatusChange(change, &one.authorization_history);
+    } else {
+      ok = in.Skip(type);
+    }
+    if (!ok) return false;
+  }
+  if (one.authorization_activity == activity) {
+    facts->has_authorization = true;
+    facts->authorization_activity = one.authorization_activity;
+    facts->techniques = std::move(one.techniques);
+    facts->granted_on = one.granted_on;
+    facts->expires_on = one.expires_on;
+    facts->conditions = std::move(one.conditions);
+    facts->authorization_history = std::move(one.authorization_history);
+  }
+  return true;
+}
+
+}  // namespace
+
+VerificationFacts FactsOf(const Practitioner& p, physioreg::v1::RestrictedActivity activity) {
+  VerificationFacts facts;
+  facts.given_name = p.given_name();
+  facts.family_name = p.family_name();
+  facts.preferred_name = p.preferred_name();
+  facts.permit_register = p.permit().register_();
+  facts.permit_expires_on = p.permit().expires_on();
+  AppendHistory(p.permit().status_history(), &facts.permit_history);
+  const Authorization* authorization = nullptr;
+  for (const Authorization& a : p.authorizations()) {
+    if (a.activity() == activity) authorization = &a;
+  }
+  if (authorization != nullptr) {
+    facts.has_authorization = true;
+    facts.authorization_activity = authorization->activity();
+    facts.techniques.assign(authorization->techniques().begin(), authorization->techniques().end());
+    facts.granted_on = authorization->granted_on();
+    facts.expires_on = authorization->expires_on();
+    facts.conditions.assign(authorization->conditions().begin(), authorization->conditions().end());
+    AppendHistory(authorization->status_history(), &facts.authorization_history);
+  }
+  return facts;
+}
+
+std::optional<VerificationFacts> ParseVerificationFacts(
+    absl::string_view serialized, physioreg::v1::RestrictedActivity activity) {
+  std::optional<VerificationFacts> facts(std::in_place);
+  WireReader in(serialized);
+  int field = 0, type = 0;
+  while (!in.done()) {
+    bool ok = in.Tag(&field, &type);
+    if (ok && (type != kLengthDelimited || field < 2 || field > 7 || field == 5)) {
+      ok = in.Skip(type);
+    } else if (ok) {
+      absl::string_view value;
+      ok = in.LengthDelimited(&value);
+      if (ok && field == 2) facts->given_name = value;
+      if (ok && field == 3) facts->family_name = value;
+      if (ok && field == 4) facts->preferred_name = value;
+      if (ok && field == 6) ok = ParsePermit(value, &*facts);
+      if (ok && field == 7) ok = ParseAuthorization(value, activity, &*facts);
+    }
+    if (!ok) {
+      facts.reset();
+      break;
+    }
+  }
+  return facts;
+}
+
+void Verify(const VerificationFacts* facts, absl::string_view registration_id,
             physioreg::v1::RestrictedActivity activity, absl::string_view as_of,
             VerifyAuthorizationResponse* out) {
   VerifyAuthorizationResponse& response = *out;
@@ -40,34 +306,37 @@ void Verify(const Practitioner* p, absl::string_view registration_id,
     response.set_reason(reason);
     response.set_authorized(reason == physioreg::v1::AUTHORIZED);
   };
-  if (p == nullptr) return answer(physioreg::v1::NOT_REGISTERED);
+  if (facts == nullptr) return answer(physioreg::v1::NOT_REGISTERED);
 
-  response.set_display_name(DisplayName(*p));
-  const Authorization* authorization = nullptr;
-  for (const Authorization& a : p->authorizations()) {
-    if (a.activity() == activity) authorization = &a;
-  }
+  const absl::string_view first =
+      facts->preferred_name.empty() ? facts->given_name : facts->preferred_name;
+  response.set_display_name(absl::StrCat(first, " ", facts->family_name));
   // Whatever the answer, a clinic sees the authorization it asked about as it stood on as_of:
   // its status that day, not today's, and only what a verification needs.
-  std::optional<std::string> status;
+  const StatusEntry* status = nullptr;
   Authorization::Status status_value = Authorization::STATUS_UNSPECIFIED;
-  if (authorization != nullptr) {
-    status = StatusOn(authorization->status_history(), as_of);
-    if (status) Authorization::Status_Parse(*status, &status_value);
+  if (facts->has_authorization) {
+    status = EntryOn(facts->authorization_history, as_of);
+    if (status != nullptr) status_value = AuthorizationStatusNamed(status->status);
     Authorization& shown = *response.mutable_authorization();
-    shown.set_activity(authorization->activity());
+    shown.set_activity(
+        static_cast<physioreg::v1::RestrictedActivity>(facts->authorization_activity));
     shown.set_status(status_value);
-    *shown.mutable_techniques() = authorization->techniques();
-    shown.set_granted_on(authorization->granted_on());
-    shown.set_expires_on(authorization->expires_on());
-    *shown.mutable_conditions() = authorization->conditions();
+    shown.mutable_techniques()->Reserve(static_cast<int>(facts->techniques.size()));
+    for (int technique : facts->techniques)
+      shown.mutable_techniques()->AddAlreadyReserved(technique);
+    shown.set_granted_on(std::string(facts->granted_on));
+    shown.set_expires_on(std::string(facts->expires_on));
+    for (absl::string_view condition : facts->conditions) {
+      shown.add_conditions()->assign(condition.data(), condition.size());
+    }
   }
-  const Permit& permit = p->permit();
-  response.set_permit_expires_on(permit.expires_on());
-  const std::optional<std::string> permit_status = StatusOn(permit.status_history(), as_of);
-  Permit::Status permit_status_value = Permit::STATUS_UNSPECIFIED;
-  if (permit_status) Permit::Status_Parse(*permit_status, &permit_status_value);
-  const bool permit_expired = !permit.expires_on().empty() && permit.expires_on() < as_of;
+  response.set_permit_expires_on(std::string(facts->permit_expires_on));
+  const StatusEntry* permit_status = EntryOn(facts->permit_history, as_of);
+  Permit::Status permit_status_value = permit_status == nullptr
+                                           ? Permit::STATUS_UNSPECIFIED
+                                           : PermitStatusNamed(permit_status->status);
+  const bool permit_expired = !facts->permit_expires_on.empty() && facts->permit_expires_on < as_of;
   // An expired permit is not in force, whatever its last recorded status.
   if (permit_expired && permit_status_value == Permit::ACTIVE) {
     permit_status_value = Permit::INACTIVE;
@@ -76,13 +345,13 @@ void Verify(const Practitioner* p, absl::string_view registration_id,
   if (permit_status_value != Permit::ACTIVE || permit_expired) {
     return answer(physioreg::v1::PERMIT_NOT_ACTIVE);
   }
-  if (permit.register_() == physioreg::v1::PROVISIONAL &&
+  if (facts->permit_register == physioreg::v1::PROVISIONAL &&
       (activity == physioreg::v1::DRY_NEEDLING || activity == physioreg::v1::SPINAL_MANIPULATION)) {
     return answer(physioreg::v1::REGISTER_RESTRICTS_ACTIVITY);
   }
-  if (authorization == nullptr) return answer(physioreg::v1::NO_AUTHORIZATION);
+  if (!facts->has_authorization) return answer(physioreg::v1::NO_AUTHORIZATION);
 
-  if ((!authorization->granted_on().empty() && as_of < authorization->granted_on()) || !status) {
+  if ((!facts->granted_on.empty() && as_of < facts->granted_on) || status == nullptr) {
     return answer(physioreg::v1::AUTHORIZATION_NOT_YET_EFFECTIVE);
   }
   switch (status_value) {
@@ -98,10 +367,20 @@ void Verify(const Practitioner* p, absl::string_view registration_id,
       // Stored histories are validated, so this is unreachable; answer conservatively.
       return answer(physioreg::v1::AUTHORIZATION_PENDING);
   }
-  if (!authorization->expires_on().empty() && authorization->expires_on() < as_of) {
+  if (!facts->expires_on.empty() && facts->expires_on < as_of) {
     return answer(physioreg::v1::AUTHORIZATION_EXPIRED);
   }
   return answer(physioreg::v1::AUTHORIZED);
+}
+
+void Verify(const Practitioner* p, absl::string_view registration_id,
+            physioreg::v1::RestrictedActivity activity, absl::string_view as_of,
+            VerifyAuthorizationResponse* out) {
+  if (p == nullptr)
+    return Verify(static_cast<const VerificationFacts*>(nullptr), registration_id, activity, as_of,
+                  out);
+  const VerificationFacts facts = FactsOf(*p, activity);
+  Verify(&facts, registration_id, activity, as_of, out);
 }
 
 }  // namespace physioreg::core

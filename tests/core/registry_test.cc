@@ -1039,10 +1039,10 @@ TEST_F(RegistryTest, EveryStoredRecordRevalidatesAndReimportsIdentically) {
 namespace physioreg::core {
 namespace {
 
-// Verify reads only part of each stored record (storage::Detail::kVerification): its answers
+// Verify reads only part of each stored record (single: the facts straight from the stored
+// bytes, core::ParseVerificationFacts; batched: storage::Detail::kVerification): its answers
 // must be core::Verify's over the whole public view, for every kind of generated registrant,
-// activity and date, single and batched. Fails when Verify starts reading a field the partial
-// read skips.
+// activity and date. Fails when Verify starts reading a field the partial reads skip.
 TEST_F(RegistryTest, VerifyFromThePartialReadAnswersAsFromTheWholeRecord) {
   std::vector<v1::Practitioner> generated;
   for (int i = 0; i < 400; ++i) generated.push_back(tools::GenerateRegistrant(7, i));
