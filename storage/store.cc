@@ -768,9 +768,9 @@ absl::Status ReadView::VisitPractitioner(absl::string_view registration_id,
   return VisitRead(s, value, detail, fn);
 }
 
-absl::Status ReadView::VisitPractitioners(
+absl::Status ReadView::MultiGetRegistrants(
     const std::vector<std::string>& registration_ids,
-    const std::function<void(size_t, const Practitioner*)>& fn, Detail detail) const {
+    absl::FunctionRef<absl::Status(size_t, const absl::string_view*)> visit) const {
   const size_t n = registration_ids.size();
   std::vector<std::string> keys;
   keys.reserve(n);
@@ -782,21 +782,51 @@ absl::Status ReadView::VisitPractitioners(
   options.snapshot = snapshot_;
   store_->db_->MultiGet(options, store_->handle(ColumnFamily::kRegistrants), n, slices.data(),
                         values.data(), statuses.data());
-  Practitioner practitioner;
   for (size_t i = 0; i < n; ++i) {
+    absl::Status visited;
     if (statuses[i].IsNotFound()) {
-      fn(i, nullptr);
-      continue;
+      visited = visit(i, nullptr);
+    } else if (!statuses[i].ok()) {
+      return FromRocks(statuses[i], "reading a registrant");
+    } else {
+      const absl::string_view value(values[i].data(), values[i].size());
+      visited = visit(i, &value);
     }
-    if (!statuses[i].ok()) return FromRocks(statuses[i], "reading a registrant");
-    if (absl::Status decoded = DecodeRegistrant(
-            absl::string_view(values[i].data(), values[i].size()), detail, &practitioner);
-        !decoded.ok()) {
-      return decoded;
-    }
-    fn(i, &practitioner);
+    if (!visited.ok()) return visited;
   }
   return absl::OkStatus();
+}
+
+absl::Status ReadView::VisitPractitioners(
+    const std::vector<std::string>& registration_ids,
+    const std::function<void(size_t, const Practitioner*)>& fn, Detail detail) const {
+  Practitioner practitioner;
+  return MultiGetRegistrants(
+      registration_ids, [&](size_t i, const absl::string_view* value) -> absl::Status {
+        if (value == nullptr) {
+          fn(i, nullptr);
+          return absl::OkStatus();
+        }
+        absl::Status decoded = DecodeRegistrant(*value, detail, &practitioner);
+        if (decoded.ok()) fn(i, &practitioner);
+        return decoded;
+      });
+}
+
+absl::Status ReadView::VisitPublicViewsBytes(
+    const std::vector<std::string>& registration_ids,
+    absl::FunctionRef<void(size_t, const absl::string_view*)> fn) const {
+  return MultiGetRegistrants(registration_ids,
+                             [&](size_t i, const absl::string_view* value) -> absl::Status {
+                               if (value == nullptr) {
+                                 fn(i, nullptr);
+                                 return absl::OkStatus();
+                               }
+                               absl::StatusOr<RegistrantParts> parts = SplitRegistrant(*value);
+                               if (!parts.ok()) return parts.status();
+                               fn(i, &parts->public_view);
+                               return absl::OkStatus();
+                             });
 }
 
 absl::StatusOr<std::vector<ChangeEvent>> ReadView::ListHistory(absl::string_view registration_id,

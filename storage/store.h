@@ -93,6 +93,12 @@ class ReadView {
       const std::function<void(size_t, const physioreg::v1::Practitioner*)>& fn,
       Detail detail = Detail::kPublic) const;
 
+  // The same batched read, calling `fn(i, public_view)` with ids[i]'s stored public view's
+  // serialized bytes (null when unknown; valid only during the call).
+  [[nodiscard]] absl::Status VisitPublicViewsBytes(
+      const std::vector<std::string>& registration_ids,
+      absl::FunctionRef<void(size_t, const absl::string_view* public_view)> fn) const;
+
   // Events of one registrant with revision > after_revision, oldest first, at most `limit`.
   [[nodiscard]] absl::StatusOr<std::vector<physioreg::v1::ChangeEvent>> ListHistory(
       absl::string_view registration_id, int64_t after_revision, int limit) const;
@@ -125,6 +131,11 @@ class ReadView {
  private:
   friend class Store;
   explicit ReadView(const Store* store);
+  // One RocksDB MultiGet of the registrants; `visit(i, value)` with ids[i]'s stored value (null
+  // when unknown); stops at the first error, its own or visit's.
+  [[nodiscard]] absl::Status MultiGetRegistrants(
+      const std::vector<std::string>& registration_ids,
+      absl::FunctionRef<absl::Status(size_t, const absl::string_view*)> visit) const;
 
   const Store* store_;
   const rocksdb::Snapshot* snapshot_ = nullptr;

@@ -344,19 +344,24 @@ absl::StatusOr<physioreg::v1::BatchVerifyAuthorizationsResponse> Registry::Batch
   ids.reserve(checked.size());
   for (const auto& [id, as_of] : checked) ids.push_back(id);
   size_t bytes = 0;
-  absl::Status read = view->VisitPractitioners(
-      ids,
-      [&](size_t i, const Practitioner* record) {
-        if (bytes > kMaxResponseBytes) return;
-        auto* answer = response.add_responses();
-        core::Verify(record, checked[i].first, request.requests(i).activity(), checked[i].second,
-                     answer);
-        answer->set_register_revision(view->revision());
-        *answer->mutable_checked_at() = now;
-        bytes += answer->ByteSizeLong();
-      },
-      storage::Detail::kVerification);
+  bool parsed = true;
+  absl::Status read = view->VisitPublicViewsBytes(ids, [&](size_t i,
+                                                           const absl::string_view* public_view) {
+    if (bytes > kMaxResponseBytes || !parsed) return;
+    const physioreg::v1::RestrictedActivity activity = request.requests(i).activity();
+    std::optional<VerificationFacts> facts;
+    if (public_view != nullptr) {
+      facts = ParseVerificationFacts(*public_view, activity);
+      if (!(parsed = facts.has_value())) return;
+    }
+    auto* answer = response.add_responses();
+    core::Verify(facts ? &*facts : nullptr, checked[i].first, activity, checked[i].second, answer);
+    answer->set_register_revision(view->revision());
+    *answer->mutable_checked_at() = now;
+    bytes += answer->ByteSizeLong();
+  });
   if (!read.ok()) return read;
+  if (!parsed) return absl::DataLossError("stored registrant's public view does not parse");
   if (bytes > kMaxResponseBytes) {
     return absl::OutOfRangeError(
         absl::StrCat("the answer would pass ", kMaxResponseBytes >> 20,

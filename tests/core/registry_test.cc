@@ -1039,8 +1039,8 @@ TEST_F(RegistryTest, EveryStoredRecordRevalidatesAndReimportsIdentically) {
 namespace physioreg::core {
 namespace {
 
-// Verify reads only part of each stored record (single: the facts straight from the stored
-// bytes, core::ParseVerificationFacts; batched: storage::Detail::kVerification): its answers
+// Verify reads only part of each stored record (the rule's facts straight from the stored
+// bytes, core::ParseVerificationFacts), single and batched: its answers
 // must be core::Verify's over the whole public view, for every kind of generated registrant,
 // activity and date. Fails when Verify starts reading a field the partial reads skip.
 TEST_F(RegistryTest, VerifyFromThePartialReadAnswersAsFromTheWholeRecord) {
