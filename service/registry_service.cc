@@ -36,6 +36,14 @@ bool ParseRequest(const grpc::ByteBuffer& buffer, google::protobuf::MessageLite*
   return message->ParseFromString(joined);
 }
 
+// Answers a raw method's request that does not parse as gRPC's generated handlers answer one
+// (UNIMPLEMENTED, no message): the server's interceptor (in_flight.cc) turns that into
+// INVALID_ARGUMENT, logged sparingly, for every method alike.
+grpc::ServerUnaryReactor* FinishUnparsed(grpc::ServerUnaryReactor* reactor) {
+  reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
+  return reactor;
+}
+
 // Serializes `message` into one slice of its exact size, as `out`.
 void SerializeInto(const google::protobuf::MessageLite& message, grpc::ByteBuffer* out) {
   const size_t size = message.ByteSizeLong();
@@ -82,13 +90,7 @@ grpc::ServerUnaryReactor* RegistryService::GetPractitioner(grpc::CallbackServerC
     return reactor;
   }
   v1::GetPractitionerRequest parsed;
-  if (!ParseRequest(*request, &parsed)) {
-    // What gRPC's generated handlers answer for a request that does not parse: the server's
-    // interceptor (in_flight.cc) turns it into INVALID_ARGUMENT, logged sparingly, for every
-    // method alike.
-    reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
-    return reactor;
-  }
+  if (!ParseRequest(*request, &parsed)) return FinishUnparsed(reactor);
   absl::Status found = registry_->GetPublicViewBytes(parsed, [response](absl::string_view bytes) {
     grpc::Slice slice(bytes.data(), bytes.size());
     grpc::ByteBuffer answer(&slice, 1);
@@ -153,10 +155,7 @@ grpc::ServerUnaryReactor* RegistryService::VerifyAuthorization(grpc::CallbackSer
     return reactor;
   }
   auto call = std::make_shared<VerifyCall>();
-  if (!ParseRequest(*request, call->request)) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));  // As GetPractitioner.
-    return reactor;
-  }
+  if (!ParseRequest(*request, call->request)) return FinishUnparsed(reactor);
   absl::Status verified = registry_->Verify(*call->request, call->response);
   if (verified.ok() && call->request->include_attestation()) {
     auto sign = [this, call, response, reactor] {
