@@ -214,6 +214,19 @@ absl::StatusOr<RegistrantParts> SplitRegistrant(absl::string_view value) {
   return parts;
 }
 
+// Calls `fn` with the public view of a stored registrant's value (null when there is none).
+absl::Status VisitPublicViewOf(const absl::string_view* value,
+                               absl::FunctionRef<void(const absl::string_view*)> fn) {
+  if (value == nullptr) {
+    fn(nullptr);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<RegistrantParts> parts = SplitRegistrant(*value);
+  if (!parts.ok()) return parts.status();
+  fn(&parts->public_view);
+  return absl::OkStatus();
+}
+
 // Parses only the fields of a public view that Detail::kVerification names (Practitioner's
 // given_name 2, family_name 3, preferred_name 4, permit 6, authorizations 7), skipping the rest
 // (locations, languages, ... are most of a record's bytes) without copying them.
@@ -614,20 +627,16 @@ absl::Status Store::VisitPractitionerWithRevision(
 absl::Status Store::VisitPublicViewBytesWithRevision(
     absl::string_view registration_id,
     absl::FunctionRef<void(const absl::string_view*, int64_t)> fn) const {
-  return ReadLatestWithRevision(registration_id,
-                                [&](const rocksdb::Status& s, const rocksdb::PinnableSlice& value,
-                                    int64_t revision) -> absl::Status {
-                                  if (s.IsNotFound()) {
-                                    fn(nullptr, revision);
-                                    return absl::OkStatus();
-                                  }
-                                  if (!s.ok()) return FromRocks(s, "reading a registrant");
-                                  absl::StatusOr<RegistrantParts> parts = SplitRegistrant(
-                                      absl::string_view(value.data(), value.size()));
-                                  if (!parts.ok()) return parts.status();
-                                  fn(&parts->public_view, revision);
-                                  return absl::OkStatus();
-                                });
+  return ReadLatestWithRevision(
+      registration_id,
+      [&](const rocksdb::Status& s, const rocksdb::PinnableSlice& value,
+          int64_t revision) -> absl::Status {
+        if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "reading a registrant");
+        const absl::string_view stored(value.data(), value.size());
+        return VisitPublicViewOf(
+            s.ok() ? &stored : nullptr,
+            [&](const absl::string_view* public_view) { fn(public_view, revision); });
+      });
 }
 
 absl::StatusOr<std::optional<std::string>> Store::GetMeta(absl::string_view key) const {
@@ -816,17 +825,10 @@ absl::Status ReadView::VisitPractitioners(
 absl::Status ReadView::VisitPublicViewsBytes(
     const std::vector<std::string>& registration_ids,
     absl::FunctionRef<void(size_t, const absl::string_view*)> fn) const {
-  return MultiGetRegistrants(registration_ids,
-                             [&](size_t i, const absl::string_view* value) -> absl::Status {
-                               if (value == nullptr) {
-                                 fn(i, nullptr);
-                                 return absl::OkStatus();
-                               }
-                               absl::StatusOr<RegistrantParts> parts = SplitRegistrant(*value);
-                               if (!parts.ok()) return parts.status();
-                               fn(i, &parts->public_view);
-                               return absl::OkStatus();
-                             });
+  return MultiGetRegistrants(registration_ids, [&](size_t i, const absl::string_view* value) {
+    return VisitPublicViewOf(value,
+                             [&](const absl::string_view* public_view) { fn(i, public_view); });
+  });
 }
 
 absl::StatusOr<std::vector<ChangeEvent>> ReadView::ListHistory(absl::string_view registration_id,
