@@ -570,6 +570,27 @@ void FillChange(Practitioner record, ChangeEvent::Kind kind, const std::string& 
   change.record = std::move(record);
 }
 
+// FillChange for a new registrant's import, without copying the record: the record itself
+// becomes the event's practitioner (its public view once the private contact is moved out),
+// and the change's `record` keeps only the id and the private contact, all that Store::Write
+// reads of it besides the event (see storage::RecordChange).
+void FillCreatedChange(Practitioner record, absl::Time now, std::vector<RestrictedActivity> changed,
+                       storage::RecordChange* out) {
+  record.clear_revision();
+  *record.mutable_update_time() = ToTimestamp(now);
+  storage::RecordChange& change = *out;
+  change.record.set_registration_id(record.registration_id());
+  if (record.has_private_contact()) {
+    change.record.set_allocated_private_contact(record.release_private_contact());
+  }
+  *change.record.mutable_update_time() = record.update_time();
+  change.event.set_registration_id(record.registration_id());
+  *change.event.mutable_change_time() = record.update_time();
+  change.event.set_kind(ChangeEvent::CREATED);
+  change.event.mutable_changed_activities()->Add(changed.begin(), changed.end());
+  *change.event.mutable_practitioner() = std::move(record);
+}
+
 }  // namespace
 
 void Registry::AddChange(Practitioner record, ChangeEvent::Kind kind, const std::string& actor,
@@ -830,8 +851,7 @@ void Registry::CheckImportChunk(const RepeatedPtrField<Practitioner>& records,
       ValidateStoredForm(record, "", WriteKind::kUpload, &stored);
       if (stored.empty()) {
         std::vector<RestrictedActivity> changed = ChangedActivities(nullptr, &record);
-        FillChange(std::move(record), ChangeEvent::CREATED, "", /*revision=*/0, now,
-                   std::move(changed), &change);
+        FillCreatedChange(std::move(record), now, std::move(changed), &change);
         ok = true;
       }
     }
