@@ -50,6 +50,10 @@ enum class Detail { kPublic, kWithPrivate, kVerification };
 struct RecordChange {
   physioreg::v1::Practitioner record;
   physioreg::v1::ChangeEvent event;
+  // Optional (the import sets it off the writer's thread): the bytes protobuf writes for
+  // event.practitioner without its revision and update_time, the two fields it writes last.
+  // Write then appends those two instead of serializing the whole view. Empty: it serializes.
+  std::string public_view_head;
 };
 
 // Everything one commit writes.

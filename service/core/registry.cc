@@ -9,6 +9,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "google/protobuf/unknown_field_set.h"
 #include "google/protobuf/util/field_mask_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "physioreg/storage/v1/records.pb.h"
@@ -573,21 +574,27 @@ void FillChange(Practitioner record, ChangeEvent::Kind kind, const std::string& 
 // FillChange for a new registrant's import, without copying the record: the record itself
 // becomes the event's practitioner (its public view once the private contact is moved out),
 // and the change's `record` keeps only the id and the private contact, all that Store::Write
-// reads of it besides the event (see storage::RecordChange).
+// reads of it besides the event (see storage::RecordChange). The view's revision and
+// update_time are left for the writer (ApplyImportChunk, Store::Write), and the view is
+// serialized here without them (RecordChange::public_view_head) unless it carries fields this
+// build does not know, which protobuf would write after them.
 void FillCreatedChange(Practitioner record, absl::Time now, std::vector<RestrictedActivity> changed,
                        storage::RecordChange* out) {
   record.clear_revision();
-  *record.mutable_update_time() = ToTimestamp(now);
+  record.clear_update_time();
   storage::RecordChange& change = *out;
   change.record.set_registration_id(record.registration_id());
   if (record.has_private_contact()) {
     change.record.set_allocated_private_contact(record.release_private_contact());
   }
-  *change.record.mutable_update_time() = record.update_time();
+  *change.record.mutable_update_time() = ToTimestamp(now);
   change.event.set_registration_id(record.registration_id());
-  *change.event.mutable_change_time() = record.update_time();
+  *change.event.mutable_change_time() = ToTimestamp(now);
   change.event.set_kind(ChangeEvent::CREATED);
   change.event.mutable_changed_activities()->Add(changed.begin(), changed.end());
+  if (record.GetReflection()->GetUnknownFields(record).empty()) {
+    change.public_view_head = record.SerializeAsString();
+  }
   *change.event.mutable_practitioner() = std::move(record);
 }
 

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
+#include "google/protobuf/unknown_field_set.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "service/core/verification.h"
@@ -937,13 +938,18 @@ TEST_F(RegistryTest, ImportStoresNewRegistrantsAsAnUpsertDoes) {
   imported.add_languages("Cree");
   v1::Practitioner upserted = imported;
   upserted.set_registration_id("PT-21");
+  // A field this build does not know (from a newer client) is kept as protobuf keeps it.
+  v1::Practitioner unknown_field = imported;
+  unknown_field.set_registration_id("PT-22");
+  unknown_field.GetReflection()->MutableUnknownFields(&unknown_field)->AddVarint(99, 7);
   ImportSession session;
   ASSERT_TRUE(registry_->StartImport("", false, "k1", &session).ok());
   google::protobuf::RepeatedPtrField<v1::Practitioner> chunk;
   *chunk.Add() = imported;
+  *chunk.Add() = unknown_field;
   ASSERT_TRUE(registry_->ImportChunk(chunk, "k1", &session).ok());
   ASSERT_TRUE(registry_->FinishImport("k1", &session).ok());
-  ASSERT_EQ(session.summary.applied(), 1);
+  ASSERT_EQ(session.summary.applied(), 2);
   UpsertOk({upserted});
 
   auto whole = [&](const std::string& id) {
@@ -962,9 +968,14 @@ TEST_F(RegistryTest, ImportStoresNewRegistrantsAsAnUpsertDoes) {
       << from_import.DebugString() << "\nvs\n"
       << whole("PT-21").DebugString();
 
+  const v1::Practitioner with_unknown = whole("PT-22");
+  EXPECT_EQ(with_unknown.GetReflection()->GetUnknownFields(with_unknown).field_count(), 1);
+  EXPECT_EQ(with_unknown.private_contact().email(), "helene.obrien@example.ca");
+
   absl::StatusOr<std::vector<v1::ChangeEvent>> events = store_->ReadChanges(0, 10);
   ASSERT_TRUE(events.ok()) << events.status();
-  ASSERT_EQ(events->size(), 2u);
+  ASSERT_EQ(events->size(), 3u);
+  events->erase(events->begin() + 1);  // PT-22's.
   for (v1::ChangeEvent& event : *events) {
     EXPECT_EQ(event.kind(), v1::ChangeEvent::CREATED);
     EXPECT_FALSE(event.practitioner().has_private_contact()) << event.registration_id();
