@@ -161,6 +161,29 @@ std::string EncodeEventWithView(ChangeEvent* event, const std::string& practitio
   return out;
 }
 
+// The public view's bytes from `head` (what protobuf writes for `view` without its revision
+// and update_time): protobuf writes fields in number order, and those two come last.
+std::string ViewFromHead(const std::string& head, const Practitioner& view) {
+  static_assert(Practitioner::kRevisionFieldNumber == 12 &&
+                Practitioner::kUpdateTimeFieldNumber == 13 &&
+                Practitioner::kPrivateContactFieldNumber == 11);
+  std::string out;
+  out.reserve(head.size() + 32);
+  out.append(head);
+  if (view.revision() != 0) {
+    AppendVarint(&out, WireFormatLite::MakeTag(Practitioner::kRevisionFieldNumber,
+                                               WireFormatLite::WIRETYPE_VARINT));
+    AppendVarint(&out, static_cast<uint64_t>(view.revision()));
+  }
+  if (view.has_update_time()) {
+    AppendLengthDelimited(&out,
+                          WireFormatLite::MakeTag(Practitioner::kUpdateTimeFieldNumber,
+                                                  WireFormatLite::WIRETYPE_LENGTH_DELIMITED),
+                          view.update_time().SerializeAsString());
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string EncodeRegistrant(const Practitioner& record, const Practitioner& public_view) {
@@ -691,7 +714,15 @@ absl::Status Store::Write(Commit* commit) {
       if (!change.event.has_practitioner() || change.event.practitioner().has_private_contact()) {
         return absl::InternalError("a change must carry its record's public view");
       }
-      const std::string public_bytes = change.event.practitioner().SerializeAsString();
+      const Practitioner& view = change.event.practitioner();
+      const std::string public_bytes = change.public_view_head.empty()
+                                           ? view.SerializeAsString()
+                                           : ViewFromHead(change.public_view_head, view);
+#ifndef NDEBUG
+      if (public_bytes != view.SerializeAsString()) {
+        return absl::InternalError("a change's public view head does not match its view");
+      }
+#endif
       registrant_values[i] = EncodeRegistrantWithView(change.record, public_bytes);
       history_values[i] = EncodeEventWithView(&change.event, public_bytes);
     }

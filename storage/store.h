@@ -46,10 +46,16 @@ enum class Detail { kPublic, kWithPrivate, kVerification };
 // One changed registrant: the whole record and the event that describes the change, whose
 // practitioner is the record's public view (core::PublicView); the store keeps that view and
 // the record's private details. The store's writer assigns the revision (record, event and the
-// event's practitioner); a change that states one must state exactly the one it gets.
+// event's practitioner); a change that states one must state exactly the one it gets. Write
+// reads nothing of `record` but its private contact (the public part is the event's
+// practitioner), so a change may carry only that there (the import does: no second copy).
 struct RecordChange {
   physioreg::v1::Practitioner record;
   physioreg::v1::ChangeEvent event;
+  // Optional (the import sets it off the writer's thread): the bytes protobuf writes for
+  // event.practitioner without its revision and update_time, the two fields it writes last.
+  // Write then appends those two instead of serializing the whole view. Empty: it serializes.
+  std::string public_view_head;
 };
 
 // Everything one commit writes.

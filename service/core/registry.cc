@@ -9,6 +9,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "google/protobuf/unknown_field_set.h"
 #include "google/protobuf/util/field_mask_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "physioreg/storage/v1/records.pb.h"
@@ -581,6 +582,33 @@ void FillChange(Practitioner record, ChangeEvent::Kind kind, const std::string& 
   change.record = std::move(record);
 }
 
+// FillChange for a new registrant's import, without copying the record: the record itself
+// becomes the event's practitioner (its public view once the private contact is moved out),
+// and the change's `record` keeps only the id and the private contact, all that Store::Write
+// reads of it besides the event (see storage::RecordChange). The view's revision and
+// update_time are left for the writer (ApplyImportChunk, Store::Write), and the view is
+// serialized here without them (RecordChange::public_view_head) unless it carries fields this
+// build does not know, which protobuf would write after them.
+void FillCreatedChange(Practitioner record, absl::Time now, std::vector<RestrictedActivity> changed,
+                       storage::RecordChange* out) {
+  record.clear_revision();
+  record.clear_update_time();
+  storage::RecordChange& change = *out;
+  change.record.set_registration_id(record.registration_id());
+  if (record.has_private_contact()) {
+    change.record.set_allocated_private_contact(record.release_private_contact());
+  }
+  *change.record.mutable_update_time() = ToTimestamp(now);
+  change.event.set_registration_id(record.registration_id());
+  *change.event.mutable_change_time() = ToTimestamp(now);
+  change.event.set_kind(ChangeEvent::CREATED);
+  change.event.mutable_changed_activities()->Add(changed.begin(), changed.end());
+  if (record.GetReflection()->GetUnknownFields(record).empty()) {
+    change.public_view_head = record.SerializeAsString();
+  }
+  *change.event.mutable_practitioner() = std::move(record);
+}
+
 }  // namespace
 
 void Registry::AddChange(Practitioner record, ChangeEvent::Kind kind, const std::string& actor,
@@ -841,8 +869,7 @@ void Registry::CheckImportChunk(const RepeatedPtrField<Practitioner>& records,
       ValidateStoredForm(record, "", WriteKind::kUpload, &stored);
       if (stored.empty()) {
         std::vector<RestrictedActivity> changed = ChangedActivities(nullptr, &record);
-        FillChange(std::move(record), ChangeEvent::CREATED, "", /*revision=*/0, now,
-                   std::move(changed), &change);
+        FillCreatedChange(std::move(record), now, std::move(changed), &change);
         ok = true;
       }
     }

@@ -396,6 +396,20 @@ void ValidateText(absl::string_view text, absl::string_view field, size_t max_by
            absl::StrCat("is ", text.size(), " bytes; at most ", max_bytes, " are allowed"));
     return;
   }
+  // Most values are printable ASCII: valid UTF-8, no control, hidden or bidi character, and
+  // visible unless all spaces. Anything else takes the character-by-character way below.
+  bool printable_ascii = true;
+  bool any_non_space = false;
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    printable_ascii = printable_ascii && c >= 0x20 && c < 0x7F;
+    any_non_space = any_non_space || c != ' ';
+  }
+  if (printable_ascii) {
+    if (!text.empty() && !any_non_space)
+      v->Add(std::string(field), "must not be blank (only spaces or invisible characters)");
+    return;
+  }
   if (!IsValidUtf8(text)) {
     v->Add(std::string(field), "is not valid UTF-8");
     return;

@@ -295,6 +295,20 @@ TEST(Utf8Test, ValidPrefixStopsAtTheFirstByteThatIsNotUtf8) {
   EXPECT_EQ(ValidUtf8Prefix("a\x80"), 1u);             // A lone continuation byte.
 }
 
+// Runs of ASCII are skipped eight bytes at a time: a bad byte anywhere (before, inside or
+// after such a run) still ends the prefix there.
+TEST(Utf8Test, ValidPrefixFindsABadByteAtEveryOffset) {
+  for (size_t at = 0; at < 40; ++at) {
+    const std::string head(at, 'a');
+    EXPECT_EQ(ValidUtf8Prefix(head + "\xE9" + std::string(20, 'b')), at) << at;
+    EXPECT_EQ(ValidUtf8Prefix(head + "\x80"), at) << at;
+    EXPECT_EQ(ValidUtf8Prefix(head + "\xC3"), at) << at;  // Cut short at the end.
+    const std::string good = head + "\xC3\xA9" + std::string(at % 9, 'c') + "\xF0\x9F\x99\x82";
+    EXPECT_EQ(ValidUtf8Prefix(good), good.size()) << at;
+    EXPECT_EQ(ValidUtf8Prefix(good + "\xFF" + head), good.size()) << at;
+  }
+}
+
 TEST(ForTerminalTest, ControlAndBidiCharactersAreShownAsEscapes) {
   EXPECT_EQ(ForTerminal("Hélène O'Brien 🙂"), "Hélène O'Brien 🙂");
   EXPECT_EQ(ForTerminal("a\x1b[2Jb"), "a\\x1B[2Jb");

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
+#include "google/protobuf/unknown_field_set.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "service/core/verification.h"
@@ -896,23 +897,100 @@ TEST_F(RegistryTest, ImportBuildsValidStoredRecordsFromValidatedUploads) {
   Registry::CheckedChunk checked;
   registry_->CheckImportChunk(chunk, &session, &checked);
   ASSERT_EQ(checked.valid.size(), 5u);
+  // The record built for a new registrant: its public view is the event's practitioner, and
+  // the change's record carries only the id and the private contact (see
+  // storage::RecordChange).
+  std::vector<v1::Practitioner> built_records;
+  for (const storage::RecordChange& change : checked.created) {
+    v1::Practitioner built = change.event.practitioner();
+    EXPECT_FALSE(built.has_private_contact());
+    EXPECT_EQ(change.record.registration_id(), built.registration_id());
+    if (change.record.has_private_contact()) {
+      *built.mutable_private_contact() = change.record.private_contact();
+    }
+    built_records.push_back(std::move(built));
+  }
   for (size_t k = 0; k < checked.valid.size(); ++k) {
     EXPECT_EQ(checked.created_ok[k], 1) << checked.ids[k];
-    const v1::Practitioner& built = checked.created[k].record;
+    const v1::Practitioner& built = built_records[k];
+    EXPECT_EQ(built.private_contact().email(), "helene.obrien@example.ca") << checked.ids[k];
     Violations v;
     ValidatePractitioner(built, "", today, &v);
     ValidateStoredForm(built, "", WriteKind::kUpload, &v);
     EXPECT_TRUE(v.empty()) << checked.ids[k] << ": " << v.ToStatus();
   }
-  EXPECT_EQ(checked.created[0].record.registration_id(), "PT-LOWER-1");
-  EXPECT_EQ(checked.created[1].record.authorizations(0).activity(), v1::DRY_NEEDLING);
-  ASSERT_EQ(checked.created[1].record.authorizations(0).status_history_size(), 1);
-  EXPECT_EQ(checked.created[1].record.authorizations(0).status_history(0).effective_on(), today);
+  EXPECT_EQ(built_records[0].registration_id(), "PT-LOWER-1");
+  EXPECT_EQ(built_records[1].authorizations(0).activity(), v1::DRY_NEEDLING);
+  ASSERT_EQ(built_records[1].authorizations(0).status_history_size(), 1);
+  EXPECT_EQ(built_records[1].authorizations(0).status_history(0).effective_on(), today);
   ASSERT_TRUE(registry_->ApplyImportChunk(chunk, &checked, "k1", &session).ok());
   ASSERT_TRUE(registry_->FinishImport("k1", &session).ok());
   EXPECT_EQ(session.summary.applied(), 5);
   EXPECT_EQ(session.summary.rejected_count(), 0);
   EXPECT_EQ(Get("PT-3").permit().status(), v1::Permit::SUSPENDED);
+}
+
+// An imported new registrant is stored and announced exactly as an upsert of the same record
+// stores and announces it: the whole record (private contact included) in the store, the
+// public view in the change event.
+TEST_F(RegistryTest, ImportStoresNewRegistrantsAsAnUpsertDoes) {
+  v1::Practitioner imported = ValidPractitioner("pt-20");
+  imported.add_languages("Cree");
+  v1::Practitioner upserted = imported;
+  upserted.set_registration_id("PT-21");
+  // A field this build does not know (from a newer client) is kept as protobuf keeps it.
+  v1::Practitioner unknown_field = imported;
+  unknown_field.set_registration_id("PT-22");
+  unknown_field.GetReflection()->MutableUnknownFields(&unknown_field)->AddVarint(99, 7);
+  ImportSession session;
+  ASSERT_TRUE(registry_->StartImport("", false, "k1", &session).ok());
+  google::protobuf::RepeatedPtrField<v1::Practitioner> chunk;
+  *chunk.Add() = imported;
+  *chunk.Add() = unknown_field;
+  ASSERT_TRUE(registry_->ImportChunk(chunk, "k1", &session).ok());
+  ASSERT_TRUE(registry_->FinishImport("k1", &session).ok());
+  ASSERT_EQ(session.summary.applied(), 2);
+  UpsertOk({upserted});
+
+  auto whole = [&](const std::string& id) {
+    absl::StatusOr<std::optional<v1::Practitioner>> read =
+        store_->GetPractitioner(id, storage::Detail::kWithPrivate);
+    EXPECT_TRUE(read.ok() && read->has_value()) << id;
+    v1::Practitioner p = read.ok() && read->has_value() ? **read : v1::Practitioner();
+    p.clear_registration_id();
+    p.clear_revision();
+    return p;
+  };
+  const v1::Practitioner from_import = whole("PT-20");
+  EXPECT_EQ(from_import.private_contact().email(), "helene.obrien@example.ca");
+  EXPECT_EQ(from_import.private_contact().phone(), "403-555-0199");
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(from_import, whole("PT-21")))
+      << from_import.DebugString() << "\nvs\n"
+      << whole("PT-21").DebugString();
+
+  const v1::Practitioner with_unknown = whole("PT-22");
+  EXPECT_EQ(with_unknown.GetReflection()->GetUnknownFields(with_unknown).field_count(), 1);
+  EXPECT_EQ(with_unknown.private_contact().email(), "helene.obrien@example.ca");
+
+  absl::StatusOr<std::vector<v1::ChangeEvent>> events = store_->ReadChanges(0, 10);
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->size(), 3u);
+  events->erase(events->begin() + 1);  // PT-22's.
+  for (v1::ChangeEvent& event : *events) {
+    EXPECT_EQ(event.kind(), v1::ChangeEvent::CREATED);
+    EXPECT_FALSE(event.practitioner().has_private_contact()) << event.registration_id();
+    EXPECT_EQ(event.practitioner().revision(), event.revision());
+    EXPECT_EQ(event.practitioner().update_time().seconds(), event.change_time().seconds());
+    EXPECT_THAT(event.changed_activities(), ElementsAre(v1::DRY_NEEDLING));
+    event.clear_revision();
+    event.clear_registration_id();
+    event.clear_actor();
+    event.mutable_practitioner()->clear_registration_id();
+    event.mutable_practitioner()->clear_revision();
+  }
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals((*events)[0], (*events)[1]))
+      << (*events)[0].DebugString() << "\nvs\n"
+      << (*events)[1].DebugString();
 }
 
 TEST_F(RegistryTest, ImportSummaryStaysBounded) {

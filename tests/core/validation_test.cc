@@ -716,6 +716,30 @@ TEST(ValidateTextTest, AcceptsLettersOfEveryScriptAndJoiners) {
   EXPECT_TRUE(violations.empty()) << violations.ToStatus();
 }
 
+// Plain ASCII takes a shortcut: it must give the same answers as the character-by-character
+// check, wherever the character that matters is.
+TEST(ValidateTextTest, AsciiValuesGetTheSameAnswersAsAnyOther) {
+  for (size_t at = 0; at < 20; ++at) {
+    const std::string before(at, 'a');
+    const std::string after(19 - at, 'b');
+    auto message_for = [](const std::string& text) {
+      Violations v;
+      ValidateText(text, "f", 200, &v);
+      return v.empty() ? std::string() : std::string(v.ToStatus().message());
+    };
+    EXPECT_EQ(message_for(before + "x" + after), "") << at;
+    EXPECT_EQ(message_for(before + "~ " + after), "") << at;
+    for (const char control : {'\0', '\t', '\n', '\x1f', '\x7f'}) {
+      const std::string text = before + std::string(1, control) + after;
+      EXPECT_THAT(message_for(text), ::testing::HasSubstr("control character")) << at;
+      EXPECT_THAT(message_for(text), ::testing::HasSubstr(absl::StrCat("at byte ", at))) << at;
+    }
+    EXPECT_THAT(message_for(before + "\xE9" + after), ::testing::HasSubstr("not valid UTF-8"));
+    EXPECT_EQ(message_for(before + "\xC3\xA9" + after), "") << at;
+    EXPECT_THAT(message_for(std::string(at + 1, ' ')), ::testing::HasSubstr("must not be blank"));
+  }
+}
+
 TEST(QuoteTest, ShortPrefixWithControlsEscaped) {
   EXPECT_EQ(Quote("2026-13-01"), "'2026-13-01'");
   const std::string quoted = Quote(std::string(100'000, 'x'));

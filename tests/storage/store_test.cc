@@ -774,6 +774,48 @@ std::string ReadRaw(const std::string& path, ColumnFamily family, const std::str
   return value;
 }
 
+// The import serializes a new registrant's view ahead, without the revision and update_time
+// the writer sets (RecordChange::public_view_head): the stored bytes are still exactly what
+// protobuf writes for the final view.
+TEST(StoreTest, AViewSerializedAheadIsStoredAsProtobufSerializesTheView) {
+  TempDir dir;
+  std::vector<SharedEvent> published;
+  Practitioner record = ValidPractitioner("PT-7");
+  record.mutable_private_contact()->set_email("b@example.org");
+  {
+    auto store = OpenOrDie(dir.path());
+    Commit commit;
+    for (int i = 0; i < 2; ++i) {  // The second without an update time.
+      RecordChange change = Change(record, 0);
+      change.event.mutable_practitioner()->set_registration_id(absl::StrCat("PT-7", i));
+      change.event.set_registration_id(absl::StrCat("PT-7", i));
+      change.record.set_registration_id(absl::StrCat("PT-7", i));
+      change.event.mutable_practitioner()->clear_update_time();
+      change.public_view_head = change.event.practitioner().SerializeAsString();
+      if (i == 0) {
+        change.event.mutable_practitioner()->mutable_update_time()->set_seconds(1700000123);
+        change.event.mutable_practitioner()->mutable_update_time()->set_nanos(456);
+      }
+      commit.changes.push_back(std::move(change));
+    }
+    ASSERT_TRUE(store->Write(&commit).ok());
+    published = commit.published;
+  }
+  ASSERT_EQ(published.size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    const std::string id = absl::StrCat("PT-7", i);
+    const Practitioner& view = published[i]->practitioner();
+    EXPECT_EQ(view.revision(), i + 1);
+    EXPECT_EQ(view.has_update_time(), i == 0);
+    EXPECT_EQ(ReadRaw(dir.path(), ColumnFamily::kHistory, HistoryKey(id, i + 1)),
+              published[i]->SerializeAsString());
+    Practitioner whole = view;
+    *whole.mutable_private_contact() = record.private_contact();
+    EXPECT_EQ(ReadRaw(dir.path(), ColumnFamily::kRegistrants, RegistrantKey(id)),
+              EncodeRegistrant(whole, view));
+  }
+}
+
 TEST(StoreTest, StoresEachEventAndRecordAsProtobufSerializesThem) {
   TempDir dir;
   std::vector<SharedEvent> published;
