@@ -57,8 +57,10 @@ void SerializeInto(const google::protobuf::MessageLite& message, grpc::ByteBuffe
 // sub-message comes from one block, freed at once when the call ends. A signed answer lives
 // on until its signing worker is done.
 struct VerifyCall {
+  // Not `= default`: make_shared would then zero the block first.
+  VerifyCall() {}  // NOLINT(modernize-use-equals-default)
   // An answer with its authorization fits the first block; a larger one takes more.
-  static constexpr size_t kFirstBlockBytes = 4096;
+  static constexpr size_t kFirstBlockBytes = 2048;
   static google::protobuf::ArenaOptions Options(char* block) {
     google::protobuf::ArenaOptions options;
     options.initial_block = block;

@@ -179,9 +179,9 @@ TEST_F(ServerTest, GetAnswersTheStoredPublicViewAndRefusesRequestsThatDoNotParse
   auto call = [&](const std::string& bytes, std::string* answer) {
     grpc::Slice slice(bytes.data(), bytes.size());
     grpc::ByteBuffer request(&slice, 1), response;
-    grpc::ClientContext context;
+    grpc::ClientContext call_context;
     std::promise<grpc::Status> done;
-    generic.UnaryCall(&context, "/physioreg.v1.Registry/GetPractitioner", grpc::StubOptions(),
+    generic.UnaryCall(&call_context, "/physioreg.v1.Registry/GetPractitioner", grpc::StubOptions(),
                       &request, &response, [&](grpc::Status s) { done.set_value(s); });
     grpc::Status status = done.get_future().get();
     std::vector<grpc::Slice> slices;
