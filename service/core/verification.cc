@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
 
@@ -147,92 +148,89 @@ class WireReader {
 constexpr int kVarint = 0;
 constexpr int kLengthDelimited = 2;
 
-bool ParseStatusChange(absl::string_view bytes, absl::InlinedVector<StatusEntry, 4>* history) {
-  StatusEntry entry;
-  WireReader in(bytes);
+// Reads every field of one message: `read(field, wire_type, in)` consumes the field's value
+// (or skips it) and returns false at malformed input.
+bool ForEachField(absl::string_view message,
+                  absl::FunctionRef<bool(int field, int wire_type, WireReader* in)> read) {
+  WireReader in(message);
   int field = 0, type = 0;
   while (!in.done()) {
-    if (!in.Tag(&field, &type)) return false;
-    bool ok = true;
-    if (field == 1 && type == kLengthDelimited) {
-      ok = in.LengthDelimited(&entry.status);
-    } else if (field == 2 && type == kLengthDelimited) {
-      ok = in.LengthDelimited(&entry.effective_on);
-    } else {
-      ok = in.Skip(type);
-    }
-    if (!ok) return false;
+    if (!in.Tag(&field, &type) || !read(field, type, &in)) return false;
   }
-  history->push_back(entry);
   return true;
+}
+
+bool ParseStatusChange(absl::string_view bytes, absl::InlinedVector<StatusEntry, 4>* history) {
+  StatusEntry entry;
+  const bool ok = ForEachField(bytes, [&entry](int field, int type, WireReader* in) {
+    if (field == 1 && type == kLengthDelimited) return in->LengthDelimited(&entry.status);
+    if (field == 2 && type == kLengthDelimited) return in->LengthDelimited(&entry.effective_on);
+    return in->Skip(type);
+  });
+  if (ok) history->push_back(entry);
+  return ok;
 }
 
 // One occurrence of Practitioner.permit, merged into `facts` as protobuf merges a repeated
 // occurrence of a singular message.
 bool ParsePermit(absl::string_view bytes, VerificationFacts* facts) {
-  WireReader in(bytes);
-  int field = 0, type = 0;
-  while (!in.done()) {
-    if (!in.Tag(&field, &type)) return false;
-    bool ok = true;
+  return ForEachField(bytes, [facts](int field, int type, WireReader* in) {
     if (field == 1 && type == kVarint) {
       int value = 0;
-      ok = in.Enum(&value);
+      const bool ok = in->Enum(&value);
       facts->permit_register = static_cast<physioreg::v1::Register>(value);
-    } else if (field == 4 && type == kLengthDelimited) {
-      ok = in.LengthDelimited(&facts->permit_expires_on);
-    } else if (field == 5 && type == kLengthDelimited) {
-      absl::string_view change;
-      ok = in.LengthDelimited(&change) && ParseStatusChange(change, &facts->permit_history);
-    } else {
-      ok = in.Skip(type);
+      return ok;
     }
-    if (!ok) return false;
-  }
-  return true;
+    if (field == 4 && type == kLengthDelimited)
+      return in->LengthDelimited(&facts->permit_expires_on);
+    if (field == 5 && type == kLengthDelimited) {
+      absl::string_view change;
+      return in->LengthDelimited(&change) && ParseStatusChange(change, &facts->permit_history);
+    }
+    return in->Skip(type);
+  });
 }
 
 // One Practitioner.authorizations element; it replaces the facts' authorization when it is
 // for `activity` (the last one for it counts, as in the rule over a message).
 bool ParseAuthorization(absl::string_view bytes, int activity, VerificationFacts* facts) {
   VerificationFacts one;
-  WireReader in(bytes);
-  int field = 0, type = 0;
-  while (!in.done()) {
-    if (!in.Tag(&field, &type)) return false;
-    bool ok = true;
-    if (field == 1 && type == kVarint) {
-      ok = in.Enum(&one.authorization_activity);
-    } else if (field == 3 && type == kVarint) {
+  const bool ok = ForEachField(bytes, [&one](int field, int type, WireReader* in) {
+    absl::string_view value;
+    if (field == 1 && type == kVarint) return in->Enum(&one.authorization_activity);
+    if (field == 3 && type == kVarint) {
       int technique = 0;
-      ok = in.Enum(&technique);
+      const bool read = in->Enum(&technique);
       one.techniques.push_back(technique);
-    } else if (field == 3 && type == kLengthDelimited) {  // Packed, as proto3 writes them.
-      absl::string_view packed;
-      ok = in.LengthDelimited(&packed);
-      WireReader values(packed);
-      while (ok && !values.done()) {
-        int technique = 0;
-        ok = values.Enum(&technique);
-        one.techniques.push_back(technique);
-      }
-    } else if (field == 4 && type == kLengthDelimited) {
-      ok = in.LengthDelimited(&one.granted_on);
-    } else if (field == 5 && type == kLengthDelimited) {
-      ok = in.LengthDelimited(&one.expires_on);
-    } else if (field == 6 && type == kLengthDelimited) {
-      absl::string_view condition;
-      ok = in.LengthDelimited(&condition);
-      one.conditions.push_back(condition);
-    } else if (field == 8 && type == kLengthDelimited) {
-      absl::string_view change;
-      ok = in.LengthDelimited(&change) && ParseStatusChange(change, &one.authorization_history);
-    } else {
-      ok = in.Skip(type);
+      return read;
     }
-    if (!ok) return false;
-  }
-  if (one.authorization_activity == activity) {
+    if (type != kLengthDelimited) return in->Skip(type);
+    switch (field) {
+      case 3: {  // Packed, as proto3 writes them.
+        if (!in->LengthDelimited(&value)) return false;
+        WireReader values(value);
+        int technique = 0;
+        while (!values.done()) {
+          if (!values.Enum(&technique)) return false;
+          one.techniques.push_back(technique);
+        }
+        return true;
+      }
+      case 4:
+        return in->LengthDelimited(&one.granted_on);
+      case 5:
+        return in->LengthDelimited(&one.expires_on);
+      case 6:
+        if (!in->LengthDelimited(&value)) return false;
+        one.conditions.push_back(value);
+        return true;
+      case 8:
+        return in->LengthDelimited(&value) && ParseStatusChange(value, &one.authorization_history);
+      default:
+        return in->Skip(type);
+    }
+  });
+  if (ok && one.authorization_activity == activity) {
     facts->has_authorization = true;
     facts->authorization_activity = one.authorization_activity;
     facts->techniques = std::move(one.techniques);
@@ -241,7 +239,7 @@ bool ParseAuthorization(absl::string_view bytes, int activity, VerificationFacts
     facts->conditions = std::move(one.conditions);
     facts->authorization_history = std::move(one.authorization_history);
   }
-  return true;
+  return ok;
 }
 
 }  // namespace
@@ -273,26 +271,26 @@ VerificationFacts FactsOf(const Practitioner& p, physioreg::v1::RestrictedActivi
 std::optional<VerificationFacts> ParseVerificationFacts(
     absl::string_view serialized, physioreg::v1::RestrictedActivity activity) {
   std::optional<VerificationFacts> facts(std::in_place);
-  WireReader in(serialized);
-  int field = 0, type = 0;
-  while (!in.done()) {
-    bool ok = in.Tag(&field, &type);
-    if (ok && (type != kLengthDelimited || field < 2 || field > 7 || field == 5)) {
-      ok = in.Skip(type);
-    } else if (ok) {
-      absl::string_view value;
-      ok = in.LengthDelimited(&value);
-      if (ok && field == 2) facts->given_name = value;
-      if (ok && field == 3) facts->family_name = value;
-      if (ok && field == 4) facts->preferred_name = value;
-      if (ok && field == 6) ok = ParsePermit(value, &*facts);
-      if (ok && field == 7) ok = ParseAuthorization(value, activity, &*facts);
+  VerificationFacts& out = *facts;
+  const bool ok = ForEachField(serialized, [&out, activity](int field, int type, WireReader* in) {
+    absl::string_view value;
+    if (type != kLengthDelimited) return in->Skip(type);
+    switch (field) {
+      case 2:
+        return in->LengthDelimited(&out.given_name);
+      case 3:
+        return in->LengthDelimited(&out.family_name);
+      case 4:
+        return in->LengthDelimited(&out.preferred_name);
+      case 6:
+        return in->LengthDelimited(&value) && ParsePermit(value, &out);
+      case 7:
+        return in->LengthDelimited(&value) && ParseAuthorization(value, activity, &out);
+      default:
+        return in->Skip(type);
     }
-    if (!ok) {
-      facts.reset();
-      break;
-    }
-  }
+  });
+  if (!ok) facts.reset();
   return facts;
 }
 
