@@ -507,6 +507,7 @@ struct Cli {
         throw UsageError(absl::StrCat("cannot create the directory ", o.proof_dir));
       }
     }
+    std::set<std::string> proof_names;  // Files written in proof_dir by this run.
     std::vector<BatchLine> lines(ids.size());
     for (size_t i = 0; i < ids.size(); ++i) lines[i].id = ids[i];
     for (size_t start = 0; start < ids.size(); start += 1000) {
@@ -591,8 +592,13 @@ struct Cli {
         PrintVerification(answer, v1::RestrictedActivity_Name(activity));
       }
       if (proofs) {
-        const std::string name =
+        // One file per answer: an ID listed again gets its item number too.
+        std::string name =
             SafeFileName(answer.registration_id()) ? answer.registration_id() : absl::StrCat(i + 1);
+        if (!proof_names.insert(name).second) {
+          name = absl::StrCat(name, "-", i + 1);
+          proof_names.insert(name);
+        }
         WriteTextFile(absl::StrCat(o.proof_dir, "/", name, ".json"), ToJson(answer, true) + "\n");
       }
     }
@@ -1216,7 +1222,8 @@ class CommandLine {
         ->check(CLI::IsMember({"table", "csv"}))
         ->capture_default_str();
     batch->add_option("--proof-dir", o_.proof_dir,
-                      "ask for signed answers and save each as DIR/<ID>.json");
+                      "ask for signed answers and save each as DIR/<ID>.json (an ID listed again: "
+                      "DIR/<ID>-<ITEM>.json)");
 
     CLI::App* history = Command("history", "the registrant's change history (every page)");
     history->add_option("ID", o_.id, "registration ID")->required();

@@ -289,6 +289,22 @@ TEST_F(ProofE2eTest, BatchVerifyStaffListWithProofsAndPerLineErrors) {
   EXPECT_THAT(csv.output, HasSubstr("2,not an id!,DRY_NEEDLING,"));
   EXPECT_THAT(csv.output, HasSubstr("4,PT-404,DRY_NEEDLING,"));
 
+  // An ID listed twice: each answer keeps its own proof (the second named by its item), and
+  // the count printed is the files written.
+  std::ofstream(ids, std::ios::trunc) << "PT-1\nPT-2\npt-1\n";
+  const std::string repeated = dir_.Sub("repeated");
+  CommandResult twice =
+      Cli({"batch-verify", "--ids", ids, "--activity", "DRY_NEEDLING", "--proof-dir", repeated});
+  EXPECT_EQ(twice.exit_code, 0) << twice.output;
+  EXPECT_THAT(twice.output, HasSubstr("3 signed answers saved"));
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(repeated)) {
+    ++files;
+    EXPECT_EQ(Cli({"verify-proof", entry.path().string()}).exit_code, 0) << entry.path();
+  }
+  EXPECT_EQ(files, 3);
+  EXPECT_TRUE(std::filesystem::exists(absl::StrCat(repeated, "/PT-1-3.json")));
+
   // Without a bad line: 0 when all are authorized, 3 when one is not.
   std::ofstream(ids, std::ios::trunc) << "PT-1\nPT-2\n";
   EXPECT_EQ(Cli({"batch-verify", "--ids", ids, "--activity", "DRY_NEEDLING"}).exit_code, 0);
