@@ -250,70 +250,11 @@ absl::Status VisitPublicViewOf(const absl::string_view* value,
   return absl::OkStatus();
 }
 
-// Parses only the fields of a public view that Detail::kVerification names (Practitioner's
-// given_name 2, family_name 3, preferred_name 4, permit 6, authorizations 7), skipping the rest
-// (locations, languages, ... are most of a record's bytes) without copying them.
-bool ParseVerificationFields(absl::string_view public_view, Practitioner* out) {
-  out->Clear();
-  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(public_view.data()),
-                                            static_cast<int>(public_view.size()));
-  for (uint32_t tag = in.ReadTag(); tag != 0; tag = in.ReadTag()) {
-    const int field = WireFormatLite::GetTagFieldNumber(tag);
-    const bool wanted = field == 2 || field == 3 || field == 4 || field == 6 || field == 7;
-    if (!wanted ||
-        WireFormatLite::GetTagWireType(tag) != WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
-      if (!WireFormatLite::SkipField(&in, tag)) return false;
-      continue;
-    }
-    uint32_t length = 0;
-    const void* data = "";
-    int available = 0;
-    if (!in.ReadVarint32(&length) ||
-        (length > 0 && (!in.GetDirectBufferPointer(&data, &available) ||
-                        static_cast<uint32_t>(available) < length))) {
-      return false;
-    }
-    const char* bytes = static_cast<const char*>(data);
-    const int size = static_cast<int>(length);
-    bool parsed = true;
-    switch (field) {
-      case 2:
-        out->set_given_name(bytes, length);
-        break;
-      case 3:
-        out->set_family_name(bytes, length);
-        break;
-      case 4:
-        out->set_preferred_name(bytes, length);
-        break;
-      case 6: {
-        // Merged, as a full parse would merge a repeated occurrence.
-        google::protobuf::io::CodedInputStream permit(reinterpret_cast<const uint8_t*>(bytes),
-                                                      size);
-        parsed =
-            out->mutable_permit()->MergeFromCodedStream(&permit) && permit.ConsumedEntireMessage();
-        break;
-      }
-      default:
-        parsed = out->add_authorizations()->ParseFromArray(bytes, size);
-        break;
-    }
-    if (!parsed || (length > 0 && !in.Skip(size))) return false;
-  }
-  return in.CurrentPosition() == static_cast<int>(public_view.size());
-}
-
 }  // namespace
 
 absl::Status DecodeRegistrant(absl::string_view value, Detail detail, Practitioner* out) {
   absl::StatusOr<RegistrantParts> parts = SplitRegistrant(value);
   if (!parts.ok()) return parts.status();
-  if (detail == Detail::kVerification) {
-    if (!ParseVerificationFields(parts->public_view, out)) {
-      return absl::DataLossError("stored registrant's public view does not parse");
-    }
-    return absl::OkStatus();
-  }
   if (!out->ParseFromArray(parts->public_view.data(),
                            static_cast<int>(parts->public_view.size()))) {
     return absl::DataLossError("stored registrant's public view does not parse");
@@ -635,16 +576,6 @@ absl::Status Store::ReadLatestWithRevision(
   rocksdb::Status s =
       db_->Get(options, handle(ColumnFamily::kRegistrants), RegistrantKey(registration_id), &value);
   return visit(s, value, view->revision());
-}
-
-absl::Status Store::VisitPractitionerWithRevision(
-    absl::string_view registration_id, const std::function<void(const Practitioner*, int64_t)>& fn,
-    Detail detail) const {
-  return ReadLatestWithRevision(registration_id, [&](const rocksdb::Status& s,
-                                                     const rocksdb::PinnableSlice& value,
-                                                     int64_t revision) {
-    return VisitRead(s, value, detail, [&](const Practitioner* record) { fn(record, revision); });
-  });
 }
 
 absl::Status Store::VisitPublicViewBytesWithRevision(

@@ -37,11 +37,9 @@ class Status;
 
 namespace physioreg::storage {
 
-// What a read returns: the public view (any caller may see it), the whole record with the
-// regulator-only private details, or only the part of the public view a verification reads
-// (core::Verify: given, family and preferred name, permit, authorizations; the rest, mostly
-// locations, is skipped unparsed).
-enum class Detail { kPublic, kWithPrivate, kVerification };
+// What a read returns: the public view (any caller may see it) or the whole record with the
+// regulator-only private details.
+enum class Detail { kPublic, kWithPrivate };
 
 // One changed registrant: the whole record and the event that describes the change, whose
 // practitioner is the record's public view (core::PublicView); the store keeps that view and
@@ -182,22 +180,16 @@ class Store {
   // The public view parsed into `out` (e.g. a response on a per-call arena); false when unknown.
   [[nodiscard]] absl::StatusOr<bool> GetPractitionerInto(absl::string_view registration_id,
                                                          physioreg::v1::Practitioner* out) const;
-  // Reads one registrant together with the register revision it belongs to, and calls
-  // `fn(record, revision)` (record null when unknown; valid only during the call). Consistent
-  // like a ReadView, but without a RocksDB snapshot (which takes the database mutex twice):
-  // when no commit overlapped the read, the revision is taken from memory; otherwise it falls
-  // back to a ReadView.
-  [[nodiscard]] absl::Status VisitPractitionerWithRevision(
-      absl::string_view registration_id,
-      const std::function<void(const physioreg::v1::Practitioner*, int64_t)>& fn,
-      Detail detail = Detail::kPublic) const;
   // Calls `fn` with the stored public view's serialized bytes (a Practitioner message, valid
   // only during the call), so Get can answer them without a parse and a re-serialization;
   // false when unknown. The bytes are what PublicView made when the record was written.
   [[nodiscard]] absl::StatusOr<bool> VisitPublicViewBytes(
       absl::string_view registration_id, absl::FunctionRef<void(absl::string_view)> fn) const;
-  // VisitPractitionerWithRevision over those bytes: `fn(public_view, revision)`, public_view
-  // null when the registrant is unknown (Verify reads what it needs straight from them).
+  // Reads those bytes together with the register revision they belong to and calls
+  // `fn(public_view, revision)`, public_view null when the registrant is unknown (Verify reads
+  // what it needs straight from them). Consistent like a ReadView, but without a RocksDB
+  // snapshot (which takes the database mutex twice): when no commit overlapped the read, the
+  // revision is taken from memory; otherwise it falls back to a snapshot.
   [[nodiscard]] absl::Status VisitPublicViewBytesWithRevision(
       absl::string_view registration_id,
       absl::FunctionRef<void(const absl::string_view* public_view, int64_t revision)> fn) const;
@@ -250,7 +242,7 @@ class Store {
   [[nodiscard]] absl::StatusOr<std::optional<physioreg::v1::Practitioner>> ReadPractitioner(
       const rocksdb::Snapshot* snapshot, absl::string_view registration_id, Detail detail) const;
   // Reads the latest stored value of a registrant and calls `visit(status, value, revision)`
-  // with the revision it belongs to (see VisitPractitionerWithRevision).
+  // with the revision it belongs to (see VisitPublicViewBytesWithRevision).
   [[nodiscard]] absl::Status ReadLatestWithRevision(
       absl::string_view registration_id,
       absl::FunctionRef<absl::Status(const rocksdb::Status&, const rocksdb::PinnableSlice&,

@@ -908,13 +908,14 @@ absl::Status Registry::ApplyImportChunk(const RepeatedPtrField<Practitioner>& re
   summary->set_received(summary->received() + records.size());
   std::lock_guard<std::mutex> lock(write_mu_);
   // Which registrants are stored (under write_mu_, so no write comes between): one batched
-  // read for the chunk. A stored one is parsed only in part here; the whole way reads it again.
+  // read for the chunk. A stored one is not parsed here; the whole way reads it again.
   std::vector<char> stored(checked.valid.size(), 0);
   if (!checked.ids.empty()) {
     std::unique_ptr<storage::ReadView> view = store_->View();
-    absl::Status read = view->VisitPractitioners(
-        checked.ids, [&stored](size_t k, const Practitioner* p) { stored[k] = p != nullptr; },
-        storage::Detail::kVerification);
+    absl::Status read = view->VisitPublicViewsBytes(
+        checked.ids, [&stored](size_t k, const absl::string_view* public_view) {
+          stored[k] = public_view != nullptr;
+        });
     if (!read.ok()) return read;
   }
   const absl::Time now = clock_();
