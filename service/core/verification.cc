@@ -25,9 +25,18 @@ std::optional<std::string> StatusOn(
   return std::nullopt;
 }
 
+namespace {
+
+// The name patients and clinics see (see DisplayName).
+std::string NameShown(absl::string_view preferred, absl::string_view given,
+                      absl::string_view family) {
+  return absl::StrCat(preferred.empty() ? given : preferred, " ", family);
+}
+
+}  // namespace
+
 std::string DisplayName(const Practitioner& p) {
-  const std::string& first = p.preferred_name().empty() ? p.given_name() : p.preferred_name();
-  return absl::StrCat(first, " ", p.family_name());
+  return NameShown(p.preferred_name(), p.given_name(), p.family_name());
 }
 
 Practitioner PublicView(Practitioner practitioner) {
@@ -306,9 +315,8 @@ void Verify(const VerificationFacts* facts, absl::string_view registration_id,
   };
   if (facts == nullptr) return answer(physioreg::v1::NOT_REGISTERED);
 
-  const absl::string_view first =
-      facts->preferred_name.empty() ? facts->given_name : facts->preferred_name;
-  response.set_display_name(absl::StrCat(first, " ", facts->family_name));
+  response.set_display_name(
+      NameShown(facts->preferred_name, facts->given_name, facts->family_name));
   // Whatever the answer, a clinic sees the authorization it asked about as it stood on as_of:
   // its status that day, not today's, and only what a verification needs.
   const StatusEntry* status = nullptr;
