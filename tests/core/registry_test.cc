@@ -43,12 +43,7 @@ class RegistryTest : public ::testing::Test {
   }
 
   v1::Practitioner Get(const std::string& id) {
-    v1::GetPractitionerRequest request;
-    request.set_registration_id(id);
-    v1::Practitioner p;
-    absl::Status found = registry_->GetPractitioner(request, &p);
-    EXPECT_TRUE(found.ok()) << found;
-    return p;
+    return physioreg::testing::GetOrFail(*registry_, id);
   }
 
   v1::VerificationReason VerifyReason(const std::string& id, const std::string& as_of) {

@@ -104,12 +104,7 @@ class VerifyAttackTest : public ::testing::Test {
   }
 
   v1::Practitioner Get(const std::string& id) {
-    v1::GetPractitionerRequest request;
-    request.set_registration_id(id);
-    v1::Practitioner p;
-    absl::Status found = registry_->GetPractitioner(request, &p);
-    EXPECT_TRUE(found.ok()) << found;
-    return p;
+    return physioreg::testing::GetOrFail(*registry_, id);
   }
 
   // The rule over the whole record, as the stored answer would carry it.

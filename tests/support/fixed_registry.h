@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <string>
 
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
@@ -26,6 +27,18 @@ inline void OpenFixedClockRegistry(const TempDir& dir, std::unique_ptr<storage::
   ASSERT_TRUE(absl::LoadTimeZone("America/Edmonton", &zone));
   const absl::Time now = absl::FromCivil(absl::CivilSecond(2026, 11, 25, 12, 0, 0), zone);
   *registry = std::make_unique<core::Registry>(store->get(), zone, [now] { return now; });
+}
+
+// The registrant `id` as GetPractitioner answers it; a failed read fails the test (and gives an
+// empty record).
+inline physioreg::v1::Practitioner GetOrFail(const core::Registry& registry,
+                                             const std::string& id) {
+  physioreg::v1::GetPractitionerRequest request;
+  request.set_registration_id(id);
+  physioreg::v1::Practitioner practitioner;
+  absl::Status found = registry.GetPractitioner(request, &practitioner);
+  EXPECT_TRUE(found.ok()) << found;
+  return practitioner;
 }
 
 }  // namespace physioreg::testing
