@@ -13,7 +13,9 @@
 #              cluster (fsync on, synchronous_commit on)
 #   lookups    h2load GetPractitioner of one id and grpc.health.v1 Check, 16 connections, one
 #              request in flight each, vs pgbench -M prepared SELECT record by primary key, 16
-#              clients, in interleaved rounds; then physioreg-loadgen for server CPU per call
+#              clients, in interleaved rounds; then, once the server has settled,
+#              physioreg-loadgen for server CPU per call over random ids (8 interleaved rounds
+#              of 3 s; the median of each round's ratio to health Check)
 #   search     the same 500 "<given prefix> <family prefix>" queries with the dry-needling
 #              filter: physioreg's page and total_size vs PostgreSQL's page (20 rows in the
 #              btree's order) and exact count(*), literal SQL through psql with \timing;
@@ -355,17 +357,33 @@ get_cpu=$(median get 4); health_cpu=$(median health 4); pg_cpu_tx=$(median pgben
 note "- lookups per round (round, phase, req/s or tps, server CPU µs per request): $(awk '{printf "%s%s %s %.0f %s", sep, $1, $2, $3, $4; sep = "; "}' "$lookups")"
 # Server CPU per call over many ids (every 10th registrant), the loadgen's own phases.
 awk 'NR % 10 == 1' "$work/big.jsonl" >"$work/sample.jsonl"
+# First let the server finish what the import left it (RocksDB's compactions): its CPU below
+# 5 % of a core for 2 s in a row, or 120 s at most; CPU per call is measured on a server at rest.
+cpu_ticks() { awk '{sub(/.*\) /, ""); split($0, f, " "); print f[12] + f[13]}' "/proc/$server/stat"; }
+settle_start=$(date +%s.%N); quiet=0
+for _ in $(seq 1 120); do
+  before=$(cpu_ticks); sleep 1; after=$(cpu_ticks)
+  if (( after - before <= $(getconf CLK_TCK) / 20 )); then quiet=$((quiet + 1)); else quiet=0; fi
+  (( quiet >= 2 )) && break
+done
+settled_s=$(awk -v a="$settle_start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.0f", b - a}')
 sample_load
 # --warm: one Get of every sampled id first (reported apart: cold reads), so the phases measure
-# a server whose row cache holds them, as after a while in service.
-"$bin/tools/loadgen/physioreg-loadgen" --address "$grpc" --duration_s "$duration" --warmup_s 1 \
-  --server_pid "$server" --fail_on_error --ids_file "$work/sample.jsonl" --baseline --rounds 2 \
+# a server whose view cache holds them, as after a while in service. Many short interleaved
+# rounds: the ratio is taken in each round (health Check, Get and Verify minutes apart would
+# see different neighbours on a shared machine) and the median of the rounds is reported.
+"$bin/tools/loadgen/physioreg-loadgen" --address "$grpc" --duration_s 3 --warmup_s 1 \
+  --server_pid "$server" --fail_on_error --ids_file "$work/sample.jsonl" --baseline --rounds 8 \
   --warm \
   --concurrency "$connections" --mix get=1,verify=1 >"$work/loadgen.out" 2>&1 ||
   fail "the loadgen failed: $(tail -n 5 "$work/loadgen.out")"
-cpu_of() { grep '^JSON ' "$work/loadgen.out" | cut -c6- | jq -r --arg p "$1" 'select(.phase == $p) | .server_us_per_call' | median_of; }
+rounds_of() { grep '^ROUND ' "$work/loadgen.out" | cut -c7-; }
+cpu_of() { rounds_of | jq -r --arg p "$1" '.[$p]' | median_of; }
+cpu_ratio_of() { rounds_of | jq -r --arg p "$1" '.[$p] / .health' | median_of; }
 cpu_health=$(cpu_of health); cpu_get=$(cpu_of get); cpu_verify=$(cpu_of verify)
-note "- loadgen server CPU µs/call (median of the runs): health $cpu_health, get $cpu_get, verify $cpu_verify; before them $(grep '^== warm' "$work/loadgen.out" | cut -c4-)"
+cpu_get_ratio=$(printf '%.2f' "$(cpu_ratio_of get)")
+cpu_verify_ratio=$(printf '%.2f' "$(cpu_ratio_of verify)")
+note "- loadgen server CPU µs/call (medians of 8 rounds): health $cpu_health, get $cpu_get, verify $cpu_verify; the median of each round's ratio to health Check: get ${cpu_get_ratio}×, verify ${cpu_verify_ratio}×; rounds: $(grep '^== round' "$work/loadgen.out" | cut -c4- | sed 's/server CPU per call: //' | paste -sd '|' | sed 's/|/; /g'); the server settled for ${settled_s} s first; before them $(grep '^== warm' "$work/loadgen.out" | cut -c4-)"
 
 # --- search ---------------------------------------------------------------------------------
 # physioreg: each query once through the HTTP gateway for its total and page (and a client-side
@@ -545,7 +563,7 @@ echo
 echo "Raw numbers:"
 echo
 cat "$raw"
-echo "- server CPU per call (physioreg-loadgen, ids of every 10th registrant, $connections streams): Get $(x "$cpu_get" "$cpu_health")×, Verify $(x "$cpu_verify" "$cpu_health")× health Check's"
+echo "- server CPU per call (physioreg-loadgen, ids of every 10th registrant, $connections streams): Get ${cpu_get_ratio}×, Verify ${cpu_verify_ratio}× health Check's (median of 8 rounds' ratios)"
 echo
 echo "Commands (\$work is a temp dir; physioregd --data_dir=\$work/data --grpc_address=127.0.0.1:0 --http_address=127.0.0.1:0 --rate_limits=false):"
 echo

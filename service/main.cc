@@ -39,8 +39,9 @@ ABSL_FLAG(std::string, web_dir, "",
           "physioregd (for editing client/web/ without rebuilding)");
 ABSL_FLAG(std::string, timezone, "America/Edmonton", "The registry's time zone for 'today'");
 ABSL_FLAG(int, block_cache_mib, 256, "RocksDB block cache in MiB");
-ABSL_FLAG(int, row_cache_mib, 256,
-          "RocksDB row cache in MiB: registrants read by id (Get, Verify), about 460 bytes each");
+ABSL_FLAG(int, view_cache_mib, 256,
+          "Registrants' public views held in memory for reads by id (Get, Verify), in MiB: about "
+          "500 bytes each");
 ABSL_FLAG(int, change_retention_days, 400,
           "Days of changes WatchChanges can catch up on; older since_revisions get OUT_OF_RANGE");
 ABSL_FLAG(std::string, audit_log, "",
@@ -333,10 +334,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int block_cache_mib = absl::GetFlag(FLAGS_block_cache_mib);
-  const int row_cache_mib = absl::GetFlag(FLAGS_row_cache_mib);
+  const int view_cache_mib = absl::GetFlag(FLAGS_view_cache_mib);
   // A cache is memory the server takes; more than the machine has is a typo.
   for (const auto& [name, mib] : {std::pair<const char*, int>{"block_cache_mib", block_cache_mib},
-                                  {"row_cache_mib", row_cache_mib}}) {
+                                  {"view_cache_mib", view_cache_mib}}) {
     if (mib < 1 || mib > 65536) {
       std::fprintf(stderr, "physioregd: --%s must be from 1 to 65536 (got %d)\n", name, mib);
       return 2;
@@ -382,7 +383,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.storage.block_cache_bytes = static_cast<size_t>(block_cache_mib) << 20;
-  options.storage.row_cache_bytes = static_cast<size_t>(row_cache_mib) << 20;
+  options.storage.view_cache_bytes = static_cast<size_t>(view_cache_mib) << 20;
   if (!ParseLimits(&options.limits)) return 2;
   if (absl::GetFlag(FLAGS_reset_regulator_token) && absl::GetFlag(FLAGS_rotate_signing_key)) {
     std::fprintf(stderr,

@@ -45,11 +45,11 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10, false));
   rocksdb::ColumnFamilyOptions options;
   if (family == ColumnFamily::kRegistrants) {
-    // Registrants are read one at a time by id (Get, Verify); the row cache (see Open) answers
-    // a repeated read. A first read uses the uncompressed block where it lies in the memory-
-    // mapped file (allow_mmap_reads): no copy into a block cache, and the kernel's read-around
-    // brings its neighbours in with it (a cold Get cost 45 µs of server CPU this way against
-    // 80-120 µs through a block cache, at 1,000,000). The index and filter blocks live with
+    // Registrants are read one at a time by id (Get, Verify); the view cache (view_cache.h)
+    // answers a repeated read. A first read uses the uncompressed block where it lies in the
+    // memory- mapped file (allow_mmap_reads): no copy into a block cache, and the kernel's
+    // read-around brings its neighbours in with it (a cold Get cost 45 µs of server CPU this way
+    // against 80-120 µs through a block cache, at 1,000,000). The index and filter blocks live with
     // each open table.
     table.no_block_cache = true;
     table.cache_index_and_filter_blocks = false;
@@ -304,15 +304,6 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path,
   db_options.max_background_jobs = 2;
   // Registrants are read from mapped files (see FamilyOptions).
   db_options.allow_mmap_reads = true;
-  // Get and Verify read one registrant at random. RocksDB's row cache holds the records read
-  // by id, so a repeated read is one cache lookup instead of an index search and a search in
-  // the block. At 1,000,000 registrants (bench/micro_benchmark, BM_StoredRegister*, every
-  // 10th id in random order) a Get took 0.9-1.2 µs of CPU against 3.6-4.4 µs from a block
-  // cache, a Verify 2.7-4.3 against 5.8 µs. It also keeps the records read in the process's own
-  // memory, which the OS does not reclaim (no swap), while it does drop cold page-cache pages of
-  // the mapped files (this machine's DAMON reclaim, proactively): then a read is a page fault,
-  // maybe a disk read.
-  db_options.row_cache = rocksdb::NewLRUCache(options.row_cache_bytes);
   // The meta family takes a few bytes per commit and would otherwise keep every WAL file alive
   // until its memtable fills: 700 MB of WAL after importing 1,000,000 registrants, all replayed
   // on a restart after a crash. Past this total RocksDB flushes the families holding old logs.
@@ -337,6 +328,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path,
     }
   }
   std::unique_ptr<Store> store(new Store());
+  store->views_ = std::make_unique<ViewCache>(options.view_cache_bytes);
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, path + "/db", families, &store->handles_, &db);
   if (!s.ok()) {
@@ -510,16 +502,15 @@ absl::StatusOr<bool> Store::GetPractitionerInto(absl::string_view registration_i
 
 absl::StatusOr<bool> Store::VisitPublicViewBytes(
     absl::string_view registration_id, absl::FunctionRef<void(absl::string_view)> fn) const {
-  rocksdb::PinnableSlice value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handle(ColumnFamily::kRegistrants),
-                               RegistrantKey(registration_id), &value);
-  if (s.IsNotFound()) return false;
-  if (!s.ok()) return FromRocks(s, "reading a registrant");
-  absl::StatusOr<RegistrantParts> parts =
-      SplitRegistrant(absl::string_view(value.data(), value.size()));
-  if (!parts.ok()) return parts.status();
-  fn(parts->public_view);
-  return true;
+  bool found = false;
+  absl::Status read = VisitPublicViewBytesWithRevision(
+      registration_id, [&](const absl::string_view* public_view, int64_t) {
+        if (public_view == nullptr) return;
+        found = true;
+        fn(*public_view);
+      });
+  if (!read.ok()) return read;
+  return found;
 }
 
 absl::StatusOr<bool> Store::ReadPractitioner(const rocksdb::Snapshot* snapshot,
@@ -549,48 +540,58 @@ absl::StatusOr<std::optional<Practitioner>> Store::ReadPractitioner(
   return practitioner;
 }
 
-absl::Status Store::ReadLatestWithRevision(
+absl::Status Store::VisitPublicViewBytesWithRevision(
     absl::string_view registration_id,
-    absl::FunctionRef<absl::Status(const rocksdb::Status&, const rocksdb::PinnableSlice&, int64_t)>
-        visit) const {
+    absl::FunctionRef<void(const absl::string_view*, int64_t)> fn) const {
   // The sequence lock of Write: generation even and unchanged across the read means no batch
-  // became visible during it, so the record read belongs to exactly revision_. A batch the Get
+  // became visible during it, so what was read belongs to exactly revision_. A batch the Get
   // saw was published (release) after its generation went odd; the Get's acquire of RocksDB's
-  // last sequence orders that before the second load.
+  // last sequence orders that before the second load. Write erases the ids it changes from the
+  // view cache while the generation is odd, and the shard's mutex orders that erase before a
+  // lookup that still finds the entry or after one that misses it.
   const uint64_t generation = write_generation_.load(std::memory_order_seq_cst);
   if (generation % 2 == 0) {
     const int64_t revision = this->revision();
-    rocksdb::PinnableSlice value;
-    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handle(ColumnFamily::kRegistrants),
-                                 RegistrantKey(registration_id), &value);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (write_generation_.load(std::memory_order_seq_cst) == generation) {
-      return visit(s, value, revision);
+    if (const ViewCache::Pinned cached = views_->Lookup(registration_id)) {
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (write_generation_.load(std::memory_order_seq_cst) == generation) {
+        const absl::string_view public_view = cached.view();
+        fn(&public_view, revision);
+        return absl::OkStatus();
+      }
+    } else {
+      rocksdb::PinnableSlice value;
+      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handle(ColumnFamily::kRegistrants),
+                                   RegistrantKey(registration_id), &value);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (write_generation_.load(std::memory_order_seq_cst) == generation) {
+        if (s.IsNotFound()) {
+          fn(nullptr, revision);
+          return absl::OkStatus();
+        }
+        if (!s.ok()) return FromRocks(s, "reading a registrant");
+        absl::StatusOr<RegistrantParts> parts =
+            SplitRegistrant(absl::string_view(value.data(), value.size()));
+        if (!parts.ok()) return parts.status();
+        views_->InsertIfUnchanged(registration_id, parts->public_view, write_generation_,
+                                  generation);
+        fn(&parts->public_view, revision);
+        return absl::OkStatus();
+      }
     }
   }
-  // A commit overlapped: read through a snapshot.
+  // A commit overlapped: read through a snapshot (and leave the cache alone).
   std::unique_ptr<ReadView> view = View();
   rocksdb::ReadOptions options;
   options.snapshot = view->snapshot_;
   rocksdb::PinnableSlice value;
   rocksdb::Status s =
       db_->Get(options, handle(ColumnFamily::kRegistrants), RegistrantKey(registration_id), &value);
-  return visit(s, value, view->revision());
-}
-
-absl::Status Store::VisitPublicViewBytesWithRevision(
-    absl::string_view registration_id,
-    absl::FunctionRef<void(const absl::string_view*, int64_t)> fn) const {
-  return ReadLatestWithRevision(
-      registration_id,
-      [&](const rocksdb::Status& s, const rocksdb::PinnableSlice& value,
-          int64_t revision) -> absl::Status {
-        if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "reading a registrant");
-        const absl::string_view stored(value.data(), value.size());
-        return VisitPublicViewOf(
-            s.ok() ? &stored : nullptr,
-            [&](const absl::string_view* public_view) { fn(public_view, revision); });
-      });
+  if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "reading a registrant");
+  const absl::string_view stored(value.data(), value.size());
+  return VisitPublicViewOf(s.ok() ? &stored : nullptr, [&](const absl::string_view* public_view) {
+    fn(public_view, view->revision());
+  });
 }
 
 absl::StatusOr<std::optional<std::string>> Store::GetMeta(absl::string_view key) const {
@@ -689,6 +690,8 @@ absl::Status Store::Write(Commit* commit) {
   // Odd before the batch can become visible, even again only once revision_ matches it.
   write_generation_.fetch_add(1, std::memory_order_seq_cst);
   absl::Status status = FromRocks(db_->Write(options, &batch), "committing");
+  // While odd (see VisitPublicViewBytesWithRevision); after a failed write too, harmlessly.
+  for (const SharedEvent& event : events) views_->Erase(event->registration_id());
   if (status.ok()) revision_.store(revision, std::memory_order_release);
   write_generation_.fetch_add(1, std::memory_order_seq_cst);
   if (!status.ok()) return status;
@@ -709,6 +712,7 @@ ReadView::ReadView(const Store* store) : store_(store) {
   if (generation % 2 == 0 &&
       store_->write_generation_.load(std::memory_order_seq_cst) == generation) {
     revision_ = revision;
+    generation_ = generation;
     return;
   }
   // A commit raced the snapshot: the revision stored in the same batches is authoritative.
@@ -787,10 +791,67 @@ absl::Status ReadView::VisitPractitioners(
 absl::Status ReadView::VisitPublicViewsBytes(
     const std::vector<std::string>& registration_ids,
     absl::FunctionRef<void(size_t, const absl::string_view*)> fn) const {
-  return MultiGetRegistrants(registration_ids, [&](size_t i, const absl::string_view* value) {
-    return VisitPublicViewOf(value,
-                             [&](const absl::string_view* public_view) { fn(i, public_view); });
-  });
+  const size_t n = registration_ids.size();
+  // Each id's view: pinned in the cache, or copied out of the batched read of the rest.
+  enum : char { kUnread, kCached, kStored, kUnknown };
+  std::vector<ViewCache::Pinned> cached(n);
+  std::vector<std::string> views(n);
+  std::vector<char> state(n, kUnread);
+  if (generation_ % 2 == 0) {
+    for (size_t i = 0; i < n; ++i) {
+      cached[i] = store_->views_->Lookup(registration_ids[i]);
+      if (cached[i]) state[i] = kCached;
+    }
+    // A commit since the view was taken may have changed what the cache gave: read it all.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (store_->write_generation_.load(std::memory_order_seq_cst) != generation_) {
+      std::fill(state.begin(), state.end(), kUnread);
+    }
+  }
+  std::vector<std::string> unread_ids;
+  std::vector<size_t> unread_at;
+  for (size_t i = 0; i < n; ++i) {
+    if (state[i] != kUnread) continue;
+    unread_ids.push_back(registration_ids[i]);
+    unread_at.push_back(i);
+  }
+  if (!unread_ids.empty()) {
+    absl::Status read =
+        MultiGetRegistrants(unread_ids, [&](size_t k, const absl::string_view* value) {
+          const size_t i = unread_at[k];
+          return VisitPublicViewOf(value, [&](const absl::string_view* public_view) {
+            if (public_view == nullptr) {
+              state[i] = kUnknown;
+              return;
+            }
+            state[i] = kStored;
+            views[i].assign(public_view->data(), public_view->size());
+            // The snapshot's value is the latest while no commit came since the view.
+            if (generation_ % 2 == 0) {
+              store_->views_->InsertIfUnchanged(registration_ids[i], views[i],
+                                                store_->write_generation_, generation_);
+            }
+          });
+        });
+    if (!read.ok()) return read;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const absl::string_view public_view = state[i] == kCached ? cached[i].view() : views[i];
+    fn(i, state[i] == kUnknown ? nullptr : &public_view);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<char>> ReadView::WhichAreStored(
+    const std::vector<std::string>& registration_ids) const {
+  std::vector<char> stored(registration_ids.size(), 0);
+  absl::Status read =
+      MultiGetRegistrants(registration_ids, [&](size_t i, const absl::string_view* value) {
+        stored[i] = value != nullptr;
+        return absl::OkStatus();
+      });
+  if (!read.ok()) return read;
+  return stored;
 }
 
 absl::StatusOr<std::vector<ChangeEvent>> ReadView::ListHistory(absl::string_view registration_id,

@@ -911,12 +911,9 @@ absl::Status Registry::ApplyImportChunk(const RepeatedPtrField<Practitioner>& re
   // read for the chunk. A stored one is not parsed here; the whole way reads it again.
   std::vector<char> stored(checked.valid.size(), 0);
   if (!checked.ids.empty()) {
-    std::unique_ptr<storage::ReadView> view = store_->View();
-    absl::Status read = view->VisitPublicViewsBytes(
-        checked.ids, [&stored](size_t k, const absl::string_view* public_view) {
-          stored[k] = public_view != nullptr;
-        });
-    if (!read.ok()) return read;
+    absl::StatusOr<std::vector<char>> which = store_->View()->WhichAreStored(checked.ids);
+    if (!which.ok()) return which.status();
+    stored = *std::move(which);
   }
   const absl::Time now = clock_();
   const google::protobuf::Timestamp stamp = ToTimestamp(now);

@@ -155,8 +155,8 @@ TEST(OpsStartTest, HelpPrintsTheFlags) {
 
 TEST(OpsStartTest, OutOfRangeFlagValuesAreUsageErrorsThatTouchNothing) {
   for (const std::string flag :
-       {"--block_cache_mib=99999999", "--block_cache_mib=0", "--row_cache_mib=0",
-        "--row_cache_mib=70000", "--drain_seconds=-1", "--max_connections=0"}) {
+       {"--block_cache_mib=99999999", "--block_cache_mib=0", "--view_cache_mib=0",
+        "--view_cache_mib=70000", "--drain_seconds=-1", "--max_connections=0"}) {
     TempDir dir;
     CommandResult result = RunCommand(
         {PHYSIOREGD_PATH, "--data_dir=" + dir.Sub("data"), "--grpc_address=127.0.0.1:0", flag});

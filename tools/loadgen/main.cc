@@ -533,6 +533,33 @@ std::string ErrorText(const std::map<int, uint64_t>& errors) {
 }
 
 // Prints the phase as a table and as one "JSON {...}" line; `health_rps` <= 0 when unknown.
+uint64_t Calls(const PhaseResult& r) {
+  uint64_t calls = 0;
+  for (const Histogram& h : r.latency_ns) calls += h.count();
+  return calls;
+}
+
+// One round's server CPU per call of each phase, and its ratio to that round's health Check:
+// the neighbours of a shared machine move from round to round, and a median of these ratios
+// shows what a sum over the rounds hides.
+void ReportRound(int round, const std::vector<PhaseResult>& phases) {
+  double health_us = -1;
+  std::string text, json;
+  for (const PhaseResult& r : phases) {
+    const uint64_t calls = Calls(r);
+    if (r.server_cpu_s < 0 || calls == 0) return;
+    const double us = r.server_cpu_s * 1e6 / static_cast<double>(calls);
+    if (r.name == "health") health_us = us;
+    absl::StrAppendFormat(&text, "%s%s %.1f us", text.empty() ? "" : "; ", r.name, us);
+    if (r.name != "health" && health_us > 0) {
+      absl::StrAppendFormat(&text, " (%.2fx health)", us / health_us);
+    }
+    absl::StrAppendFormat(&json, R"(,"%s":%.2f)", r.name, us);
+  }
+  std::printf("== round %d, server CPU per call: %s\n", round, text.c_str());
+  std::printf("ROUND {\"round\":%d%s}\n", round, json.c_str());
+}
+
 void Report(const PhaseResult& r, double health_rps, int connections) {
   const std::string load = r.closed ? absl::StrCat(r.streams, " streams (closed loop)")
                                     : absl::StrFormat("%.0f calls/s (open loop)", r.rate);
@@ -541,8 +568,7 @@ void Report(const PhaseResult& r, double health_rps, int connections) {
   if (r.server_cpu_s >= 0) std::printf(", server CPU %.2f cores", r.server_cpu_s / r.seconds);
   // CPU per call is what neighbours on a shared machine disturb least: it says what the
   // throughput ratio would be if the calls had the cores to themselves.
-  uint64_t calls = 0;
-  for (const Histogram& h : r.latency_ns) calls += h.count();
+  const uint64_t calls = Calls(r);
   const double per_call = calls == 0 ? 0 : 1e6 / static_cast<double>(calls);
   std::printf("; CPU per call: client %.1f us", r.client_cpu_s * per_call);
   if (r.server_cpu_s >= 0) std::printf(", server %.1f us", r.server_cpu_s * per_call);
@@ -803,12 +829,15 @@ int Main() {
   const int rounds = std::max(1, absl::GetFlag(FLAGS_rounds));
   std::vector<PhaseResult> totals(phases.size());
   for (int round = 0; round < rounds; ++round) {
+    std::vector<PhaseResult> results;
     for (size_t p = 0; p < phases.size(); ++p) {
-      Accumulate(runner.Run(phases[p].first, phases[p].second, streams, rate,
-                            absl::GetFlag(FLAGS_warmup_s), absl::GetFlag(FLAGS_duration_s),
-                            absl::GetFlag(FLAGS_max_outstanding), absl::GetFlag(FLAGS_server_pid)),
-                 &totals[p]);
+      results.push_back(runner.Run(phases[p].first, phases[p].second, streams, rate,
+                                   absl::GetFlag(FLAGS_warmup_s), absl::GetFlag(FLAGS_duration_s),
+                                   absl::GetFlag(FLAGS_max_outstanding),
+                                   absl::GetFlag(FLAGS_server_pid)));
+      Accumulate(results.back(), &totals[p]);
     }
+    ReportRound(round + 1, results);
   }
   double health_rps = -1;
   bool failed = false;
