@@ -576,7 +576,7 @@ echo "psql -c \"$(tr -s ' \n' ' ' <"$work/schema.sql")\""
 for s in "${load_sql[@]}"; do echo "psql -c \"$s\"" | sed "s|$work/||"; done
 echo "h2load -c $connections -m 1 -t 1 -D $duration -d get.bin -H 'content-type: application/grpc' -H 'te: trailers' http://\$grpc/physioreg.v1.Registry/GetPractitioner  # $hot_id; likewise grpc.health.v1.Health/Check with an empty message"
 echo "pgbench -n -M prepared -c $connections -j 1 -T $duration -f lookup.sql  # $(cat "$work/lookup.sql")"
-echo "physioreg-loadgen --warm --baseline --rounds 2 --concurrency $connections --mix get=1,verify=1 --ids_file sample.jsonl --server_pid \$pid  # every 10th registrant"
+echo "physioreg-loadgen --warm --baseline --rounds 8 --duration_s 3 --warmup_s 1 --concurrency $connections --mix get=1,verify=1 --ids_file sample.jsonl --server_pid \$pid  # every 10th registrant"
 echo "curl 'http://\$http/v1/practitioners?name=<query>&activity=DRY_NEEDLING&pageSize=20'  # each query"
 echo "psql -f search.sql  # per query, e.g.:"
 sed -n '4,7p' "$work/search.sql" | cut -c1-400
