@@ -497,7 +497,15 @@ absl::StatusOr<std::optional<Practitioner>> Store::GetPractitioner(
 
 absl::StatusOr<bool> Store::GetPractitionerInto(absl::string_view registration_id,
                                                 Practitioner* out) const {
-  return ReadPractitioner(nullptr, registration_id, Detail::kPublic, out);
+  // Through the view cache, like Get's bytes (the HTTP gateway's Get reads this way).
+  bool parsed = true;
+  absl::StatusOr<bool> found = VisitPublicViewBytes(registration_id, [&](absl::string_view bytes) {
+    parsed = out->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+  });
+  if (found.ok() && *found && !parsed) {
+    return absl::DataLossError("stored registrant's public view does not parse");
+  }
+  return found;
 }
 
 absl::StatusOr<bool> Store::VisitPublicViewBytes(
