@@ -47,10 +47,10 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>
   if (family == ColumnFamily::kRegistrants) {
     // Registrants are read one at a time by id (Get, Verify); the view cache (view_cache.h)
     // answers a repeated read. A first read uses the uncompressed block where it lies in the
-    // memory- mapped file (allow_mmap_reads): no copy into a block cache, and the kernel's
-    // read-around brings its neighbours in with it (a cold Get cost 45 µs of server CPU this way
-    // against 80-120 µs through a block cache, at 1,000,000). The index and filter blocks live with
-    // each open table.
+    // memory-mapped file (allow_mmap_reads): no copy into a block cache, and the kernel's
+    // read-around brings its neighbours in with it (a cold Get cost 45 µs of server CPU this
+    // way against 80-120 µs through a block cache, at 1,000,000). The index and filter blocks
+    // live with each open table.
     table.no_block_cache = true;
     table.cache_index_and_filter_blocks = false;
     options.compression = rocksdb::kNoCompression;

@@ -57,6 +57,7 @@ class ServerProcess {
   // The HTTP gateway's port (0 when it serves no HTTP).
   int http_port() const { return http_port_; }
   const std::string& output() const { return output_; }
+  int pid() const { return pid_; }
 
   // Sends `signal` (e.g. SIGHUP) without waiting for anything.
   void Signal(int signal) const;

@@ -92,6 +92,34 @@ TEST_F(LoadgenSmokeTest, WarmPassGetsEveryIdOnceAndFailsOnErrors) {
   EXPECT_THAT(failed.output, HasSubstr("the warm pass had errors")) << failed.output;
 }
 
+// --rounds with --baseline and --server_pid: each round's server CPU per call and its ratio to
+// that round's health Check, as a line to read and as ROUND {json} (deploy/bench-peer.sh).
+TEST_F(LoadgenSmokeTest, EveryRoundReportsServerCpuPerCallAndItsRatioToHealth) {
+  CommandResult run =
+      Loadgen({"--ids_file=" PHYSIOREG_DEMO_PATH, "--baseline", "--rounds=2", "--duration_s=1",
+               "--warmup_s=0", "--concurrency=2", "--mix=get=1,verify=1",
+               "--server_pid=" + std::to_string(server_->pid())});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  for (const char* round : {"1", "2"}) {
+    EXPECT_TRUE(std::regex_search(
+        run.output, std::regex(std::string("== round ") + round +
+                               ", server CPU per call: health [0-9.]+ us; get [0-9.]+ us "
+                               "\\([0-9.]+x health\\); verify [0-9.]+ us \\([0-9.]+x health\\)")))
+        << run.output;
+    EXPECT_TRUE(std::regex_search(
+        run.output,
+        std::regex(std::string("ROUND \\{\"round\":") + round +
+                   ",\"health\":[0-9.]+,\"get\":[0-9.]+,\"verify\":[0-9.]+,\"mix\":[0-9.]+\\}")))
+        << run.output;
+  }
+  // Without the server's pid there is no CPU to report: no round lines.
+  CommandResult blind =
+      Loadgen({"--ids_file=" PHYSIOREG_DEMO_PATH, "--baseline", "--rounds=2", "--duration_s=1",
+               "--warmup_s=0", "--concurrency=2", "--mix=get=1"});
+  ASSERT_EQ(blind.exit_code, 0) << blind.output;
+  EXPECT_THAT(blind.output, Not(HasSubstr("ROUND "))) << blind.output;
+}
+
 // --queries_file: searches send those names; the server's time comes back with each answer.
 TEST_F(LoadgenSmokeTest, QueriesFileSearchesReportServerTime) {
   const std::string queries = dir_.Sub("queries.txt");

@@ -532,7 +532,7 @@ std::string ErrorText(const std::map<int, uint64_t>& errors) {
   return parts.empty() ? "0" : absl::StrJoin(parts, ",");
 }
 
-// Prints the phase as a table and as one "JSON {...}" line; `health_rps` <= 0 when unknown.
+// Completed calls of every kind.
 uint64_t Calls(const PhaseResult& r) {
   uint64_t calls = 0;
   for (const Histogram& h : r.latency_ns) calls += h.count();
@@ -560,6 +560,7 @@ void ReportRound(int round, const std::vector<PhaseResult>& phases) {
   std::printf("ROUND {\"round\":%d%s}\n", round, json.c_str());
 }
 
+// Prints the phase as a table and as one "JSON {...}" line; `health_rps` <= 0 when unknown.
 void Report(const PhaseResult& r, double health_rps, int connections) {
   const std::string load = r.closed ? absl::StrCat(r.streams, " streams (closed loop)")
                                     : absl::StrFormat("%.0f calls/s (open loop)", r.rate);
