@@ -44,6 +44,15 @@ std::unique_ptr<Store> OpenOrDie(const std::string& path) {
   return store.ok() ? *std::move(store) : nullptr;
 }
 
+// One commit of `records`, their revisions following the store's.
+absl::Status CommitRecords(Store* store, const std::vector<Practitioner>& records) {
+  Commit commit;
+  for (const Practitioner& record : records) {
+    commit.changes.push_back(Change(record, store->revision() + 1 + commit.changes.size()));
+  }
+  return store->Write(&commit);
+}
+
 TEST(StoreTest, EmptyRegisterStartsAtRevisionZero) {
   TempDir dir;
   auto store = OpenOrDie(dir.path());
@@ -224,10 +233,8 @@ TEST(StoreTest, VisitWithRevisionMatchesTheRecordWhileCommitsRace) {
 TEST(StoreTest, VisitWithRevisionOfAnUnknownIdGivesNullAndTheRevision) {
   TempDir dir;
   auto store = OpenOrDie(dir.path());
-  Commit commit;
-  commit.changes.push_back(Change(ValidPractitioner("PT-1"), 1));
-  commit.changes.push_back(Change(ValidPractitioner("PT-2"), 2));
-  ASSERT_TRUE(store->Write(&commit).ok());
+  ASSERT_TRUE(
+      CommitRecords(store.get(), {ValidPractitioner("PT-1"), ValidPractitioner("PT-2")}).ok());
   std::vector<std::string> seen;
   for (const char* id : {"PT-404", "PT-1"}) {
     ASSERT_TRUE(store
@@ -251,12 +258,9 @@ TEST(StoreTest, VisitWithRevisionOfAnUnknownIdGivesNullAndTheRevision) {
 TEST(StoreTest, VisitPractitionersAnswersEveryIdInOrder) {
   TempDir dir;
   auto store = OpenOrDie(dir.path());
-  Commit commit;
   Practitioner second = ValidPractitioner("PT-2");
   second.set_family_name("Second");
-  commit.changes.push_back(Change(ValidPractitioner("PT-1"), 1));
-  commit.changes.push_back(Change(second, 2));
-  ASSERT_TRUE(store->Write(&commit).ok());
+  ASSERT_TRUE(CommitRecords(store.get(), {ValidPractitioner("PT-1"), second}).ok());
   auto view = store->View();
   std::vector<std::string> seen;
   absl::Status status = view->VisitPractitioners(
@@ -275,10 +279,7 @@ TEST(StoreTest, VisitPractitionerReusesNothingOfThePreviousRecord) {
   plain.clear_preferred_name();
   plain.clear_former_names();
   plain.clear_authorizations();
-  Commit commit;
-  commit.changes.push_back(Change(ValidPractitioner("PT-1"), 1));
-  commit.changes.push_back(Change(plain, 2));
-  ASSERT_TRUE(store->Write(&commit).ok());
+  ASSERT_TRUE(CommitRecords(store.get(), {ValidPractitioner("PT-1"), plain}).ok());
   auto view = store->View();
   std::vector<std::string> seen;
   for (const char* id : {"PT-1", "PT-2", "PT-404", "PT-1"}) {
@@ -664,10 +665,8 @@ TEST(StoreTest, BatchedViewsMatchTheViewRevisionWhileCommitsRace) {
 TEST(StoreTest, WhichAreStoredAnswersEveryIdInOrder) {
   TempDir dir;
   auto store = OpenOrDie(dir.path());
-  Commit commit;
-  commit.changes.push_back(Change(ValidPractitioner("PT-1"), 1));
-  commit.changes.push_back(Change(ValidPractitioner("PT-3"), 2));
-  ASSERT_TRUE(store->Write(&commit).ok());
+  ASSERT_TRUE(
+      CommitRecords(store.get(), {ValidPractitioner("PT-1"), ValidPractitioner("PT-3")}).ok());
   absl::StatusOr<std::vector<char>> stored =
       store->View()->WhichAreStored({"PT-3", "PT-2", "PT-1", "PT-3", "pt-1"});
   ASSERT_TRUE(stored.ok()) << stored.status();
